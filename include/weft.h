@@ -1,0 +1,211 @@
+/* weft: green threads on an epoll reactor.
+ *
+ * A task is a C function with its own stack. It runs until it would block; then it parks on
+ * the reactor (epoll + timers) and the scheduler runs another task. One scheduler per thread,
+ * no locks: run one per core with SO_REUSEPORT to use more.
+ *
+ * Conventions
+ * - Errors: -1 (or NULL) and errno, as POSIX calls do. Each call lists its errnos.
+ * - Time: weft_now() is CLOCK_MONOTONIC in milliseconds. A deadline is an absolute weft_now()
+ *   value; -1 means no deadline; a deadline already past fails at once with ETIMEDOUT.
+ * - Cancellation: after weft_cancel(t), every blocking weft call in t (sleep, join, IO waits,
+ *   yield) fails with ECANCELED, including one t is parked in now. It is sticky, so a
+ *   cancelled task cannot block again; it cleans up and returns.
+ * - Outside any task (e.g. in main before weft_run), a blocking call behaves as the plain
+ *   blocking call: weft_sleep sleeps the thread, the IO wrappers make the libc call, and
+ *   weft_join drives the scheduler until the task ends. Calls that only make sense inside a
+ *   task (weft_yield, weft_exit, weft_fdwait) fail with EPERM there.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define WEFT_API __attribute__((visibility("default")))
+#else
+#define WEFT_API
+#endif
+
+#define WEFT_VERSION "0.1.0"
+
+/* ---- tasks -------------------------------------------------------------------------------- */
+
+typedef struct weft_task weft_task;
+
+/* Stack sizes: the default, and the bounds spawn accepts. Stacks are mmap'd and committed
+ * lazily (a task that never goes deep uses a page or two of memory), with a guard below. */
+#define WEFT_STACK_DEFAULT ((size_t)128 * 1024)
+#define WEFT_STACK_MIN     ((size_t)16 * 1024)
+#define WEFT_STACK_MAX     ((size_t)1024 * 1024 * 1024)
+
+/* Spawn attributes; zero-initialise and set what you need:
+ *   weft_attr a = { .stack_size = 64 * 1024, .name = "worker" }; */
+typedef struct weft_attr {
+    size_t stack_size;     /* 0: WEFT_STACK_DEFAULT; else WEFT_STACK_MIN..WEFT_STACK_MAX */
+    const char *name;      /* copied (up to 31 bytes); NULL: unnamed */
+    int detached;          /* nonzero: nobody joins; resources go when the task ends */
+    int reserved[5];       /* must be zero */
+} weft_attr;
+
+/* Start fn(arg) as a new task; it first runs when the spawner blocks or yields (or, from
+ * outside any task, when the scheduler runs). weft_go and weft_spawn record the call site
+ * for the task dump. Errors: EINVAL (fn NULL, stack size out of range, reserved not zero),
+ * ENOMEM (no memory or no address space for the stack or the task record). */
+#define weft_go(fn, arg) weft_spawn_at(NULL, (fn), (arg), __FILE__, __LINE__)
+#define weft_spawn(attr, fn, arg) weft_spawn_at((attr), (fn), (arg), __FILE__, __LINE__)
+WEFT_API weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg,
+                                  const char *file, int line);
+
+/* Let the other runnable tasks run; the caller goes to the back of the run queue. Also polls
+ * the reactor now and then, so a busy task never starves IO. Errors: ECANCELED (the task has
+ * been cancelled; it does not yield), EPERM (outside any task). */
+WEFT_API int weft_yield(void);
+
+/* The running task, or NULL outside any task. */
+WEFT_API weft_task *weft_self(void);
+
+/* A task's id (unique in the thread, never reused; the first task is 1). t NULL: the running
+ * task; 0 outside any task. */
+WEFT_API uint64_t weft_id(const weft_task *t);
+
+/* Name a task for the dump (copied, truncated to 31 bytes; NULL clears). t NULL: the running
+ * task. Errors: EPERM (t NULL outside any task). */
+WEFT_API int weft_set_name(weft_task *t, const char *name);
+/* The task's name, "" when unnamed. t NULL: the running task (NULL outside any task). */
+WEFT_API const char *weft_name(const weft_task *t);
+
+/* End the running task with value (what weft_join reports). Does not return inside a task.
+ * Errors: EPERM (outside any task). */
+WEFT_API int weft_exit(void *value);
+
+/* Wait for t to end and collect its value (may be NULL); the handle is invalid afterwards.
+ * A task that ended is reported at once. Errors: EINVAL (t NULL, detached, already joined,
+ * or being joined by another task), EDEADLK (t is the caller), ETIMEDOUT (the deadline
+ * passed; t runs on and can be joined again), ECANCELED (the caller was cancelled).
+ * Outside any task, runs the scheduler until t ends or the deadline passes. */
+WEFT_API int weft_join(weft_task *t, void **value);
+WEFT_API int weft_join_until(weft_task *t, void **value, int64_t deadline);
+
+/* Nobody will join t; its resources go when it ends (at once if it has ended).
+ * Errors: EINVAL (t NULL, already detached or joined, or being joined). */
+WEFT_API int weft_detach(weft_task *t);
+
+/* Cancel t: its current or next blocking weft call returns -1 with ECANCELED, and so does
+ * every later one (see Conventions). A task parked in sleep, join or IO wakes at once.
+ * Cancelling an ended task does nothing. Errors: EINVAL (t NULL or already joined). */
+WEFT_API int weft_cancel(weft_task *t);
+
+/* Sleep ms milliseconds (<= 0: just yield) or until an absolute deadline. Returns 0 when the
+ * time has come. Errors: ECANCELED; ENOMEM (no memory for the timer). */
+WEFT_API int weft_sleep(int64_t ms);
+WEFT_API int weft_sleep_until(int64_t deadline);
+
+/* Monotonic time in milliseconds. */
+WEFT_API int64_t weft_now(void);
+
+/* Run the scheduler on this thread until no task is left. Returns 0; when every remaining
+ * task waits for another task (nothing can ever wake them: no timer, no fd, no offload),
+ * returns -1 with EDEADLK and leaves them for weft_dump. Errors also: EPERM (inside a task).
+ * When nothing is left, the thread's scheduler memory (pooled stacks included) is released. */
+WEFT_API int weft_run(void);
+
+/* Spawn fn(arg) and run the scheduler until no task is left: a program's main in one line.
+ * Errors: those of weft_spawn and weft_run. */
+WEFT_API int weft_main(void *(*fn)(void *), void *arg);
+
+/* ---- reactor and IO ----------------------------------------------------------------------- */
+
+#define WEFT_READ  1
+#define WEFT_WRITE 2
+
+/* Park until fd is readable and/or writable (events: WEFT_READ | WEFT_WRITE), the deadline
+ * passes, the task is cancelled, or fd is closed with weft_close. For fds the wrappers do not
+ * cover (pipes, eventfd, timerfd, inotify, ...). Returns the ready events (a subset of
+ * events, at least one). Errors: EINVAL (events empty or unknown), EBADF (fd is not open, or
+ * was closed while waiting), EPERM (outside any task; use poll(2)), ETIMEDOUT, ECANCELED,
+ * ENOMEM, and epoll_ctl's errors (EPERM for a regular file, which is always ready: don't
+ * wait on those). */
+WEFT_API int weft_fdwait(int fd, int events, int64_t deadline);
+
+/* Go-style per-fd deadlines, for the direction(s) in dirs (WEFT_READ | WEFT_WRITE): every
+ * wrapper call on fd in that direction fails with ETIMEDOUT once the deadline has passed,
+ * including one parked now. -1 clears. Errors: EBADF, EINVAL. */
+WEFT_API int weft_fd_set_deadline(int fd, int dirs, int64_t deadline);
+
+/* Per-task deadline scope: every blocking call of the running task fails with ETIMEDOUT once
+ * deadline has passed. Returns the previous scope deadline, to restore when the scope ends:
+ *   int64_t old = weft_set_task_deadline(weft_now() + 500); ...; weft_set_task_deadline(old);
+ * Outside any task: returns -1 and does nothing. */
+WEFT_API int64_t weft_set_task_deadline(int64_t deadline);
+
+/* Drop-in wrappers with libc's signatures and semantics (partial transfers, 0 at EOF, -1 and
+ * errno). Inside a task, an operation that would block parks the task instead; the fd is
+ * switched to O_NONBLOCK on first use, and if the user had set O_NONBLOCK themselves, the
+ * call stays non-blocking (EAGAIN) as libc's would. Extra errnos: ETIMEDOUT (an fd or task
+ * deadline passed), ECANCELED, EBADF (fd closed by weft_close while parked). Writes on
+ * sockets use MSG_NOSIGNAL, so a closed peer gives EPIPE, not SIGPIPE. Outside any task,
+ * each is the plain libc call. */
+WEFT_API ssize_t weft_read(int fd, void *buf, size_t n);
+WEFT_API ssize_t weft_write(int fd, const void *buf, size_t n);
+WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt);
+WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt);
+WEFT_API ssize_t weft_recv(int fd, void *buf, size_t n, int flags);
+WEFT_API ssize_t weft_send(int fd, const void *buf, size_t n, int flags);
+WEFT_API ssize_t weft_recvfrom(int fd, void *buf, size_t n, int flags,
+                               struct sockaddr *addr, socklen_t *addrlen);
+WEFT_API ssize_t weft_sendto(int fd, const void *buf, size_t n, int flags,
+                             const struct sockaddr *addr, socklen_t addrlen);
+WEFT_API ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags);
+WEFT_API ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags);
+WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
+WEFT_API int weft_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+/* Non-blocking connect, completed when the socket turns writable; the result comes from
+ * SO_ERROR, so failures give connect(2)'s errnos (ECONNREFUSED, ...). */
+WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+WEFT_API ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
+/* Wake every task parked on fd (they get EBADF), remove fd from the reactor, then close(2). */
+WEFT_API int weft_close(int fd);
+
+/* Transfer exactly n bytes unless EOF or an error comes first. Returns n; the short count
+ * at EOF (read) ; or, after an error, the count transferred before it with errno set (-1 when
+ * nothing was transferred). So a short return never loses the bytes already moved. */
+WEFT_API ssize_t weft_read_full(int fd, void *buf, size_t n);
+WEFT_API ssize_t weft_write_full(int fd, const void *buf, size_t n);
+
+/* ---- net helpers -------------------------------------------------------------------------- */
+
+/* Flags for the helpers below. */
+#define WEFT_REUSEPORT 0x1     /* SO_REUSEPORT: one listener per scheduler thread */
+#define WEFT_NODELAY   0x2     /* TCP_NODELAY on the socket (and on accepted ones, for listen) */
+
+/* TCP listener on host:port (host: numeric IPv4 or IPv6 address, or NULL for all IPv6 and
+ * IPv4 addresses); SO_REUSEADDR always. Port 0 picks a free port (see weft_local_port).
+ * Returns the fd. Errors: those of socket/bind/listen; EINVAL (port out of range);
+ * EAI: a host that is not a numeric address gives EINVAL (name lookup would block the
+ * thread; it arrives with the offload pool). */
+WEFT_API int weft_tcp_listen(const char *host, int port, int backlog, int flags);
+/* Connect to host:port (numeric address), parking until connected. Returns the fd.
+ * Errors: those of connect(2), ETIMEDOUT, ECANCELED, EINVAL (as above). */
+WEFT_API int weft_tcp_dial(const char *host, int port, int flags, int64_t deadline);
+WEFT_API int weft_unix_listen(const char *path, int backlog);
+WEFT_API int weft_unix_dial(const char *path, int64_t deadline);
+/* UDP socket bound to host:port, or connected to it. */
+WEFT_API int weft_udp_bind(const char *host, int port, int flags);
+WEFT_API int weft_udp_connect(const char *host, int port, int flags);
+/* The local port of a bound socket, or -1 and errno. */
+WEFT_API int weft_local_port(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

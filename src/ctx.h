@@ -1,0 +1,108 @@
+/* The context layer: prepare a stack to run a function, and switch between two contexts.
+ * Each backend (ctx_ucontext.c, ctx_x86_64.S, ctx_aarch64.S) provides ctx_make and ctx_swap;
+ * this header adds the AddressSanitizer fiber annotations that both backends need. Stacks,
+ * tasks and scheduling are other layers' business. */
+#ifndef WEFT_CTX_H
+#define WEFT_CTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(WEFT_CTX_UCONTEXT)
+#include <ucontext.h>
+struct ctx {
+    ucontext_t uc;
+#else
+struct ctx {
+    void *sp;                  /* saved stack pointer; registers are saved on that stack */
+#endif
+#if defined(WEFT_ASAN)
+    const void *stack_lo;      /* bounds announced to ASan when switching to this context */
+    size_t stack_size;
+    void *fake_stack;
+#endif
+};
+
+/* Set c up so that the first switch to it runs entry() on [lo, lo+size). entry must never
+ * return: a finished task switches away for good instead. */
+void weft_ctx_make(struct ctx *c, void *lo, size_t size, void (*entry)(void));
+
+#if defined(WEFT_CTX_UCONTEXT)
+static inline void ctx_swap(struct ctx *from, struct ctx *to) { swapcontext(&from->uc, &to->uc); }
+#else
+/* Save callee-saved registers and FP control words on the current stack, store the stack
+ * pointer in *from_sp, load to_sp and restore. No syscall. (ctx_x86_64.S, ctx_aarch64.S) */
+void weft_ctx_swap_asm(void **from_sp, void *to_sp);
+static inline void ctx_swap(struct ctx *from, struct ctx *to) { weft_ctx_swap_asm(&from->sp, to->sp); }
+#endif
+
+/* The registers a parked context saved (resume pc, stack pointer, frame pointer), so the dump
+ * layer can unwind a task without resuming it. Returns 1, or 0 where they are not known. */
+static inline int ctx_saved_regs(const struct ctx *c, uintptr_t *pc, uintptr_t *sp, uintptr_t *fp)
+{
+#if defined(WEFT_CTX_UCONTEXT) && defined(__x86_64__)
+    *pc = (uintptr_t)c->uc.uc_mcontext.gregs[REG_RIP];
+    *sp = (uintptr_t)c->uc.uc_mcontext.gregs[REG_RSP];
+    *fp = (uintptr_t)c->uc.uc_mcontext.gregs[REG_RBP];
+    return 1;
+#elif defined(WEFT_CTX_UCONTEXT) && defined(__aarch64__)
+    *pc = (uintptr_t)c->uc.uc_mcontext.pc;
+    *sp = (uintptr_t)c->uc.uc_mcontext.sp;
+    *fp = (uintptr_t)c->uc.uc_mcontext.regs[29];
+    return 1;
+#elif defined(WEFT_CTX_ASM) && defined(__x86_64__)
+    const uintptr_t *f = (const uintptr_t *)c->sp;    /* layout: ctx_x86_64.S */
+    *pc = f[7];
+    *fp = f[6];
+    *sp = (uintptr_t)(f + 8);
+    return 1;
+#elif defined(WEFT_CTX_ASM) && defined(__aarch64__)
+    const uintptr_t *f = (const uintptr_t *)c->sp;    /* layout: ctx_aarch64.S */
+    *pc = f[11];
+    *fp = f[10];
+    *sp = (uintptr_t)(f + 22);
+    return 1;
+#else
+    (void)c; (void)pc; (void)sp; (void)fp;
+    return 0;
+#endif
+}
+
+#if defined(WEFT_ASAN)
+#include <sanitizer/common_interface_defs.h>
+/* Switch from one context to another; 'leaving' is set when from is never resumed (its fake
+ * stack is then released by ASan). On return we run in 'from' again. */
+static inline void ctx_switch(struct ctx *from, struct ctx *to, int leaving)
+{
+    __sanitizer_start_switch_fiber(leaving ? NULL : &from->fake_stack, to->stack_lo, to->stack_size);
+    ctx_swap(from, to);
+    __sanitizer_finish_switch_fiber(from->fake_stack, NULL, NULL);
+}
+/* First code a new context runs: completes the switch that started it and learns the bounds
+ * of the context it came from (the main context's bounds are not known otherwise). */
+static inline void ctx_entered(struct ctx *prev)
+{
+    const void *lo;
+    size_t size;
+    __sanitizer_finish_switch_fiber(NULL, &lo, &size);
+    if (prev && !prev->stack_lo) {
+        prev->stack_lo = lo;
+        prev->stack_size = size;
+    }
+}
+static inline void ctx_set_stack(struct ctx *c, void *lo, size_t size)
+{
+    c->stack_lo = lo;
+    c->stack_size = size;
+}
+#else
+static inline void ctx_switch(struct ctx *from, struct ctx *to, int leaving)
+{
+    (void)leaving;
+    ctx_swap(from, to);
+}
+static inline void ctx_entered(struct ctx *prev) { (void)prev; }
+static inline void ctx_set_stack(struct ctx *c, void *lo, size_t size) { (void)c; (void)lo; (void)size; }
+#endif
+
+#endif

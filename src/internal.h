@@ -1,0 +1,248 @@
+/* Declarations shared between weft's layers: the task record, the per-thread scheduler, and
+ * each layer's internal calls with a one-sentence contract. Nothing here is public; every
+ * extern symbol is hidden from the shared library (-fvisibility=hidden). */
+#ifndef WEFT_INTERNAL_H
+#define WEFT_INTERNAL_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft.h"
+#include "ctx.h"
+#include "list.h"
+
+#define slow(x) __builtin_expect(!!(x), 0)
+#define fast(x) __builtin_expect(!!(x), 1)
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+
+/* ---- stacks (stack.c) ------------------------------------------------------------------- */
+
+/* How a stack's overflow is caught, best first (the README explains the trade-offs). */
+enum guard_kind {
+    GUARD_MADVISE = 1,  /* madvise(MADV_GUARD_INSTALL), Linux 6.13+: no extra mapping */
+    GUARD_MPROTECT,     /* a PROT_NONE page: splits the mapping, so limited by max_map_count */
+    GUARD_CANARY,       /* a magic word at the stack's low end, checked at every switch-out */
+};
+
+#define WEFT_GUARD_SIZE ((size_t)16 * 1024)   /* guard region below every stack */
+
+struct stack {
+    char *map;          /* mapping start: the guard region, then the usable stack */
+    size_t size;        /* usable bytes, above the guard */
+    unsigned char guard;
+    unsigned vg_id;     /* Valgrind stack id */
+};
+
+static inline char *stack_lo(const struct stack *st) { return st->map + WEFT_GUARD_SIZE; }
+
+/* Give st a stack of 'size' usable bytes (page multiple), from the pool when one fits;
+ * returns 0, or -1 with errno ENOMEM. */
+int weft_stack_alloc(struct stack *st, size_t size);
+/* Hand st back: kept in the pool (trimmed past a bound) or unmapped. */
+void weft_stack_free(struct stack *st);
+/* Unmap every pooled stack of this thread. */
+void weft_stack_pool_drain(void);
+/* Is the canary of a GUARD_CANARY stack intact? (1 for other kinds.) */
+int weft_stack_canary_ok(const struct stack *st);
+/* Does a fault at addr fall in st's guard region (or just below it, for a big frame)? */
+int weft_stack_guard_hit(const struct stack *st, const void *addr);
+/* Bytes of st resident in memory: its high-water mark (mincore; one syscall, for the dump). */
+size_t weft_stack_resident(const struct stack *st);
+/* Install the process-wide SIGSEGV handler (once) and this thread's alternate signal stack. */
+int weft_stack_thread_init(void);
+void weft_stack_thread_fini(void);
+/* Counts of live guarded stacks by kind, for the dump and tests. */
+void weft_stack_counts(size_t counts[4]);
+
+/* ---- timers (timer.c) ------------------------------------------------------------------- */
+
+/* A deadline in a min-heap ordered by (when, seq), so equal deadlines fire in the order they
+ * were added. idx is the heap slot + 1; 0 when not armed. */
+struct timer {
+    int64_t when;
+    uint64_t seq;
+    size_t idx;
+};
+
+struct timers {
+    struct timer **heap;
+    size_t n, cap;
+    uint64_t seq;
+};
+
+static inline int timer_armed(const struct timer *tm) { return tm->idx != 0; }
+/* Arm tm for 'when'; O(log n). Returns 0, or -1 with ENOMEM. */
+int weft_timer_add(struct timers *ts, struct timer *tm, int64_t when);
+/* Disarm tm if armed; O(log n). */
+void weft_timer_cancel(struct timers *ts, struct timer *tm);
+/* The earliest timer, or NULL. */
+static inline struct timer *weft_timer_first(const struct timers *ts) { return ts->n ? ts->heap[0] : NULL; }
+/* Disarm and return the earliest timer if it is due at 'now', else NULL. */
+struct timer *weft_timer_pop_due(struct timers *ts, int64_t now);
+void weft_timers_free(struct timers *ts);
+
+/* ---- tasks and the scheduler (sched.c) ------------------------------------------------- */
+
+enum task_state {
+    TS_RUNNABLE,        /* on the run queue */
+    TS_RUNNING,
+    TS_WAITING,         /* parked; wait_kind says on what */
+    TS_DONE,            /* ended, not yet joined */
+    TS_FREE,            /* record on the free list (joined, or detached and ended) */
+};
+
+/* What a parked task waits on: the dump prints these, with wait_obj / wait_fd. */
+enum wait_kind {
+    WAIT_NONE,
+    WAIT_IO,            /* wait_fd, wait_events */
+    WAIT_SLEEP,
+    WAIT_JOIN,          /* wait_obj: the task joined */
+    WAIT_CHAN,
+    WAIT_LOCK,
+    WAIT_OFFLOAD,
+};
+
+enum task_flag {
+    TF_DETACHED = 1,
+    TF_CANCELLED = 2,
+};
+
+#define WEFT_NAME_MAX 32
+
+/* A task's place on a wait queue. A task has two, so weft_fdwait can wait on both of an
+ * fd's queues at once; the back pointer tells a waker which task a node belongs to. */
+struct waiter {
+    struct list link;
+    struct weft_task *task;
+};
+
+struct weft_task {
+    struct ctx ctx;             /* first: the asm switch stores the stack pointer here */
+    struct list rq;             /* run queue link; free-list link when TS_FREE */
+    struct waiter wait[2];      /* on the queue(s) the task is parked on (fd, joiners, ...) */
+    struct timer timer;         /* armed while parked with a deadline */
+    struct list joiners;        /* the task joining this one (at most one) */
+    struct list all;            /* the registry: every task not yet freed */
+    struct stack stack;
+    void *(*fn)(void *);
+    void *arg;
+    void *result;
+    uint64_t id;
+    uint64_t parent;            /* id of the spawning task; 0 for the main context */
+    uint64_t switches;          /* times switched in */
+    int64_t created;            /* weft_now() at spawn */
+    int64_t last_run;           /* loop time when last switched in (the loop's clock) */
+    int64_t deadline;           /* per-task deadline scope; -1 none */
+    int64_t wait_deadline;      /* deadline of the current wait; -1 none */
+    const void *wait_obj;
+    const char *file;           /* spawn site */
+    int line;
+    int wait_fd;
+    int wait_events;            /* WEFT_READ / WEFT_WRITE */
+    int wake_err;               /* set by the waker: 0, ETIMEDOUT, ECANCELED, EBADF, ... */
+    unsigned char state;
+    unsigned char wait_kind;
+    unsigned char flags;
+    char name[WEFT_NAME_MAX];
+};
+
+struct reactor;
+
+struct sched {
+    struct weft_task *cur;      /* running task; NULL while the main context runs */
+    struct ctx main;            /* the context that called weft_run / weft_join */
+    struct list runq;
+    struct list all;            /* registry, oldest first */
+    struct list free_tasks;     /* task records to reuse, FIFO */
+    struct list chunks;         /* record chunks, freed at teardown */
+    struct timers timers;
+    struct weft_task *dead;     /* ended task whose stack is released after the next switch */
+    struct reactor *reactor;    /* created at the first IO wait */
+    uint64_t next_id;
+    uint64_t switches;          /* total switches: the watchdog's sign of progress */
+    size_t ntasks;              /* records not yet freed */
+    size_t nalive;              /* tasks not yet ended */
+    size_t nexternal;           /* tasks waiting on something outside the scheduler (IO, ...) */
+    unsigned ticks;             /* switches since the reactor was last polled */
+    int64_t loop_now;           /* weft_now() as of the last poll */
+    int in_loop;
+};
+
+extern TLS struct sched *weft_sched_tls;
+
+/* The thread's scheduler, created on first use; NULL with errno ENOMEM when that fails. */
+struct sched *weft_sched_get(void);
+
+/* Park the running task: its wait[0] on 'queue' (tail, or head when 'front'), until woken or until
+ * 'deadline' (-1: none). Returns the waker's code: 0, or an errno value (ETIMEDOUT when the
+ * deadline passed, ECANCELED, EBADF, ENOMEM, ...). Fails at once with ECANCELED if the task
+ * was cancelled, ETIMEDOUT if the deadline (or the task's deadline scope) has passed. */
+int weft_sched_park(struct sched *s, struct list *queue, int front, int kind, int64_t deadline);
+/* Make a parked task runnable with code err; no-op unless it is parked. */
+void weft_sched_wake(struct sched *s, struct weft_task *t, int err);
+/* Wake the first task on a wait queue with err; returns whether there was one. */
+int weft_sched_wake_one(struct sched *s, struct list *queue, int err);
+/* Fire the timers due at 'now'. */
+void weft_sched_fire_timers(struct sched *s, int64_t now);
+
+/* Called by the SIGSEGV handler: if addr is in the running task's guard, print which task
+ * overflowed (async-signal-safe) and return 1. */
+int weft_sched_overflow_report(const void *addr);
+
+/* ---- reactor (reactor_epoll.c) ---------------------------------------------------------- */
+
+enum { DIR_READ = 0, DIR_WRITE = 1 };
+
+/* What the reactor knows of one fd. Entries never move (the table grows by chunks), so
+ * wait queues can point into them. seq changes at every weft_close, so an epoll event
+ * for a closed and reused fd number is recognised and dropped. */
+struct fdent {
+    struct list waiters[2];     /* parked tasks, FIFO, per direction */
+    int64_t deadline[2];        /* weft_fd_set_deadline, per direction; -1 none */
+    uint32_t seq;
+    unsigned char known;        /* nonblocking ensured, user_nonblock valid */
+    unsigned char registered;   /* in the epoll set */
+    unsigned char user_nonblock;/* the user had set O_NONBLOCK: wrappers never park */
+};
+
+/* The record of fd, made on first sight: for a wrapper ('nonblock' set) the fd is switched to
+ * O_NONBLOCK, the user's own flag remembered. NULL with errno EBADF or ENOMEM. */
+struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock);
+/* Mark fd as a weft-made nonblocking fd (accepted, dialled, listening), skipping fcntl. */
+void weft_fd_adopt(struct sched *s, int fd);
+/* Park the running task until fd may be ready for dir, its deadline (the call's, the fd's,
+ * the task's) passes, it is cancelled, or fd is closed. 'front' re-parks a task that was
+ * woken but found nothing, ahead of later arrivals. Returns 0 (try again), or an errno
+ * value: ETIMEDOUT, ECANCELED, EBADF, ENOMEM, or epoll_ctl's error. */
+int weft_reactor_wait(struct sched *s, struct fdent *f, int fd, int dir, int front, int64_t deadline);
+/* A task woken for dir has used the readiness (its call did not end in EAGAIN): let the
+ * next waiter try too, so readiness never stays unused while tasks wait. */
+static inline void weft_reactor_pass(struct sched *s, struct fdent *f, int dir)
+{
+    if (slow(!list_empty(&f->waiters[dir])))
+        weft_sched_wake_one(s, &f->waiters[dir], 0);
+}
+/* Wait for IO events for up to timeout_ms (-1: forever, 0: poll) and wake their tasks. */
+void weft_reactor_poll(struct sched *s, int timeout_ms);
+/* Wake every task parked on fd with EBADF, drop fd from epoll, forget what was known of it. */
+void weft_reactor_forget(struct sched *s, int fd);
+/* Release the reactor (epoll fd, fd table). */
+void weft_reactor_free(struct sched *s);
+
+/* ---- async-signal-safe formatting (sigfmt.c) -------------------------------------------- */
+
+/* A fixed buffer that strings and numbers are appended to, and written out with write(2). */
+struct sigbuf {
+    char buf[1024];
+    size_t len;
+    int fd;
+};
+void weft_sigbuf_str(struct sigbuf *b, const char *s);
+void weft_sigbuf_u64(struct sigbuf *b, uint64_t v);
+void weft_sigbuf_i64(struct sigbuf *b, int64_t v);
+void weft_sigbuf_hex(struct sigbuf *b, uintptr_t v);
+void weft_sigbuf_flush(struct sigbuf *b);
+
+#endif

@@ -1,0 +1,295 @@
+/* The reactor: an fd table indexed by fd, each fd registered with epoll once, a FIFO of parked
+ * tasks per (fd, direction), per-fd deadlines, and the poll that wakes tasks. It knows fds and
+ * readiness only; what a read or an accept means is the wrappers' business (io.c).
+ *
+ * Edge-triggered, registered once for both directions: parking costs no epoll_ctl. That is
+ * safe because a wrapper always tries its call before parking, and an edge comes for every
+ * change after the EAGAIN it saw. An edge wakes one waiter; when that one has used it
+ * (weft_reactor_pass) the next tries, so two waiters on one fd neither both wake for one
+ * byte nor miss data left over. (One-shot would need an epoll_ctl per wait.) */
+#include "config.h"
+#include "internal.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FD_CHUNK 1024
+#define MAX_EVENTS 256
+
+struct reactor {
+    int epfd;
+    size_t nchunks;
+    struct fdent **chunks;
+    struct epoll_event events[MAX_EVENTS];
+};
+
+static struct reactor *reactor_get(struct sched *s)
+{
+    if (fast(s->reactor != NULL))
+        return s->reactor;
+    struct reactor *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (r->epfd < 0) {
+        int e = errno;
+        free(r);
+        errno = e;
+        return NULL;
+    }
+    s->reactor = r;
+    return r;
+}
+
+void weft_reactor_free(struct sched *s)
+{
+    struct reactor *r = s->reactor;
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nchunks; i++)
+        free(r->chunks[i]);
+    free(r->chunks);
+    close(r->epfd);
+    free(r);
+    s->reactor = NULL;
+}
+
+/* The entry for fd, or NULL if it was never made (create == 0) or memory ran out. */
+static struct fdent *fd_entry(struct reactor *r, int fd, int create)
+{
+    size_t c = (size_t)fd / FD_CHUNK;
+    if (fast(c < r->nchunks && r->chunks[c]))
+        return &r->chunks[c][fd % FD_CHUNK];
+    if (!create)
+        return NULL;
+    if (c >= r->nchunks) {
+        size_t n = r->nchunks ? r->nchunks : 4;
+        while (n <= c)
+            n *= 2;
+        struct fdent **chunks = realloc(r->chunks, n * sizeof *chunks);
+        if (!chunks)
+            return NULL;
+        memset(chunks + r->nchunks, 0, (n - r->nchunks) * sizeof *chunks);
+        r->chunks = chunks;
+        r->nchunks = n;
+    }
+    struct fdent *ch = calloc(FD_CHUNK, sizeof *ch);
+    if (!ch)
+        return NULL;
+    for (int i = 0; i < FD_CHUNK; i++) {
+        list_init(&ch[i].waiters[0]);
+        list_init(&ch[i].waiters[1]);
+        ch[i].deadline[0] = ch[i].deadline[1] = -1;
+    }
+    r->chunks[c] = ch;
+    return &ch[fd % FD_CHUNK];
+}
+
+struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock)
+{
+    struct reactor *r;
+    struct fdent *f;
+    if (slow(fd < 0)) {
+        errno = EBADF;
+        return NULL;
+    }
+    if (slow(!(r = reactor_get(s)) || !(f = fd_entry(r, fd, 1)))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (fast(f->known) || !nonblock)
+        return f;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return NULL;
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return NULL;
+    f->user_nonblock = (fl & O_NONBLOCK) != 0;
+    f->known = 1;
+    return f;
+}
+
+void weft_fd_adopt(struct sched *s, int fd)
+{
+    struct fdent *f = weft_fd_get(s, fd, 0);
+    if (f) {
+        f->known = 1;
+        f->user_nonblock = 0;
+    }
+}
+
+static int fd_register(struct reactor *r, struct fdent *f, int fd)
+{
+    struct epoll_event ev;
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)f->seq << 32;
+    if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        /* EEXIST: the fd number was closed behind weft's back and reused; re-arm it. */
+        if (errno != EEXIST || epoll_ctl(r->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)
+            return errno;
+    }
+    f->registered = 1;
+    return 0;
+}
+
+static int64_t earliest(int64_t a, int64_t b)
+{
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+int weft_reactor_wait(struct sched *s, struct fdent *f, int fd, int dir, int front, int64_t deadline)
+{
+    if (slow(!f->registered)) {
+        int e = fd_register(s->reactor, f, fd);
+        if (e)
+            return e;
+    }
+    struct weft_task *t = s->cur;
+    t->wait_fd = fd;
+    t->wait_events = dir == DIR_READ ? WEFT_READ : WEFT_WRITE;
+    return weft_sched_park(s, &f->waiters[dir], front, WAIT_IO, earliest(deadline, f->deadline[dir]));
+}
+
+void weft_reactor_poll(struct sched *s, int timeout_ms)
+{
+    struct reactor *r = s->reactor;
+    if (!r) {
+        if (timeout_ms > 0) {
+            struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000 };
+            nanosleep(&ts, NULL);
+        }
+        return;
+    }
+    int n = epoll_wait(r->epfd, r->events, MAX_EVENTS, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        uint64_t data = r->events[i].data.u64;
+        uint32_t ev = r->events[i].events;
+        struct fdent *f = fd_entry(r, (int)(uint32_t)data, 0);
+        if (!f || !f->registered || f->seq != (uint32_t)(data >> 32))
+            continue;   /* a late event for an fd closed since */
+        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
+            weft_sched_wake_one(s, &f->waiters[DIR_READ], 0);
+        if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+            weft_sched_wake_one(s, &f->waiters[DIR_WRITE], 0);
+    }
+}
+
+/* ---- public calls --------------------------------------------------------------------------- */
+
+static int ready_now(int fd, int events)
+{
+    struct pollfd p = { .fd = fd, .events = (short)(((events & WEFT_READ) ? POLLIN : 0) |
+                                                    ((events & WEFT_WRITE) ? POLLOUT : 0)) };
+    int n;
+    while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
+        ;
+    if (n < 0)
+        return -1;
+    if (p.revents & POLLNVAL) {
+        errno = EBADF;
+        return -1;
+    }
+    int got = 0;
+    if (p.revents & (POLLIN | POLLHUP | POLLERR | POLLRDHUP))
+        got |= events & WEFT_READ;
+    if (p.revents & (POLLOUT | POLLHUP | POLLERR))
+        got |= events & WEFT_WRITE;
+    return got;
+}
+
+int weft_fdwait(int fd, int events, int64_t deadline)
+{
+    struct sched *s = weft_sched_tls;
+    if (events <= 0 || (events & ~(WEFT_READ | WEFT_WRITE))) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!s || !s->cur) {
+        errno = EPERM;
+        return -1;
+    }
+    struct weft_task *t = s->cur;
+    struct fdent *f = weft_fd_get(s, fd, 0);
+    if (!f)
+        return -1;
+    for (;;) {
+        /* A level check first: the reactor is edge-triggered, and the user's fd may have
+         * become ready before anyone waited. */
+        int got = ready_now(fd, events);
+        if (got != 0)
+            return got;
+        if (!f->registered) {
+            int e = fd_register(s->reactor, f, fd);
+            if (e) {
+                errno = e;
+                return -1;
+            }
+        }
+        int first = (events & WEFT_READ) ? DIR_READ : DIR_WRITE;
+        if (events == (WEFT_READ | WEFT_WRITE))
+            list_push_back(&f->waiters[DIR_WRITE], &t->wait[1].link);
+        t->wait_fd = fd;
+        t->wait_events = events;
+        int e = weft_sched_park(s, &f->waiters[first], 0, WAIT_IO,
+                                earliest(deadline, earliest(f->deadline[0], f->deadline[1])));
+        list_remove(&t->wait[1].link);     /* when park failed before parking */
+        if (e != 0 && e != EAGAIN) {        /* EAGAIN: the fd's deadline changed */
+            errno = e;
+            return -1;
+        }
+        /* Woken by readiness: let other waiters see it too (they re-check, as we do). */
+        if (events & WEFT_READ)
+            weft_reactor_pass(s, f, DIR_READ);
+        if (events & WEFT_WRITE)
+            weft_reactor_pass(s, f, DIR_WRITE);
+    }
+}
+
+int weft_fd_set_deadline(int fd, int dirs, int64_t deadline)
+{
+    struct sched *s = weft_sched_get();
+    if (dirs <= 0 || (dirs & ~(WEFT_READ | WEFT_WRITE))) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!s)
+        return -1;
+    if (fcntl(fd, F_GETFD) < 0)
+        return -1;
+    struct fdent *f = weft_fd_get(s, fd, 0);
+    if (!f)
+        return -1;
+    for (int d = 0; d < 2; d++) {
+        if (!(dirs & (d == DIR_READ ? WEFT_READ : WEFT_WRITE)))
+            continue;
+        f->deadline[d] = deadline < 0 ? -1 : deadline;
+        /* Parked tasks re-park under the new deadline: wake them to try again. */
+        while (weft_sched_wake_one(s, &f->waiters[d], EAGAIN))
+            ;
+    }
+    return 0;
+}
+
+/* Wake everything parked on fd with EBADF and forget the fd (weft_close calls this). */
+void weft_reactor_forget(struct sched *s, int fd)
+{
+    struct fdent *f;
+    if (!s || !s->reactor || fd < 0 || !(f = fd_entry(s->reactor, fd, 0)))
+        return;
+    if (f->registered)
+        epoll_ctl(s->reactor->epfd, EPOLL_CTL_DEL, fd, NULL);
+    for (int d = 0; d < 2; d++) {
+        while (weft_sched_wake_one(s, &f->waiters[d], EBADF))
+            ;
+        f->deadline[d] = -1;
+    }
+    f->registered = 0;
+    f->known = 0;
+    f->user_nonblock = 0;
+    f->seq++;
+}

@@ -1,0 +1,642 @@
+/* Tasks and the run loop: spawn, switch, park and wake, join/detach/cancel, sleep, and the
+ * loop behind weft_run. Stacks come from stack.c, deadlines from timer.c, IO readiness from
+ * the reactor (which the loop polls); what each task waits on is kept here for the dump.
+ * Tasks switch directly to the next runnable task; the main context runs only to block. */
+#include "config.h"
+#include "internal.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POLL_EVERY 64       /* switches between non-blocking polls while tasks stay busy */
+#define CHUNK_TASKS 64      /* task records allocated at a time */
+
+TLS struct sched *weft_sched_tls;
+
+static pthread_key_t sched_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static size_t page_size;
+
+struct chunk {
+    struct list link;
+    struct weft_task tasks[CHUNK_TASKS];
+};
+
+static void task_entry(void);
+
+/* ---- time --------------------------------------------------------------------------------- */
+
+int64_t weft_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* weft_now() rounded up: a deadline of now_ceil() + ms is never less than ms away. */
+static int64_t now_ceil(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000;
+}
+
+/* ---- scheduler lifetime ------------------------------------------------------------------- */
+
+static void sched_destroy(struct sched *s)
+{
+    struct list *it;
+    list_for_each(it, &s->all) {
+        struct weft_task *t = list_entry(it, struct weft_task, all);
+        if (t->state != TS_DONE)    /* an ended task's stack is already back in the pool */
+            weft_stack_free(&t->stack);
+    }
+    weft_reactor_free(s);
+    weft_timers_free(&s->timers);
+    while ((it = list_pop_front(&s->chunks)))
+        free(list_entry(it, struct chunk, link));
+    weft_stack_thread_fini();
+    weft_sched_tls = NULL;
+    pthread_setspecific(sched_key, NULL);
+    free(s);
+}
+
+static void key_dtor(void *p)
+{
+    if (p)
+        sched_destroy(p);
+}
+
+static void make_key(void)
+{
+    pthread_key_create(&sched_key, key_dtor);
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+}
+
+struct sched *weft_sched_get(void)
+{
+    struct sched *s = weft_sched_tls;
+    if (fast(s != NULL))
+        return s;
+    pthread_once(&key_once, make_key);
+    s = calloc(1, sizeof *s);
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    list_init(&s->runq);
+    list_init(&s->all);
+    list_init(&s->free_tasks);
+    list_init(&s->chunks);
+    s->next_id = 1;
+    s->loop_now = weft_now();
+    if (weft_stack_thread_init() != 0) {
+        free(s);
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_setspecific(sched_key, s);
+    weft_sched_tls = s;
+    return s;
+}
+
+/* ---- task records ------------------------------------------------------------------------ */
+
+/* Records are never returned to malloc while the scheduler lives, so a stale handle still
+ * points at a record (TS_FREE, or reused after a full trip through the FIFO free list). */
+static struct weft_task *record_alloc(struct sched *s)
+{
+    struct list *n = list_pop_front(&s->free_tasks);
+    if (fast(n != NULL))
+        return list_entry(n, struct weft_task, rq);
+    struct chunk *c = malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    list_push_back(&s->chunks, &c->link);
+    for (int i = 1; i < CHUNK_TASKS; i++) {
+        c->tasks[i].state = TS_FREE;
+        list_push_back(&s->free_tasks, &c->tasks[i].rq);
+    }
+    return &c->tasks[0];
+}
+
+static void record_release(struct sched *s, struct weft_task *t)
+{
+    list_remove(&t->all);
+    t->state = TS_FREE;
+    s->ntasks--;
+    list_push_back(&s->free_tasks, &t->rq);
+}
+
+/* ---- switching ---------------------------------------------------------------------------- */
+
+/* Print the overflow report for t (async-signal-safe: it runs in the SIGSEGV handler). */
+static void overflow_print(const struct weft_task *t, const void *addr, const char *how)
+{
+    static const char *const guard_names[] = { "?", "madvise guard", "mprotect guard", "canary" };
+    struct sigbuf b;
+    b.len = 0;
+    b.fd = STDERR_FILENO;
+    weft_sigbuf_str(&b, "weft: stack overflow in task ");
+    weft_sigbuf_u64(&b, t->id);
+    weft_sigbuf_str(&b, " \"");
+    weft_sigbuf_str(&b, t->name);
+    weft_sigbuf_str(&b, "\" spawned at ");
+    weft_sigbuf_str(&b, t->file ? t->file : "?");
+    weft_sigbuf_str(&b, ":");
+    weft_sigbuf_i64(&b, t->line);
+    weft_sigbuf_str(&b, ", stack ");
+    weft_sigbuf_u64(&b, t->stack.size);
+    weft_sigbuf_str(&b, " bytes (");
+    weft_sigbuf_str(&b, guard_names[t->stack.guard & 3]);
+    weft_sigbuf_str(&b, "): ");
+    weft_sigbuf_str(&b, how);
+    if (addr) {
+        weft_sigbuf_str(&b, " at ");
+        weft_sigbuf_hex(&b, (uintptr_t)addr);
+    }
+    weft_sigbuf_str(&b, "\n");
+    weft_sigbuf_flush(&b);
+}
+
+int weft_sched_overflow_report(const void *addr)
+{
+    struct sched *s = weft_sched_tls;
+    if (!s || !s->cur || !weft_stack_guard_hit(&s->cur->stack, addr))
+        return 0;
+    overflow_print(s->cur, addr, "guard page hit");
+    return 1;
+}
+
+static void canary_abort(struct weft_task *t)
+{
+    overflow_print(t, NULL, "canary overwritten");
+    abort();
+}
+
+/* Release what the task that switched away for good left behind: its stack always, its
+ * record too when nobody will join it. Runs first thing in whichever context comes next. */
+static void reap(struct sched *s)
+{
+    struct weft_task *t = s->dead;
+    s->dead = NULL;
+    weft_stack_free(&t->stack);
+    if (t->flags & TF_DETACHED)
+        record_release(s, t);
+}
+
+static inline void after_switch(struct sched *s)
+{
+    if (slow(s->dead != NULL))
+        reap(s);
+}
+
+/* While tasks stay runnable, look at timers and IO without blocking now and then. */
+static void poll_busy(struct sched *s)
+{
+    s->ticks = 0;
+    s->loop_now = weft_now();
+    weft_sched_fire_timers(s, s->loop_now);
+    if (s->nexternal)
+        weft_reactor_poll(s, 0);
+}
+
+static inline void switch_in(struct sched *s, struct weft_task *t)
+{
+    t->state = TS_RUNNING;
+    t->switches++;
+    t->last_run = s->loop_now;
+    s->cur = t;
+    s->switches++;
+}
+
+/* The running task cur has queued or parked itself (or ended: 'leaving'); run the next
+ * runnable task, or the main context when there is none. Returns when cur runs again. */
+static void switch_next(struct sched *s, struct weft_task *cur, int leaving)
+{
+    if (slow(++s->ticks >= POLL_EVERY))
+        poll_busy(s);
+    if (slow(cur->stack.guard == GUARD_CANARY) && !weft_stack_canary_ok(&cur->stack))
+        canary_abort(cur);
+    struct list *n = list_pop_front(&s->runq);
+    struct ctx *to;
+    if (fast(n != NULL)) {
+        struct weft_task *next = list_entry(n, struct weft_task, rq);
+        if (next == cur) {
+            cur->state = TS_RUNNING;
+            return;
+        }
+        switch_in(s, next);
+        to = &next->ctx;
+    } else {
+        s->cur = NULL;
+        to = &s->main;
+    }
+    ctx_switch(&cur->ctx, to, leaving);
+    after_switch(s);
+}
+
+/* ---- park and wake ---------------------------------------------------------------------- */
+
+int weft_sched_park(struct sched *s, struct list *queue, int front, int kind, int64_t deadline)
+{
+    struct weft_task *t = s->cur;
+    if (slow(t->flags & TF_CANCELLED))
+        return ECANCELED;
+    if (t->deadline >= 0 && (deadline < 0 || t->deadline < deadline))
+        deadline = t->deadline;
+    if (deadline >= 0) {
+        if (deadline <= weft_now())
+            return ETIMEDOUT;
+        if (weft_timer_add(&s->timers, &t->timer, deadline) != 0)
+            return ENOMEM;
+    }
+    if (queue) {
+        if (front)
+            list_push_front(queue, &t->wait[0].link);
+        else
+            list_push_back(queue, &t->wait[0].link);
+    }
+    t->state = TS_WAITING;
+    t->wait_kind = (unsigned char)kind;
+    t->wait_deadline = deadline;
+    if (kind == WAIT_IO || kind == WAIT_OFFLOAD)
+        s->nexternal++;
+    switch_next(s, t, 0);
+    return t->wake_err;
+}
+
+void weft_sched_wake(struct sched *s, struct weft_task *t, int err)
+{
+    if (t->state != TS_WAITING)
+        return;
+    list_remove(&t->wait[0].link);
+    list_remove(&t->wait[1].link);
+    weft_timer_cancel(&s->timers, &t->timer);
+    if (t->wait_kind == WAIT_IO || t->wait_kind == WAIT_OFFLOAD)
+        s->nexternal--;
+    t->wait_kind = WAIT_NONE;
+    t->wait_obj = NULL;
+    t->wake_err = err;
+    t->state = TS_RUNNABLE;
+    list_push_back(&s->runq, &t->rq);
+}
+
+int weft_sched_wake_one(struct sched *s, struct list *queue, int err)
+{
+    if (list_empty(queue))
+        return 0;
+    weft_sched_wake(s, list_entry(queue->next, struct waiter, link)->task, err);
+    return 1;
+}
+
+void weft_sched_fire_timers(struct sched *s, int64_t now)
+{
+    struct timer *tm;
+    while ((tm = weft_timer_pop_due(&s->timers, now)) != NULL)
+        weft_sched_wake(s, (struct weft_task *)((char *)tm - offsetof(struct weft_task, timer)), ETIMEDOUT);
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+/* Run tasks from the main context until 'until' ends (NULL: until no task is alive) or the
+ * deadline passes. Returns 0, ETIMEDOUT, or EDEADLK when nothing could ever wake anyone. */
+static int run_loop(struct sched *s, struct weft_task *until, int64_t deadline)
+{
+    for (;;) {
+        if (until && until->state == TS_DONE)
+            return 0;
+        struct list *n = list_pop_front(&s->runq);
+        if (n) {
+            struct weft_task *t = list_entry(n, struct weft_task, rq);
+            switch_in(s, t);
+            ctx_switch(&s->main, &t->ctx, 0);
+            after_switch(s);
+            continue;
+        }
+        if (!until && s->nalive == 0)
+            return 0;
+        int64_t now = weft_now();
+        s->loop_now = now;
+        weft_sched_fire_timers(s, now);
+        if (!list_empty(&s->runq))
+            continue;
+        if (deadline >= 0 && now >= deadline)
+            return ETIMEDOUT;
+        struct timer *first = weft_timer_first(&s->timers);
+        int64_t wake = first ? first->when : -1;
+        if (deadline >= 0 && (wake < 0 || deadline < wake))
+            wake = deadline;
+        if (wake < 0 && s->nexternal == 0)
+            return EDEADLK;
+        int64_t ms = wake < 0 ? -1 : wake - now;
+        weft_reactor_poll(s, ms > INT_MAX ? INT_MAX : (int)ms);
+    }
+}
+
+int weft_run(void)
+{
+    struct sched *s = weft_sched_tls;
+    if (!s)
+        return 0;
+    if (s->cur) {
+        errno = EPERM;
+        return -1;
+    }
+    int e = run_loop(s, NULL, -1);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    if (s->ntasks == 0)
+        sched_destroy(s);
+    return 0;
+}
+
+int weft_main(void *(*fn)(void *), void *arg)
+{
+    weft_attr a = { .detached = 1, .name = "main" };
+    if (!weft_spawn_at(&a, fn, arg, "weft_main", 0))
+        return -1;
+    return weft_run();
+}
+
+/* ---- tasks -------------------------------------------------------------------------------- */
+
+static _Noreturn void task_finish(struct sched *s, struct weft_task *t, void *value)
+{
+    t->result = value;
+    t->state = TS_DONE;
+    s->nalive--;
+    weft_sched_wake_one(s, &t->joiners, 0);
+    s->dead = t;
+    switch_next(s, t, 1);
+    abort();    /* a finished task is never switched back to */
+}
+
+static void task_entry(void)
+{
+    struct sched *s = weft_sched_tls;
+    ctx_entered(&s->main);
+    after_switch(s);
+    struct weft_task *t = s->cur;
+    task_finish(s, t, t->fn(t->arg));
+}
+
+weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, int line)
+{
+    size_t size = WEFT_STACK_DEFAULT;
+    int detached = 0;
+    const char *name = NULL;
+    if (slow(!fn)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (attr) {
+        for (size_t i = 0; i < sizeof attr->reserved / sizeof attr->reserved[0]; i++) {
+            if (attr->reserved[i]) {
+                errno = EINVAL;
+                return NULL;
+            }
+        }
+        if (attr->stack_size) {
+            if (attr->stack_size < WEFT_STACK_MIN || attr->stack_size > WEFT_STACK_MAX) {
+                errno = EINVAL;
+                return NULL;
+            }
+            size = attr->stack_size;
+        }
+        detached = attr->detached != 0;
+        name = attr->name;
+    }
+    struct sched *s = weft_sched_get();
+    if (slow(!s))
+        return NULL;
+    size = (size + page_size - 1) & ~(page_size - 1);
+    struct weft_task *t = record_alloc(s);
+    if (slow(!t)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (slow(weft_stack_alloc(&t->stack, size) != 0)) {
+        list_push_front(&s->free_tasks, &t->rq);
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        list_init(&t->wait[i].link);
+        t->wait[i].task = t;
+    }
+    list_init(&t->joiners);
+    t->timer.idx = 0;
+    t->fn = fn;
+    t->arg = arg;
+    t->result = NULL;
+    t->id = s->next_id++;
+    t->parent = s->cur ? s->cur->id : 0;
+    t->switches = 0;
+    t->created = s->loop_now;
+    t->last_run = -1;
+    t->deadline = -1;
+    t->wait_deadline = -1;
+    t->wait_obj = NULL;
+    t->file = file;
+    t->line = line;
+    t->wait_fd = -1;
+    t->wait_events = 0;
+    t->wake_err = 0;
+    t->wait_kind = WAIT_NONE;
+    t->flags = detached ? TF_DETACHED : 0;
+    t->name[0] = '\0';
+    if (name) {
+        strncpy(t->name, name, WEFT_NAME_MAX - 1);
+        t->name[WEFT_NAME_MAX - 1] = '\0';
+    }
+    weft_ctx_make(&t->ctx, stack_lo(&t->stack), t->stack.size, task_entry);
+    ctx_set_stack(&t->ctx, stack_lo(&t->stack), t->stack.size);
+    list_push_back(&s->all, &t->all);
+    s->ntasks++;
+    s->nalive++;
+    t->state = TS_RUNNABLE;
+    list_push_back(&s->runq, &t->rq);
+    return t;
+}
+
+int weft_yield(void)
+{
+    struct sched *s = weft_sched_tls;
+    if (slow(!s || !s->cur)) {
+        errno = EPERM;
+        return -1;
+    }
+    struct weft_task *t = s->cur;
+    if (slow(t->flags & TF_CANCELLED)) {
+        errno = ECANCELED;
+        return -1;
+    }
+    t->state = TS_RUNNABLE;
+    list_push_back(&s->runq, &t->rq);
+    switch_next(s, t, 0);
+    return 0;
+}
+
+weft_task *weft_self(void)
+{
+    struct sched *s = weft_sched_tls;
+    return s ? s->cur : NULL;
+}
+
+uint64_t weft_id(const weft_task *t)
+{
+    if (!t)
+        t = weft_self();
+    return t ? t->id : 0;
+}
+
+int weft_set_name(weft_task *t, const char *name)
+{
+    if (!t)
+        t = weft_self();
+    if (!t) {
+        errno = EPERM;
+        return -1;
+    }
+    if (t->state == TS_FREE) {
+        errno = EINVAL;
+        return -1;
+    }
+    t->name[0] = '\0';
+    if (name) {
+        strncpy(t->name, name, WEFT_NAME_MAX - 1);
+        t->name[WEFT_NAME_MAX - 1] = '\0';
+    }
+    return 0;
+}
+
+const char *weft_name(const weft_task *t)
+{
+    if (!t)
+        t = weft_self();
+    return t ? t->name : NULL;
+}
+
+int weft_exit(void *value)
+{
+    struct sched *s = weft_sched_tls;
+    if (!s || !s->cur) {
+        errno = EPERM;
+        return -1;
+    }
+    task_finish(s, s->cur, value);
+}
+
+int weft_join(weft_task *t, void **value)
+{
+    return weft_join_until(t, value, -1);
+}
+
+int weft_join_until(weft_task *t, void **value, int64_t deadline)
+{
+    struct sched *s = weft_sched_tls;
+    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || !list_empty(&t->joiners)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (t == s->cur) {
+        errno = EDEADLK;
+        return -1;
+    }
+    if (t->state != TS_DONE) {
+        int e;
+        if (s->cur) {
+            s->cur->wait_obj = t;
+            e = weft_sched_park(s, &t->joiners, 0, WAIT_JOIN, deadline);
+        } else {
+            e = run_loop(s, t, deadline);
+        }
+        if (e) {
+            errno = e;
+            return -1;
+        }
+    }
+    if (value)
+        *value = t->result;
+    record_release(s, t);
+    return 0;
+}
+
+int weft_detach(weft_task *t)
+{
+    struct sched *s = weft_sched_tls;
+    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || !list_empty(&t->joiners)) {
+        errno = EINVAL;
+        return -1;
+    }
+    t->flags |= TF_DETACHED;
+    if (t->state == TS_DONE)
+        record_release(s, t);
+    return 0;
+}
+
+int weft_cancel(weft_task *t)
+{
+    struct sched *s = weft_sched_tls;
+    if (!t || !s || t->state == TS_FREE) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (t->state == TS_DONE)
+        return 0;
+    t->flags |= TF_CANCELLED;
+    if (t->state == TS_WAITING)
+        weft_sched_wake(s, t, ECANCELED);
+    return 0;
+}
+
+int weft_sleep(int64_t ms)
+{
+    if (ms <= 0) {
+        struct sched *s = weft_sched_tls;
+        if (!s || !s->cur)
+            return 0;
+        return weft_yield();
+    }
+    return weft_sleep_until(now_ceil() + ms);
+}
+
+int weft_sleep_until(int64_t deadline)
+{
+    struct sched *s = weft_sched_tls;
+    if (!s || !s->cur) {
+        if (deadline < 0) {
+            errno = EINVAL;   /* sleeping the thread forever is never what was meant */
+            return -1;
+        }
+        struct timespec ts = { .tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000 };
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
+        return 0;
+    }
+    /* A timeout is success, unless the task's deadline scope ended the sleep early. */
+    int64_t scope = s->cur->deadline;
+    int cut = scope >= 0 && (deadline < 0 || scope < deadline);
+    int e = weft_sched_park(s, NULL, 0, WAIT_SLEEP, deadline);
+    if (e == 0 || (e == ETIMEDOUT && !cut))
+        return 0;
+    errno = e;
+    return -1;
+}
+
+int64_t weft_set_task_deadline(int64_t deadline)
+{
+    struct sched *s = weft_sched_tls;
+    if (!s || !s->cur)
+        return -1;
+    int64_t old = s->cur->deadline;
+    s->cur->deadline = deadline < 0 ? -1 : deadline;
+    return old;
+}

@@ -1,0 +1,267 @@
+/* Task stacks: mmap'd, committed lazily, a guard region below each, a per-thread pool of freed
+ * stacks, and the SIGSEGV handler that turns a guard hit into a report of which task
+ * overflowed. Which task is running, and what to print about it, is the scheduler's. */
+#include "config.h"
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#else
+#define VALGRIND_STACK_REGISTER(lo, hi) 0u
+#define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+#define POOL_CLASSES 4      /* distinct stack sizes pooled at once */
+#define POOL_WARM 64        /* freed stacks kept as they are, pages still committed */
+#define POOL_MAX 1024       /* beyond the warm ones, kept with their pages released */
+#define ALTSTACK_SIZE ((size_t)64 * 1024)
+
+static const uint64_t canary_magic = 0x7765667453544b21ull;   /* "weftSTK!" */
+
+struct pool_class {
+    size_t size;
+    size_t n, cap;
+    struct stack *items;
+};
+
+static TLS struct pool_class pool[POOL_CLASSES];
+static TLS void *altstack;
+
+/* Process-wide: what the kernel supports, the mprotect budget, counts by kind. */
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static size_t page_size;
+static int madvise_guard = 1;           /* cleared when the kernel refuses MADV_GUARD_INSTALL */
+static long mprotect_budget;            /* stacks that may still be guarded by mprotect */
+static enum guard_kind forced_guard;    /* WEFT_GUARD=madvise|mprotect|canary, for tests */
+static atomic_long live[4];
+static struct sigaction old_segv;
+
+static void segv_handler(int sig, siginfo_t *si, void *uc);
+
+static void global_init(void)
+{
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    long max_maps = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &max_maps) != 1)
+            max_maps = 65530;
+        fclose(f);
+    }
+    /* Each mprotect-guarded stack costs two mappings; leave room for everything else. */
+    mprotect_budget = max_maps / 2 - 4096;
+    if (mprotect_budget < 0)
+        mprotect_budget = 0;
+    const char *g = getenv("WEFT_GUARD");
+    if (g && strcmp(g, "mprotect") == 0)
+        forced_guard = GUARD_MPROTECT;
+    else if (g && strcmp(g, "canary") == 0)
+        forced_guard = GUARD_CANARY;
+    else if (g && strcmp(g, "madvise") == 0)
+        forced_guard = GUARD_MADVISE;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+}
+
+/* Pick and install the best guard for a fresh mapping. */
+static enum guard_kind install_guard(char *map)
+{
+    if (forced_guard != GUARD_MPROTECT && forced_guard != GUARD_CANARY &&
+        __atomic_load_n(&madvise_guard, __ATOMIC_RELAXED)) {
+        if (madvise(map, WEFT_GUARD_SIZE, MADV_GUARD_INSTALL) == 0)
+            return GUARD_MADVISE;
+        if (errno == EINVAL)    /* kernel older than 6.13 */
+            __atomic_store_n(&madvise_guard, 0, __ATOMIC_RELAXED);
+    }
+    if (forced_guard != GUARD_CANARY &&
+        __atomic_sub_fetch(&mprotect_budget, 1, __ATOMIC_RELAXED) >= 0) {
+        if (mprotect(map, WEFT_GUARD_SIZE, PROT_NONE) == 0)
+            return GUARD_MPROTECT;
+    }
+    __atomic_add_fetch(&mprotect_budget, 1, __ATOMIC_RELAXED);
+    return GUARD_CANARY;
+}
+
+static void set_canary(struct stack *st)
+{
+    if (st->guard == GUARD_CANARY)
+        memcpy(stack_lo(st), &canary_magic, sizeof canary_magic);
+}
+
+int weft_stack_canary_ok(const struct stack *st)
+{
+    return st->guard != GUARD_CANARY || memcmp(stack_lo(st), &canary_magic, sizeof canary_magic) == 0;
+}
+
+static struct pool_class *pool_for(size_t size, int claim)
+{
+    struct pool_class *empty = NULL;
+    for (int i = 0; i < POOL_CLASSES; i++) {
+        if (pool[i].size == size)
+            return &pool[i];
+        if (!empty && pool[i].n == 0)
+            empty = &pool[i];
+    }
+    if (claim && empty)
+        empty->size = size;
+    return claim ? empty : NULL;
+}
+
+int weft_stack_alloc(struct stack *st, size_t size)
+{
+    struct pool_class *pc = pool_for(size, 0);
+    if (pc && pc->n) {
+        *st = pc->items[--pc->n];
+        set_canary(st);
+        return 0;
+    }
+    pthread_once(&global_once, global_init);
+    char *map = mmap(NULL, WEFT_GUARD_SIZE + size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (map == MAP_FAILED) {
+        errno = ENOMEM;
+        return -1;
+    }
+    st->map = map;
+    st->size = size;
+    st->guard = (unsigned char)install_guard(map);
+    st->vg_id = VALGRIND_STACK_REGISTER(stack_lo(st), stack_lo(st) + size);
+    set_canary(st);
+    atomic_fetch_add(&live[st->guard], 1);
+    return 0;
+}
+
+static void stack_unmap(struct stack *st)
+{
+    VALGRIND_STACK_DEREGISTER(st->vg_id);
+    if (st->guard == GUARD_MPROTECT)
+        __atomic_add_fetch(&mprotect_budget, 1, __ATOMIC_RELAXED);
+    atomic_fetch_sub(&live[st->guard], 1);
+    munmap(st->map, WEFT_GUARD_SIZE + st->size);
+}
+
+void weft_stack_free(struct stack *st)
+{
+    struct pool_class *pc = pool_for(st->size, 1);
+    if (!pc || pc->n >= POOL_MAX) {
+        stack_unmap(st);
+        return;
+    }
+    if (pc->n == pc->cap) {
+        size_t cap = pc->cap ? pc->cap * 2 : 16;
+        struct stack *items = realloc(pc->items, cap * sizeof *items);
+        if (!items) {
+            stack_unmap(st);
+            return;
+        }
+        pc->items = items;
+        pc->cap = cap;
+    }
+    /* Past the warm ones, give the pages back; the guard stays (guard markers and
+     * PROT_NONE both survive MADV_DONTNEED). */
+    if (pc->n >= POOL_WARM)
+        madvise(stack_lo(st), st->size, MADV_DONTNEED);
+    pc->items[pc->n++] = *st;
+}
+
+void weft_stack_pool_drain(void)
+{
+    for (int i = 0; i < POOL_CLASSES; i++) {
+        while (pool[i].n)
+            stack_unmap(&pool[i].items[--pool[i].n]);
+        free(pool[i].items);
+        memset(&pool[i], 0, sizeof pool[i]);
+    }
+}
+
+int weft_stack_guard_hit(const struct stack *st, const void *addr)
+{
+    uintptr_t a = (uintptr_t)addr, g = (uintptr_t)st->map;
+    return st->guard != GUARD_CANARY && a >= g && a < g + WEFT_GUARD_SIZE;
+}
+
+size_t weft_stack_resident(const struct stack *st)
+{
+    unsigned char vec[256];
+    size_t pages = st->size / page_size, resident = 0;
+    for (size_t off = 0; off < pages; off += sizeof vec) {
+        size_t n = pages - off < sizeof vec ? pages - off : sizeof vec;
+        if (mincore(stack_lo(st) + off * page_size, n * page_size, vec) != 0)
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            resident += vec[i] & 1;
+    }
+    return resident * page_size;
+}
+
+void weft_stack_counts(size_t counts[4])
+{
+    for (int i = 0; i < 4; i++)
+        counts[i] = (size_t)atomic_load(&live[i]);
+}
+
+/* A guard hit in the running task is reported and aborts; any other fault goes to whatever
+ * handled SIGSEGV before us, or to the default action (a core dump as usual). */
+static void segv_handler(int sig, siginfo_t *si, void *uc)
+{
+    if (weft_sched_overflow_report(si->si_addr)) {
+        signal(SIGABRT, SIG_DFL);
+        abort();
+    }
+    if (old_segv.sa_flags & SA_SIGINFO) {
+        old_segv.sa_sigaction(sig, si, uc);
+    } else if (old_segv.sa_handler != SIG_DFL && old_segv.sa_handler != SIG_IGN) {
+        old_segv.sa_handler(sig);
+    } else {
+        /* Returning re-runs the faulting instruction, which now gets the default action. */
+        signal(SIGSEGV, SIG_DFL);
+    }
+}
+
+int weft_stack_thread_init(void)
+{
+    pthread_once(&global_once, global_init);
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+        return 0;   /* the thread has its own alternate stack; use it */
+    void *mem = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return -1;
+    stack_t ss = { .ss_sp = mem, .ss_size = ALTSTACK_SIZE, .ss_flags = 0 };
+    if (sigaltstack(&ss, NULL) != 0) {
+        int e = errno;
+        munmap(mem, ALTSTACK_SIZE);
+        errno = e;
+        return -1;
+    }
+    altstack = mem;
+    return 0;
+}
+
+void weft_stack_thread_fini(void)
+{
+    weft_stack_pool_drain();
+    if (altstack) {
+        stack_t ss = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
+        sigaltstack(&ss, NULL);
+        munmap(altstack, ALTSTACK_SIZE);
+        altstack = NULL;
+    }
+}

@@ -1,0 +1,1 @@
+# tools/: the task-dump CLI and the gdb helper.
