@@ -204,6 +204,35 @@ WEFT_API int weft_udp_connect(const char *host, int port, int flags);
 /* The local port of a bound socket, or -1 and errno. */
 WEFT_API int weft_local_port(int fd);
 
+/* ---- debugging: the task dump ------------------------------------------------------------ */
+
+/* Flags for weft_dump. */
+#define WEFT_DUMP_JSON         0x1  /* JSON (schema in the README) instead of text */
+#define WEFT_DUMP_NO_BACKTRACE 0x2  /* skip the backtraces (cheaper) */
+
+/* Write every task of this thread's scheduler to fd: a summary line of counts by state, then
+ * one block per task (id, name, state, what it waits on and for how long, spawn site and
+ * parent, age, switches, stack size and high-water mark, backtrace of where it is parked).
+ * Errors: EBADF and write(2)'s errors; EINVAL (unknown flags). */
+WEFT_API int weft_dump(int fd, int flags);
+
+/* Dump to stderr (text) when signo arrives, from the signal handler itself, so it works
+ * even when a task spins and never yields. 0 turns it off. Also: env WEFT_DUMP_SIGNAL=QUIT.
+ * Errors: EINVAL (bad signal number). */
+WEFT_API int weft_dump_on_signal(int signo);
+
+/* Serve the dump to tools/weft-dump over a Unix socket, from a background task of this
+ * thread's scheduler (it does not keep weft_run from returning). path NULL: the default,
+ * $XDG_RUNTIME_DIR/weft/PID.sock or /tmp/weft-UID/PID.sock (directory mode 0700); only
+ * processes of the same uid are answered. Also: env WEFT_DEBUG=1. Errors: those of
+ * socket/bind/listen and mkdir; EEXIST (already listening). */
+WEFT_API int weft_debug_listen(const char *path);
+
+/* Report (to stderr, once per stall) a task that runs for more than threshold_ms without
+ * yielding: id, name, spawn site and backtrace. 0 turns it off. Also: env
+ * WEFT_WATCHDOG=MS. Uses one helper thread. Errors: EINVAL (negative), EAGAIN (no thread). */
+WEFT_API int weft_watchdog(int64_t threshold_ms);
+
 #ifdef __cplusplus
 }
 #endif

@@ -107,6 +107,8 @@ enum wait_kind {
 enum task_flag {
     TF_DETACHED = 1,
     TF_CANCELLED = 2,
+    TF_SYSTEM = 4,      /* weft's own background task (debug server): not counted as alive,
+                           cancelled by weft_run once the user's tasks are all done */
 };
 
 #define WEFT_NAME_MAX 32
@@ -174,6 +176,9 @@ extern TLS struct sched *weft_sched_tls;
 
 /* The thread's scheduler, created on first use; NULL with errno ENOMEM when that fails. */
 struct sched *weft_sched_get(void);
+
+/* Spawn one of weft's own background tasks (TF_SYSTEM, detached); NULL and errno on failure. */
+weft_task *weft_spawn_system(void *(*fn)(void *), void *arg, const char *name);
 
 /* Park the running task: its wait[0] on 'queue' (tail, or head when 'front'), until woken or until
  * 'deadline' (-1: none). Returns the waker's code: 0, or an errno value (ETIMEDOUT when the

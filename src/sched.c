@@ -352,6 +352,18 @@ int weft_run(void)
         errno = e;
         return -1;
     }
+    /* Only weft's background tasks are left: cancel them, and let them finish. */
+    struct list *it;
+    int background = 0;
+    list_for_each(it, &s->all) {
+        struct weft_task *t = list_entry(it, struct weft_task, all);
+        if ((t->flags & TF_SYSTEM) && t->state != TS_DONE) {
+            background = 1;
+            weft_cancel(t);
+        }
+    }
+    if (background)
+        run_loop(s, NULL, -1);
     if (s->ntasks == 0)
         sched_destroy(s);
     return 0;
@@ -371,7 +383,8 @@ static _Noreturn void task_finish(struct sched *s, struct weft_task *t, void *va
 {
     t->result = value;
     t->state = TS_DONE;
-    s->nalive--;
+    if (!(t->flags & TF_SYSTEM))
+        s->nalive--;
     weft_sched_wake_one(s, &t->joiners, 0);
     s->dead = t;
     switch_next(s, t, 1);
@@ -460,9 +473,20 @@ weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, 
     ctx_set_stack(&t->ctx, stack_lo(&t->stack), t->stack.size);
     list_push_back(&s->all, &t->all);
     s->ntasks++;
-    s->nalive++;
+    s->nalive++;    /* weft_spawn_system takes it back */
     t->state = TS_RUNNABLE;
     list_push_back(&s->runq, &t->rq);
+    return t;
+}
+
+weft_task *weft_spawn_system(void *(*fn)(void *), void *arg, const char *name)
+{
+    weft_attr a = { .detached = 1, .name = name };
+    struct weft_task *t = weft_spawn_at(&a, fn, arg, __FILE__, __LINE__);
+    if (t) {
+        t->flags |= TF_SYSTEM;
+        weft_sched_tls->nalive--;
+    }
     return t;
 }
 
