@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -174,6 +175,11 @@ WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen
 WEFT_API ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
 /* Wake every task parked on fd (they get EBADF), remove fd from the reactor, then close(2). */
 WEFT_API int weft_close(int fd);
+
+/* poll(2) for tasks: parks until an fd is ready or timeout_ms passes (-1: no timeout), then
+ * reports like poll. Extra errnos: ECANCELED, ETIMEDOUT (the task's deadline scope),
+ * EINVAL (more than 65536 fds), ENOMEM. Outside any task, or with timeout 0, plain poll. */
+WEFT_API int weft_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
 
 /* Transfer exactly n bytes unless EOF or an error comes first. Returns n; the short count
  * at EOF (read) ; or, after an error, the count transferred before it with errno set (-1 when

@@ -124,6 +124,8 @@ struct weft_task {
     struct ctx ctx;             /* first: the asm switch stores the stack pointer here */
     struct list rq;             /* run queue link; free-list link when TS_FREE */
     struct waiter wait[2];      /* on the queue(s) the task is parked on (fd, joiners, ...) */
+    struct waiter *extra;       /* more, on the parked task's stack (weft_poll); nextra of them */
+    int nextra;
     struct timer timer;         /* armed while parked with a deadline */
     struct list joiners;        /* the task joining this one (at most one) */
     struct list all;            /* the registry: every task not yet freed */
@@ -210,13 +212,17 @@ struct fdent {
     unsigned char known;        /* nonblocking ensured, user_nonblock valid */
     unsigned char registered;   /* in the epoll set */
     unsigned char user_nonblock;/* the user had set O_NONBLOCK: wrappers never park */
+    unsigned char is_socket;    /* writes use MSG_NOSIGNAL */
 };
 
 /* The record of fd, made on first sight: for a wrapper ('nonblock' set) the fd is switched to
  * O_NONBLOCK, the user's own flag remembered. NULL with errno EBADF or ENOMEM. */
 struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock);
-/* Mark fd as a weft-made nonblocking fd (accepted, dialled, listening), skipping fcntl. */
-void weft_fd_adopt(struct sched *s, int fd);
+/* Mark fd as a weft-made nonblocking socket (accepted, dialled, listening), skipping fcntl;
+ * user_nonblock as given. */
+void weft_fd_adopt(struct sched *s, int fd, int user_nonblock);
+/* Register fd with epoll if it is not yet; returns 0 or an errno value. */
+int weft_reactor_register(struct sched *s, struct fdent *f, int fd);
 /* Park the running task until fd may be ready for dir, its deadline (the call's, the fd's,
  * the task's) passes, it is cancelled, or fd is closed. 'front' re-parks a task that was
  * woken but found nothing, ahead of later arrivals. Returns 0 (try again), or an errno

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +108,8 @@ struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock)
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0)
         return NULL;
+    struct stat st;
+    f->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
     if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return NULL;
     f->user_nonblock = (fl & O_NONBLOCK) != 0;
@@ -114,17 +117,19 @@ struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock)
     return f;
 }
 
-void weft_fd_adopt(struct sched *s, int fd)
+void weft_fd_adopt(struct sched *s, int fd, int user_nonblock)
 {
     struct fdent *f = weft_fd_get(s, fd, 0);
     if (f) {
         f->known = 1;
-        f->user_nonblock = 0;
+        f->is_socket = 1;
+        f->user_nonblock = (unsigned char)(user_nonblock != 0);
     }
 }
 
-static int fd_register(struct reactor *r, struct fdent *f, int fd)
+int weft_reactor_register(struct sched *s, struct fdent *f, int fd)
 {
+    struct reactor *r = s->reactor;
     struct epoll_event ev;
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)f->seq << 32;
@@ -145,7 +150,7 @@ static int64_t earliest(int64_t a, int64_t b)
 int weft_reactor_wait(struct sched *s, struct fdent *f, int fd, int dir, int front, int64_t deadline)
 {
     if (slow(!f->registered)) {
-        int e = fd_register(s->reactor, f, fd);
+        int e = weft_reactor_register(s, f, fd);
         if (e)
             return e;
     }
@@ -224,7 +229,7 @@ int weft_fdwait(int fd, int events, int64_t deadline)
         if (got != 0)
             return got;
         if (!f->registered) {
-            int e = fd_register(s->reactor, f, fd);
+            int e = weft_reactor_register(s, f, fd);
             if (e) {
                 errno = e;
                 return -1;

@@ -276,6 +276,8 @@ void weft_sched_wake(struct sched *s, struct weft_task *t, int err)
         return;
     list_remove(&t->wait[0].link);
     list_remove(&t->wait[1].link);
+    for (int i = 0; i < t->nextra; i++)
+        list_remove(&t->extra[i].link);
     weft_timer_cancel(&s->timers, &t->timer);
     if (t->wait_kind == WAIT_IO || t->wait_kind == WAIT_OFFLOAD)
         s->nexternal--;
@@ -444,6 +446,8 @@ weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, 
         list_init(&t->wait[i].link);
         t->wait[i].task = t;
     }
+    t->extra = NULL;
+    t->nextra = 0;
     list_init(&t->joiners);
     t->timer.idx = 0;
     t->fn = fn;
