@@ -1,7 +1,13 @@
 /* A standalone smoke test of the context layer through the public API, for ports and emulators
  * (.ci/aarch64.sh runs it under qemu-user; it is not part of make check and needs no test
  * framework). It checks round-robin order, callee-saved registers and the FP control word across
- * switches, sleep and join, and the stack-overflow report; the per-module suites go deeper. */
+ * switches, sleep and join, the stack-overflow report, and that a parked task's saved registers
+ * (ctx_saved_regs, which the dump unwinds from) lead through its frames. The per-module suites
+ * go deeper. */
+#include "config.h"
+#include "internal.h"   /* the task record and ctx_saved_regs, for the unwind check */
+
+#include <dlfcn.h>
 #include <errno.h>
 #include <fenv.h>
 #include <signal.h>
@@ -549,6 +555,100 @@ static void overflow_case(const char *name, const char *guard, size_t beyond, co
         printf("     %s\n", out);
 }
 
+/* ---- a parked task's saved registers ------------------------------------------------------ */
+
+/* ctx_saved_regs must give a pc in weft's code and an sp and fp inside the task's stack, and the
+ * chain of frame records from that fp must climb the stack through the task's own function and
+ * (asm backends) end with fp 0 at the trampoline. */
+static volatile int unwind_release;
+
+static __attribute__((noinline)) void park_here(void)
+{
+    weft_yield();
+    __asm__ volatile("" ::: "memory");      /* no tail call: keep this frame */
+}
+
+static void *unwind_parked(void *arg)
+{
+    while (!unwind_release)
+        park_here();
+    return arg;
+}
+
+static uintptr_t strip_pac(uintptr_t pc)
+{
+#if defined(__aarch64__)
+    return pc & 0x00ffffffffffffull;    /* drop a pointer authentication code (pac-ret) */
+#else
+    return pc;
+#endif
+}
+
+static int same_object(uintptr_t pc, const void *known)
+{
+    Dl_info a, b;
+    return dladdr((void *)pc, &a) && dladdr(known, &b) && a.dli_fname && b.dli_fname &&
+           strcmp(a.dli_fname, b.dli_fname) == 0;
+}
+
+static char unwind_err[256];
+
+static void *unwind_main(void *arg)
+{
+    int *ok = arg;
+    weft_task *t = weft_go(unwind_parked, NULL);
+    if (!t || weft_yield() != 0) {      /* t runs and parks in park_here */
+        snprintf(unwind_err, sizeof unwind_err, "spawn or yield failed");
+        return NULL;
+    }
+    uintptr_t pc = 0, sp = 0, fp = 0;
+    uintptr_t lo = (uintptr_t)stack_lo(&t->stack), hi = lo + t->stack.size;
+    int have = ctx_saved_regs(&t->ctx, &pc, &sp, &fp);
+    int frames = 0, in_user = 0, ended_at_zero = 0;
+    if (have) {
+        uintptr_t f = fp;
+        while (f >= sp && f < hi && frames < 64 && (f & 7) == 0) {
+            const uintptr_t *rec = (const uintptr_t *)f;
+            frames++;
+            if (rec[1] && same_object(strip_pac(rec[1]), (const void *)unwind_main))
+                in_user++;
+            if (rec[0] != 0 && rec[0] <= f)
+                break;          /* must climb */
+            f = rec[0];
+        }
+        ended_at_zero = f == 0;
+    }
+#if defined(WEFT_CTX_ASM)
+    int want_zero = 1;
+#else
+    int want_zero = 0;          /* ucontext: where the walk ends is libc's business */
+#endif
+#if defined(WEFT_CTX_UCONTEXT) && defined(__aarch64__)
+    /* glibc's aarch64 swapcontext resumes at a label of its own (see ctx_saved_regs). */
+    int pc_ok = same_object(strip_pac(pc), (const void *)weft_yield) ||
+                same_object(strip_pac(pc), (const void *)swapcontext);
+#else
+    int pc_ok = same_object(strip_pac(pc), (const void *)weft_yield);
+#endif
+    *ok = have && pc && pc_ok && sp >= lo && sp < hi &&
+          fp >= sp && fp < hi && frames >= 2 && in_user >= 2 && (ended_at_zero || !want_zero);
+    if (!*ok)
+        snprintf(unwind_err, sizeof unwind_err, "have %d pc %#lx sp %#lx fp %#lx stack [%#lx, %#lx): "
+                 "%d frames, %d in the program, ended at 0: %d", have, (unsigned long)pc,
+                 (unsigned long)sp, (unsigned long)fp, (unsigned long)lo, (unsigned long)hi, frames,
+                 in_user, ended_at_zero);
+    unwind_release = 1;
+    weft_join(t, NULL);
+    return NULL;
+}
+
+static void test_saved_regs(void)
+{
+    int ok = 0;
+    int rc = weft_main(unwind_main, &ok);
+    check("parked_task_saved_regs_unwind_to_its_frames", rc == 0 && ok, "rc %d, %s", rc, unwind_err);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -563,6 +663,7 @@ int main(void)
     test_fp_control();
     test_sleep_join();
     test_many();
+    test_saved_regs();
 
     printf("ctx_smoke: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
