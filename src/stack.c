@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,8 @@
 
 #define POOL_CLASSES 4      /* distinct stack sizes pooled at once */
 #define POOL_WARM 64        /* freed stacks kept as they are, pages still committed */
-#define POOL_MAX 1024       /* beyond the warm ones, kept with their pages released */
+#define POOL_MAX 65536      /* beyond the warm ones, kept with their pages released: cheaper
+                               than munmap, which splits the merged mapping the stacks share */
 #define ALTSTACK_SIZE ((size_t)64 * 1024)
 
 static const uint64_t canary_magic = 0x7765667453544b21ull;   /* "weftSTK!" */
@@ -181,13 +183,34 @@ void weft_stack_free(struct stack *st)
     pc->items[pc->n++] = *st;
 }
 
+static int by_address(const void *a, const void *b)
+{
+    const struct stack *x = a, *y = b;
+    return x->map < y->map ? -1 : x->map > y->map;
+}
+
+/* Unmap the pool, a contiguous run of stacks (neighbouring mmaps usually are) in one call. */
 void weft_stack_pool_drain(void)
 {
     for (int i = 0; i < POOL_CLASSES; i++) {
-        while (pool[i].n)
-            stack_unmap(&pool[i].items[--pool[i].n]);
-        free(pool[i].items);
-        memset(&pool[i], 0, sizeof pool[i]);
+        struct pool_class *pc = &pool[i];
+        qsort(pc->items, pc->n, sizeof *pc->items, by_address);
+        size_t run = 0;
+        for (size_t k = 0; k < pc->n; k++) {
+            struct stack *st = &pc->items[k];
+            VALGRIND_STACK_DEREGISTER(st->vg_id);
+            if (st->guard == GUARD_MPROTECT)
+                __atomic_add_fetch(&mprotect_budget, 1, __ATOMIC_RELAXED);
+            atomic_fetch_sub(&live[st->guard], 1);
+            int last = k + 1 == pc->n || pc->items[k + 1].map != st->map + WEFT_GUARD_SIZE + st->size;
+            if (last) {
+                char *start = pc->items[run].map;
+                munmap(start, (size_t)(st->map + WEFT_GUARD_SIZE + st->size - start));
+                run = k + 1;
+            }
+        }
+        free(pc->items);
+        memset(pc, 0, sizeof *pc);
     }
 }
 
