@@ -72,27 +72,47 @@ static inline int io_retry(struct io *io, ssize_t r, int dir)
     while (io_retry(&io, r, dir));                        \
     return r
 
-/* Writes to a pipe or a file (no MSG_NOSIGNAL there) with SIGPIPE held back, so a closed
- * reader gives EPIPE instead of killing the process. Costs two sigmask calls per write. */
-static ssize_t write_nosigpipe(int fd, const void *buf, size_t n, const struct iovec *iov, int iovcnt)
+/* Writes to a pipe or a file, and sendfile (no MSG_NOSIGNAL there), run with SIGPIPE held
+ * back, so a closed reader gives EPIPE instead of killing the process; a SIGPIPE the call
+ * raised is taken off the pending set. Costs two sigmask calls: only off the socket path. */
+struct sigpipe_hold {
+    sigset_t set, old;
+    int was_pending;
+};
+
+static void sigpipe_hold(struct sigpipe_hold *h)
 {
-    sigset_t pipe_set, old;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     sigset_t pending;
-    int was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-    ssize_t r = iov ? writev(fd, iov, iovcnt) : write(fd, buf, n);
-    if (r < 0 && errno == EPIPE && !was_pending) {
-        int e = errno;
-        struct timespec zero = { 0, 0 };
-        sigtimedwait(&pipe_set, NULL, &zero);
-        errno = e;
-    }
+    sigemptyset(&h->set);
+    sigaddset(&h->set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &h->set, &h->old);
+    h->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+}
+
+static ssize_t sigpipe_release(struct sigpipe_hold *h, ssize_t r)
+{
     int e = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r < 0 && e == EPIPE && !h->was_pending) {
+        struct timespec zero = { 0, 0 };
+        sigtimedwait(&h->set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &h->old, NULL);
     errno = e;
     return r;
+}
+
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t n, const struct iovec *iov, int iovcnt)
+{
+    struct sigpipe_hold h;
+    sigpipe_hold(&h);
+    return sigpipe_release(&h, iov ? writev(fd, iov, iovcnt) : write(fd, buf, n));
+}
+
+static ssize_t sendfile_nosigpipe(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+    struct sigpipe_hold h;
+    sigpipe_hold(&h);
+    return sigpipe_release(&h, sendfile(out_fd, in_fd, offset, count));
 }
 
 ssize_t weft_read(int fd, void *buf, size_t n)
@@ -156,25 +176,6 @@ ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags)
 ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     IO_CALL(DIR_WRITE, sendmsg(fd, msg, flags), sendmsg(fd, msg, flags | MSG_NOSIGNAL));
-}
-
-/* sendfile can raise SIGPIPE (it takes no flags), so it is always held back. */
-static ssize_t sendfile_nosigpipe(int out_fd, int in_fd, off_t *offset, size_t count)
-{
-    sigset_t pipe_set, old, pending;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    int was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-    ssize_t r = sendfile(out_fd, in_fd, offset, count);
-    int e = errno;
-    if (r < 0 && e == EPIPE && !was_pending) {
-        struct timespec zero = { 0, 0 };
-        sigtimedwait(&pipe_set, NULL, &zero);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    errno = e;
-    return r;
 }
 
 ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
