@@ -1,0 +1,167 @@
+/* bench/spawn: ns per spawn + run + exit of a trivial task, with the stack pool warm: one at a
+ * time (weft_go then weft_join), and in batches (spawn B, then join them all, or spawn B
+ * detached and yield once). Beside them, the floor: make a context on a reused stack, switch
+ * to it and back (floor_<arch>.S), the least any spawn can cost. All of it runs inside one
+ * driver task, so the pool stays warm from round to round. */
+#include "bench.h"
+
+#include "weft.h"
+
+#define BATCH_MAX 100000
+
+static const char usage[] =
+    "Variants (-o): floor, go_join, batch_join, batch_detached. -n counts tasks (a multiple\n"
+    "of the batch size). Env BENCH_BATCH: the batch size (default 1000).\n"
+    "Prints, per variant, the median and best ns per task over the rounds.\n";
+
+static long batch = 1000;
+static weft_task *handles[BATCH_MAX];
+
+static void *nop(void *arg)
+{
+    return arg;
+}
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+/* ---- floor: make + switch in + switch out, on one reused stack --------------------------- */
+
+static void *floor_main_sp, *floor_co_sp;
+static char *floor_lo;
+
+static void floor_body(void)
+{
+    floor_swap(&floor_co_sp, floor_main_sp);
+    abort();    /* never resumed: the next make starts over on the same stack */
+}
+
+static double run_floor(long n)
+{
+    if (!floor_lo)
+        floor_lo = bench_stack();
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++)
+        floor_swap(&floor_main_sp, floor_make(floor_lo, BENCH_STACK, floor_body));
+    return now_ns() - t0;
+}
+
+/* ---- weft ----------------------------------------------------------------------------------- */
+
+static double run_go_join(long n)
+{
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        weft_task *t = weft_go(nop, NULL);
+        if (!t || weft_join(t, NULL) != 0)
+            die("go_join");
+    }
+    return now_ns() - t0;
+}
+
+static double run_batch_join(long n)
+{
+    double t0 = now_ns();
+    for (long b = 0; b < n / batch; b++) {
+        for (long i = 0; i < batch; i++)
+            if (!(handles[i] = weft_go(nop, NULL)))
+                die("weft_go");
+        for (long i = 0; i < batch; i++)
+            if (weft_join(handles[i], NULL) != 0)
+                die("weft_join");
+    }
+    return now_ns() - t0;
+}
+
+static double run_batch_detached(long n)
+{
+    weft_attr a = { .detached = 1 };
+    double t0 = now_ns();
+    for (long b = 0; b < n / batch; b++) {
+        for (long i = 0; i < batch; i++)
+            if (!weft_spawn(&a, nop, NULL))
+                die("weft_spawn");
+        weft_yield();   /* to the back of the run queue: every new task runs and ends first */
+    }
+    return now_ns() - t0;
+}
+
+/* ---- driver ------------------------------------------------------------------------------ */
+
+struct variant {
+    const char *name;
+    double (*run)(long n);
+    int batched;
+    long n;
+    double *ns;
+};
+
+static struct bench_opts opts;
+
+static void *driver(void *arg)
+{
+    (void)arg;
+    struct variant v[] = {
+        { "floor", run_floor, 0, 0, NULL },
+        { "go_join", run_go_join, 0, 0, NULL },
+        { "batch_join", run_batch_join, 1, 0, NULL },
+        { "batch_detached", run_batch_detached, 1, 0, NULL },
+    };
+    enum { NV = sizeof v / sizeof v[0] };
+    int on[NV];
+    for (int i = 0; i < NV; i++) {
+        on[i] = bench_selected(&opts, v[i].name) && (i != 0 || BENCH_HAVE_FLOOR);
+        if (!on[i])
+            continue;
+        if (!(v[i].ns = calloc((size_t)opts.rounds, sizeof(double))))
+            die("calloc");
+        v[i].run(v[i].batched ? batch : 1000);      /* warm the pools (stacks, records) */
+        v[i].n = calibrate(&opts, v[i].run, v[i].batched ? batch : 1);
+        if (v[i].batched && v[i].n % batch) {
+            fprintf(stderr, "spawn: -n must be a multiple of the batch size %ld\n", batch);
+            exit(2);
+        }
+    }
+    for (int r = 0; r < opts.rounds; r++)
+        for (int i = 0; i < NV; i++)
+            if (on[i])
+                v[i].ns[r] = v[i].run(v[i].n) / (double)v[i].n;
+    if (!opts.quiet)
+        printf("# one unit = one task spawned, run to its end and reaped (floor: one context\n"
+               "# made, switched to and back); pool warm; %d rounds, interleaved; batch %ld\n",
+               opts.rounds, batch);
+    double floor_med = 0;
+    for (int i = 0; i < NV; i++) {
+        if (!on[i])
+            continue;
+        double best = minimum(v[i].ns, opts.rounds);
+        double med = median(v[i].ns, opts.rounds);
+        if (i == 0)
+            floor_med = med;
+        printf("spawn  %-15s median %8.2f ns  best %8.2f ns  (%ld tasks/round)", v[i].name,
+               med, best, v[i].n);
+        if (i != 0 && floor_med > 0)
+            printf("  x%.2f floor", med / floor_med);
+        printf("\n");
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    bench_parse(argc, argv, &opts, usage);
+    const char *b = getenv("BENCH_BATCH");
+    if (b) {
+        batch = atol(b);
+        if (batch < 1 || batch > BATCH_MAX) {
+            fprintf(stderr, "spawn: BENCH_BATCH must be 1..%d\n", BATCH_MAX);
+            return 2;
+        }
+    }
+    if (weft_main(driver, NULL) != 0)
+        die("weft_main");
+    return 0;
+}
