@@ -26,6 +26,10 @@
 #define BENCH_HAVE_FLOOR 1
 void floor_swap(void **from_sp, void *to_sp);
 void *floor_make(void *lo, size_t size, void (*entry)(void));
+/* The same plus the FP control state weft's switch keeps per task (x86-64: MXCSR and the
+ * x87 control word; AArch64: FPCR). */
+void floor_fp_swap(void **from_sp, void *to_sp);
+void *floor_fp_make(void *lo, size_t size, void (*entry)(void));
 #else
 #define BENCH_HAVE_FLOOR 0
 static inline void floor_swap(void **from_sp, void *to_sp) { (void)from_sp; (void)to_sp; abort(); }
@@ -34,6 +38,8 @@ static inline void *floor_make(void *lo, size_t size, void (*entry)(void))
     (void)lo; (void)size; (void)entry;
     abort();
 }
+#define floor_fp_swap floor_swap
+#define floor_fp_make floor_make
 #endif
 
 #define BENCH_STACK ((size_t)64 * 1024)
@@ -82,7 +88,7 @@ static inline double minimum(const double *v, int n)
 
 /* The command line: -n UNITS (fixed work per measurement: no calibration, deterministic
  * for callgrind), -r ROUNDS, -t MS (time budget per measurement when calibrating),
- * -o NAME (run only that variant), -q (machine lines only). */
+ * -o NAME[,NAME...] (run only those variants), -q (machine lines only). */
 struct bench_opts {
     long n;
     int rounds;
@@ -118,9 +124,17 @@ static inline void bench_parse(int argc, char **argv, struct bench_opts *o, cons
     }
 }
 
+/* Is variant 'name' among the comma-separated names of -o (or is there no -o)? */
 static inline int bench_selected(const struct bench_opts *o, const char *name)
 {
-    return !o->only || strcmp(o->only, name) == 0;
+    if (!o->only)
+        return 1;
+    size_t len = strlen(name);
+    for (const char *p = o->only; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+        if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
+            return 1;
+    }
+    return 0;
 }
 
 /* Units of work that take about budget_ns for run(n) (which returns the ns it took);

@@ -2,7 +2,9 @@
  * must do under AAPCS64, saving x19-x28, x29 (fp), x30 (lr), d8-d15 and sp. No FPCR, no
  * scheduler. weft's own switch is src/ctx_aarch64.S; this is only a ruler.
  * Saved frame, from the saved stack pointer up (160 bytes):
- *   +0 x19..x28  +80 x29  +88 x30 (return pc)  +96 d8..d15 */
+ *   +0 x19..x28  +80 x29  +88 x30 (return pc)  +96 d8..d15
+ * floor_fp_swap adds what weft's switch also does, saving FPCR and restoring it when it
+ * differs (16 more bytes below x19), so the cost of that is measured apart. */
     .text
 
 /* void floor_swap(void **from_sp, void *to_sp) */
@@ -39,6 +41,47 @@ floor_swap:
     ret
     .cfi_endproc
     .size   floor_swap, .-floor_swap
+
+/* void floor_fp_swap(void **from_sp, void *to_sp) */
+    .globl  floor_fp_swap
+    .type   floor_fp_swap, %function
+    .p2align 4
+floor_fp_swap:
+    .cfi_startproc
+    sub     sp, sp, #176
+    stp     x19, x20, [sp, #16]
+    stp     x21, x22, [sp, #32]
+    stp     x23, x24, [sp, #48]
+    stp     x25, x26, [sp, #64]
+    stp     x27, x28, [sp, #80]
+    stp     x29, x30, [sp, #96]
+    stp     d8, d9, [sp, #112]
+    stp     d10, d11, [sp, #128]
+    stp     d12, d13, [sp, #144]
+    stp     d14, d15, [sp, #160]
+    mrs     x9, fpcr
+    str     x9, [sp, #0]
+    mov     x10, sp
+    str     x10, [x0]
+    mov     sp, x1
+    ldr     x10, [sp, #0]
+    cmp     x9, x10
+    b.eq    1f
+    msr     fpcr, x10
+1:  ldp     x19, x20, [sp, #16]
+    ldp     x21, x22, [sp, #32]
+    ldp     x23, x24, [sp, #48]
+    ldp     x25, x26, [sp, #64]
+    ldp     x27, x28, [sp, #80]
+    ldp     x29, x30, [sp, #96]
+    ldp     d8, d9, [sp, #112]
+    ldp     d10, d11, [sp, #128]
+    ldp     d12, d13, [sp, #144]
+    ldp     d14, d15, [sp, #160]
+    add     sp, sp, #176
+    ret
+    .cfi_endproc
+    .size   floor_fp_swap, .-floor_fp_swap
 
 /* First code of a new floor context: entry is in x19; it must never return. */
     .type   floor_trampoline, %function
@@ -79,5 +122,22 @@ floor_make:
     ret
     .cfi_endproc
     .size   floor_make, .-floor_make
+
+/* void *floor_fp_make(void *lo, size_t size, void (*entry)(void)): floor_make's frame with
+ * the creator's FPCR below it, for floor_fp_swap. */
+    .globl  floor_fp_make
+    .type   floor_fp_make, %function
+    .p2align 4
+floor_fp_make:
+    .cfi_startproc
+    stp     x29, x30, [sp, #-16]!
+    mov     x29, sp
+    bl      floor_make
+    ldp     x29, x30, [sp], #16
+    mrs     x9, fpcr
+    stp     x9, xzr, [x0, #-16]!
+    ret
+    .cfi_endproc
+    .size   floor_fp_make, .-floor_fp_make
 
     .section .note.GNU-stack,"",@progbits

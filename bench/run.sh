@@ -150,7 +150,7 @@ for b in $built; do
     echo "-- backend $b"
     for p in $programs; do
         case $p in
-        switch) vs="floor swapcontext weft" n1=20000 n2=40000 ;;
+        switch) vs="floor floor_fp floor_asym swapcontext weft weft_asym" n1=20000 n2=40000 ;;
         spawn) vs="floor go_join batch_join batch_detached" n1=10000 n2=20000 ;;
         *) continue ;;
         esac

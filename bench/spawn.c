@@ -147,6 +147,8 @@ static void *driver(void *arg)
             printf("  x%.2f floor", med / floor_med);
         printf("\n");
     }
+    for (int i = 0; i < NV; i++)
+        free(v[i].ns);
     return NULL;
 }
 
