@@ -151,7 +151,7 @@ for b in $built; do
     for p in $programs; do
         case $p in
         switch) vs="floor floor_fp floor_asym swapcontext weft weft_asym" n1=20000 n2=40000 ;;
-        spawn) vs="floor go_join batch_join batch_detached" n1=10000 n2=20000 ;;
+        spawn) vs="floor go_join join_64 detached_64 join_1000 detached_1000" n1=8000 n2=16000 ;;
         *) continue ;;
         esac
         for v in $vs; do

@@ -1,20 +1,21 @@
 /* bench/spawn: ns per spawn + run + exit of a trivial task, with the stack pool warm: one at a
  * time (weft_go then weft_join), and in batches (spawn B, then join them all, or spawn B
- * detached and yield once). Beside them, the floor: make a context on a reused stack, switch
+ * detached and yield once) of 64, which the pool keeps warm (stack.c's POOL_WARM), and of
+ * 1000, which it does not. Beside them, the floor: make a context on a reused stack, switch
  * to it and back (floor_<arch>.S), the least any spawn can cost. All of it runs inside one
- * driver task, so the pool stays warm from round to round. */
+ * driver task, so the pools stay warm from round to round. */
 #include "bench.h"
 
 #include "weft.h"
 
-#define BATCH_MAX 100000
+#define BATCH_MAX 1000
 
 static const char usage[] =
-    "Variants (-o): floor, go_join, batch_join, batch_detached. -n counts tasks (a multiple\n"
-    "of the batch size). Env BENCH_BATCH: the batch size (default 1000).\n"
+    "Variants (-o): floor, go_join, join_64, detached_64, join_1000, detached_1000.\n"
+    "-n counts tasks (a multiple of 1000 when a batch variant runs).\n"
     "Prints, per variant, the median and best ns per task over the rounds.\n";
 
-static long batch = 1000;
+static long batch;           /* of the variant running */
 static weft_task *handles[BATCH_MAX];
 
 static void *nop(void *arg)
@@ -62,7 +63,7 @@ static double run_go_join(long n)
     return now_ns() - t0;
 }
 
-static double run_batch_join(long n)
+static double batch_join(long n)
 {
     double t0 = now_ns();
     for (long b = 0; b < n / batch; b++) {
@@ -76,7 +77,7 @@ static double run_batch_join(long n)
     return now_ns() - t0;
 }
 
-static double run_batch_detached(long n)
+static double batch_detached(long n)
 {
     weft_attr a = { .detached = 1 };
     double t0 = now_ns();
@@ -89,12 +90,17 @@ static double run_batch_detached(long n)
     return now_ns() - t0;
 }
 
+static double run_join_64(long n) { batch = 64; return batch_join(n); }
+static double run_detached_64(long n) { batch = 64; return batch_detached(n); }
+static double run_join_1000(long n) { batch = 1000; return batch_join(n); }
+static double run_detached_1000(long n) { batch = 1000; return batch_detached(n); }
+
 /* ---- driver ------------------------------------------------------------------------------ */
 
 struct variant {
     const char *name;
     double (*run)(long n);
-    int batched;
+    long batch;                 /* 0: one at a time */
     long n;
     double *ns;
 };
@@ -107,8 +113,10 @@ static void *driver(void *arg)
     struct variant v[] = {
         { "floor", run_floor, 0, 0, NULL },
         { "go_join", run_go_join, 0, 0, NULL },
-        { "batch_join", run_batch_join, 1, 0, NULL },
-        { "batch_detached", run_batch_detached, 1, 0, NULL },
+        { "join_64", run_join_64, 64, 0, NULL },
+        { "detached_64", run_detached_64, 64, 0, NULL },
+        { "join_1000", run_join_1000, 1000, 0, NULL },
+        { "detached_1000", run_detached_1000, 1000, 0, NULL },
     };
     enum { NV = sizeof v / sizeof v[0] };
     int on[NV];
@@ -118,10 +126,11 @@ static void *driver(void *arg)
             continue;
         if (!(v[i].ns = calloc((size_t)opts.rounds, sizeof(double))))
             die("calloc");
-        v[i].run(v[i].batched ? batch : 1000);      /* warm the pools (stacks, records) */
-        v[i].n = calibrate(&opts, v[i].run, v[i].batched ? batch : 1);
-        if (v[i].batched && v[i].n % batch) {
-            fprintf(stderr, "spawn: -n must be a multiple of the batch size %ld\n", batch);
+        v[i].run(v[i].batch ? v[i].batch : 1000);   /* warm the pools (stacks, records) */
+        v[i].n = calibrate(&opts, v[i].run, v[i].batch ? v[i].batch : 1);
+        if (v[i].batch && v[i].n % v[i].batch) {
+            fprintf(stderr, "spawn: -n must be a multiple of %s's batch size %ld\n", v[i].name,
+                    v[i].batch);
             exit(2);
         }
     }
@@ -131,8 +140,8 @@ static void *driver(void *arg)
                 v[i].ns[r] = v[i].run(v[i].n) / (double)v[i].n;
     if (!opts.quiet)
         printf("# one unit = one task spawned, run to its end and reaped (floor: one context\n"
-               "# made, switched to and back); pool warm; %d rounds, interleaved; batch %ld\n",
-               opts.rounds, batch);
+               "# made, switched to and back); pool warm; %d rounds, interleaved\n",
+               opts.rounds);
     double floor_med = 0;
     for (int i = 0; i < NV; i++) {
         if (!on[i])
@@ -155,14 +164,6 @@ static void *driver(void *arg)
 int main(int argc, char **argv)
 {
     bench_parse(argc, argv, &opts, usage);
-    const char *b = getenv("BENCH_BATCH");
-    if (b) {
-        batch = atol(b);
-        if (batch < 1 || batch > BATCH_MAX) {
-            fprintf(stderr, "spawn: BENCH_BATCH must be 1..%d\n", BATCH_MAX);
-            return 2;
-        }
-    }
     if (weft_main(driver, NULL) != 0)
         die("weft_main");
     return 0;
