@@ -13,7 +13,8 @@
 static const char usage[] =
     "Variants (-o): floor, go_join, join_64, detached_64, join_1000, detached_1000.\n"
     "-n counts tasks (a multiple of 1000 when a batch variant runs).\n"
-    "Prints, per variant, the median and best ns per task over the rounds.\n";
+    "Prints, per variant, the median and best ns per task over the rounds, and the median\n"
+    "of its per-round ratio to the floor.\n";
 
 static long batch;           /* of the variant running */
 static weft_task *handles[BATCH_MAX];
@@ -142,19 +143,23 @@ static void *driver(void *arg)
         printf("# one unit = one task spawned, run to its end and reaped (floor: one context\n"
                "# made, switched to and back); pool warm; %d rounds, interleaved\n",
                opts.rounds);
-    double floor_med = 0;
+    double tmp[1000];
+    for (int i = 1; i < NV; i++) {
+        if (!on[i] || !on[0])
+            continue;
+        for (int r = 0; r < opts.rounds; r++)
+            tmp[r] = v[i].ns[r] / v[0].ns[r];
+        char name[64];
+        snprintf(name, sizeof name, "%s/floor", v[i].name);
+        printf("ratio  %-22s %8.3f  (median of per-round ratios)\n", name,
+               median(tmp, opts.rounds));
+    }
     for (int i = 0; i < NV; i++) {
         if (!on[i])
             continue;
         double best = minimum(v[i].ns, opts.rounds);
-        double med = median(v[i].ns, opts.rounds);
-        if (i == 0)
-            floor_med = med;
-        printf("spawn  %-15s median %8.2f ns  best %8.2f ns  (%ld tasks/round)", v[i].name,
-               med, best, v[i].n);
-        if (i != 0 && floor_med > 0)
-            printf("  x%.2f floor", med / floor_med);
-        printf("\n");
+        printf("spawn  %-15s median %8.2f ns  best %8.2f ns  (%ld tasks/round)\n", v[i].name,
+               median(v[i].ns, opts.rounds), best, v[i].n);
     }
     for (int i = 0; i < NV; i++)
         free(v[i].ns);
