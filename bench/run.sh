@@ -59,7 +59,7 @@ for b in $backends; do
         echo "bench: build failed for $b" >&2
         exit 1
     fi
-    built="$built $b"
+    built="${built:+$built }$b"
 done
 [ -n "$built" ] || { echo "bench: nothing built" >&2; exit 1; }
 
