@@ -32,9 +32,13 @@
 
 static const uint64_t canary_magic = 0x7765667453544b21ull;   /* "weftSTK!" */
 
+/* A LIFO of free stacks of one size. items[0..ncold) have had their pages released;
+ * items[ncold..n), the most recently freed, are warm (at most POOL_WARM of them), so a
+ * steady spawn/exit reuses a warm stack and makes no syscall. */
 struct pool_class {
     size_t size;
     size_t n, cap;
+    size_t ncold;
     struct stack *items;
 };
 
@@ -131,6 +135,8 @@ int weft_stack_alloc(struct stack *st, size_t size)
     struct pool_class *pc = pool_for(size, 0);
     if (pc && pc->n) {
         *st = pc->items[--pc->n];
+        if (pc->ncold > pc->n)
+            pc->ncold = pc->n;
         set_canary(st);
         return 0;
     }
@@ -176,11 +182,14 @@ void weft_stack_free(struct stack *st)
         pc->items = items;
         pc->cap = cap;
     }
-    /* Past the warm ones, give the pages back; the guard stays (guard markers and
-     * PROT_NONE both survive MADV_DONTNEED). */
-    if (pc->n >= POOL_WARM)
-        madvise(stack_lo(st), st->size, MADV_DONTNEED);
     pc->items[pc->n++] = *st;
+    /* More than POOL_WARM warm stacks: give back the pages of the oldest warm one (not of
+     * this one, which is the next to be reused); the guard stays (guard markers and
+     * PROT_NONE both survive MADV_DONTNEED). */
+    if (pc->n - pc->ncold > POOL_WARM) {
+        struct stack *cold = &pc->items[pc->ncold++];
+        madvise(stack_lo(cold), cold->size, MADV_DONTNEED);
+    }
 }
 
 static int by_address(const void *a, const void *b)
