@@ -117,9 +117,21 @@ static struct weft_task *record_alloc(struct sched *s)
     if (!c)
         return NULL;
     list_push_back(&s->chunks, &c->link);
-    for (int i = 1; i < CHUNK_TASKS; i++) {
-        c->tasks[i].state = TS_FREE;
-        list_push_back(&s->free_tasks, &c->tasks[i].rq);
+    /* What stays true of a record between uses is set once here: a woken task's wait links
+     * are unlinked (self-linked), its timer disarmed, its joiners list empty. */
+    for (int i = 0; i < CHUNK_TASKS; i++) {
+        struct weft_task *t = &c->tasks[i];
+        for (int k = 0; k < 2; k++) {
+            list_init(&t->wait[k].link);
+            t->wait[k].task = t;
+        }
+        list_init(&t->joiners);
+        t->timer.idx = 0;
+        t->extra = NULL;
+        t->nextra = 0;
+        t->state = TS_FREE;
+        if (i > 0)
+            list_push_back(&s->free_tasks, &t->rq);
     }
     return &c->tasks[0];
 }
@@ -446,14 +458,6 @@ weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, 
         errno = ENOMEM;
         return NULL;
     }
-    for (int i = 0; i < 2; i++) {
-        list_init(&t->wait[i].link);
-        t->wait[i].task = t;
-    }
-    t->extra = NULL;
-    t->nextra = 0;
-    list_init(&t->joiners);
-    t->timer.idx = 0;
     t->fn = fn;
     t->arg = arg;
     t->result = NULL;

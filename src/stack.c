@@ -116,18 +116,23 @@ int weft_stack_canary_ok(const struct stack *st)
     return st->guard != GUARD_CANARY || memcmp(stack_lo(st), &canary_magic, sizeof canary_magic) == 0;
 }
 
+static TLS struct pool_class *pool_last;    /* the class used last: almost always the one */
+
 static struct pool_class *pool_for(size_t size, int claim)
 {
+    if (fast(pool_last != NULL && pool_last->size == size))
+        return pool_last;
     struct pool_class *empty = NULL;
     for (int i = 0; i < POOL_CLASSES; i++) {
         if (pool[i].size == size)
-            return &pool[i];
+            return pool_last = &pool[i];
         if (!empty && pool[i].n == 0)
             empty = &pool[i];
     }
-    if (claim && empty)
-        empty->size = size;
-    return claim ? empty : NULL;
+    if (!claim || !empty)
+        return NULL;
+    empty->size = size;
+    return pool_last = empty;
 }
 
 int weft_stack_alloc(struct stack *st, size_t size)
@@ -221,6 +226,7 @@ void weft_stack_pool_drain(void)
         free(pc->items);
         memset(pc, 0, sizeof *pc);
     }
+    pool_last = NULL;
 }
 
 int weft_stack_guard_hit(const struct stack *st, const void *addr)
