@@ -129,7 +129,7 @@ static int connect_until(int fd, const struct sockaddr *sa, socklen_t len, int64
         errno = e;
         return r;
     }
-    if (connect(fd, sa, len) == 0)
+    if (weft_sys_connect(fd, sa, len) == 0)
         return 0;
     if (errno != EINPROGRESS)
         return -1;
@@ -140,7 +140,7 @@ static int connect_until(int fd, const struct sockaddr *sa, socklen_t len, int64
             return -1;
         }
         struct pollfd p = { .fd = fd, .events = POLLOUT };
-        int n = poll(&p, 1, left > 0x7fffffff ? 0x7fffffff : (int)left);
+        int n = weft_sys_poll(&p, 1, left > 0x7fffffff ? 0x7fffffff : (int)left);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -245,7 +245,7 @@ int weft_udp_connect(const char *host, int port, int flags)
     int fd = new_socket(ss.ss_family, SOCK_DGRAM);
     if (fd < 0)
         return -1;
-    if (set_flags(fd, flags, 0) != 0 || connect(fd, (struct sockaddr *)&ss, len) != 0)
+    if (set_flags(fd, flags, 0) != 0 || weft_sys_connect(fd, (struct sockaddr *)&ss, len) != 0)
         return fail_close(fd);
     return fd;
 }
