@@ -54,6 +54,15 @@ static void *ticker(void *arg)
     return NULL;
 }
 
+/* Each test starts from nothing (they share one process under CK_FORK=no). */
+static void reset(void)
+{
+    norder = 0;
+    ticks = 0;
+    stop_ticker = 0;
+    fds[0] = fds[1] = -1;
+}
+
 static void run_tasks(void *(*a)(void *), void *(*b)(void *))
 {
     ck_assert_ptr_nonnull(weft_go(a, NULL));
@@ -98,7 +107,7 @@ START_TEST(read_on_empty_pipe_parks_the_task_not_the_thread)
 }
 END_TEST
 
-/* Each receive parks before its data is sent; the sender sleeps between sends. */
+/* Each receive parks before its data is sent: the sender waits for the receiver's mark. */
 static void *socket_receiver(void *arg)
 {
     (void)arg;
@@ -124,24 +133,30 @@ static void *socket_receiver(void *arg)
     return NULL;
 }
 
+static void wait_marks(int n)
+{
+    while (norder < n)
+        weft_sleep(1);
+}
+
 static void *socket_sender(void *arg)
 {
     (void)arg;
     struct iovec iov[2] = { { "ab", 2 }, { "cd", 2 } };
     mark(1);
     ck_assert_int_eq(writev(fds[1], iov, 2), 4);
-    weft_sleep(5);
+    wait_marks(2);
     mark(3);
     ck_assert_int_eq(send(fds[1], "ef", 2, 0), 2);
-    weft_sleep(5);
+    wait_marks(4);
     mark(5);
     ck_assert_int_eq(sendto(fds[1], "gh", 2, 0, NULL, 0), 2);
-    weft_sleep(5);
+    wait_marks(6);
     mark(7);
     struct iovec one = { "ij", 2 };
     struct msghdr m = { .msg_iov = &one, .msg_iovlen = 1 };
     ck_assert_int_eq(sendmsg(fds[1], &m, 0), 2);
-    weft_sleep(5);
+    wait_marks(8);
     mark(9);
     ck_assert_int_eq(write(fds[1], "kl", 2), 2);
     return NULL;
@@ -255,7 +270,7 @@ static void *dialer(void *arg)
         ck_assert_ok(connect(s, (struct sockaddr *)&listen_addr, sizeof listen_addr));
         if (i == 0)
             ck_assert_int_eq(write(s, "hello", 5), 5);
-        weft_sleep(5);
+        wait_marks(2 + 2 * i);
         ck_assert_ok(close(s));
     }
     return NULL;
@@ -295,8 +310,7 @@ static void *poller(void *arg)
 static void *late_writer(void *arg)
 {
     (void)arg;
-    while (norder == 0)
-        weft_sleep(1);
+    wait_marks(1);
     mark(2);
     ck_assert_int_eq(write(fds[1], "x", 1), 1);
     return NULL;
@@ -516,8 +530,7 @@ static void *step_writer(void *arg)
 {
     (void)arg;
     for (int i = 0; i < 4; i++) {
-        while (norder != 1 + 2 * i)
-            weft_sleep(1);
+        wait_marks(1 + 2 * i);
         mark(2 + 2 * i);
         ck_assert_int_eq(write(fds[1], "x", 1), 1);
     }
@@ -579,6 +592,7 @@ static Suite *wrap_suite(void)
 {
     Suite *s = suite_create("wrap");
     TCase *tc = test_case(s, "io", 10);
+    tcase_add_checked_fixture(tc, reset, NULL);
     tcase_add_test(tc, read_on_empty_pipe_parks_the_task_not_the_thread);
     tcase_add_test(tc, socket_receives_park_until_the_sender_runs);
     tcase_add_test(tc, sendfile_parks_while_the_socket_is_full);
@@ -586,18 +600,23 @@ static Suite *wrap_suite(void)
     tcase_add_test(tc, accept_parks_until_connect_arrives);
     tcase_add_test(tc, close_wakes_a_parked_reader);
     tc = test_case(s, "readiness", 10);
+    tcase_add_checked_fixture(tc, reset, NULL);
     tcase_add_test(tc, poll_parks_the_task_until_ready_or_timeout);
     tcase_add_test(tc, select_parks_the_task_until_ready_or_timeout);
     tcase_add_test(tc, select_fails_on_a_closed_fd_and_bad_arguments);
     tc = test_case(s, "fcntl", 10);
+    tcase_add_checked_fixture(tc, reset, NULL);
     tcase_add_test(tc, fcntl_clearing_nonblock_makes_reads_park_again);
     tc = test_case(s, "sleep", 10);
+    tcase_add_checked_fixture(tc, reset, NULL);
     tcase_add_test(tc, sleeps_park_the_task);
     tcase_add_test(tc, cancelled_sleeps_report_the_time_left);
     tc = test_case(s, "other_names", 10);
+    tcase_add_checked_fixture(tc, reset, NULL);
     tcase_add_test(tc, fortified_reads_and_polls_park_the_task);
     tcase_add_test_raise_signal(tc, fortified_read_past_the_buffer_aborts, SIGABRT);
     tc = test_case(s, "outside", 10);
+    tcase_add_checked_fixture(tc, reset, NULL);
     tcase_add_test(tc, outside_tasks_the_calls_are_plain);
     return s;
 }
