@@ -20,6 +20,7 @@ struct io {
     struct fdent *f;
     int fd;
     int woken;      /* parked once and woken by readiness: pass it on when done */
+    int nowait;     /* MSG_DONTWAIT: this call never parks */
 };
 
 /* 1: inside a task, io is set up; 0: outside any task, make the plain call; -1: errno set. */
@@ -40,14 +41,15 @@ static inline int io_begin(struct io *io, int fd, int dir)
     io->f = f;
     io->fd = fd;
     io->woken = 0;
+    io->nowait = 0;
     return 1;
 }
 
-/* After an attempt that returned r: 1 when the call is over (return r; errno is the call's,
- * or the reason the wait ended), 0 to try again after the task was parked and woken. */
+/* After an attempt that returned r: 0 when the call is over (return r; errno is the call's,
+ * or the reason the wait ended), 1 to try again after the task was parked and woken. */
 static inline int io_retry(struct io *io, ssize_t r, int dir)
 {
-    if (fast(r >= 0) || errno != EAGAIN || io->f->user_nonblock) {
+    if (fast(r >= 0) || errno != EAGAIN || io->f->user_nonblock || io->nowait) {
         if (slow(io->woken))
             weft_reactor_pass(io->s, io->f, dir);
         return 0;
@@ -61,11 +63,13 @@ static inline int io_retry(struct io *io, ssize_t r, int dir)
     return 0;
 }
 
-#define IO_CALL(dir, plain, call)                         \
+/* dontwait: the call's flags ask for MSG_DONTWAIT (EAGAIN, never a park). */
+#define IO_CALL(dir, dontwait, plain, call)               \
     struct io io;                                         \
     int in = io_begin(&io, fd, dir);                      \
     if (in <= 0)                                          \
         return in < 0 ? -1 : (plain);                     \
+    io.nowait = (dontwait) != 0;                          \
     ssize_t r;                                            \
     do                                                    \
         r = (call);                                       \
@@ -97,18 +101,18 @@ static ssize_t write_nosigpipe(int fd, const void *buf, size_t n, const struct i
 
 ssize_t weft_read(int fd, void *buf, size_t n)
 {
-    IO_CALL(DIR_READ, weft_sys_read(fd, buf, n), weft_sys_read(fd, buf, n));
+    IO_CALL(DIR_READ, 0, weft_sys_read(fd, buf, n), weft_sys_read(fd, buf, n));
 }
 
 ssize_t weft_write(int fd, const void *buf, size_t n)
 {
-    IO_CALL(DIR_WRITE, weft_sys_write(fd, buf, n),
+    IO_CALL(DIR_WRITE, 0, weft_sys_write(fd, buf, n),
             io.f->is_socket ? weft_sys_send(fd, buf, n, MSG_NOSIGNAL) : write_nosigpipe(fd, buf, n, NULL, 0));
 }
 
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 {
-    IO_CALL(DIR_READ, weft_sys_readv(fd, iov, iovcnt), weft_sys_readv(fd, iov, iovcnt));
+    IO_CALL(DIR_READ, 0, weft_sys_readv(fd, iov, iovcnt), weft_sys_readv(fd, iov, iovcnt));
 }
 
 static ssize_t writev_socket(int fd, const struct iovec *iov, int iovcnt)
@@ -123,39 +127,39 @@ static ssize_t writev_socket(int fd, const struct iovec *iov, int iovcnt)
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 {
-    IO_CALL(DIR_WRITE, weft_sys_writev(fd, iov, iovcnt),
+    IO_CALL(DIR_WRITE, 0, weft_sys_writev(fd, iov, iovcnt),
             io.f->is_socket ? writev_socket(fd, iov, iovcnt) : write_nosigpipe(fd, NULL, 0, iov, iovcnt));
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
 {
-    IO_CALL(DIR_READ, weft_sys_recv(fd, buf, n, flags), weft_sys_recv(fd, buf, n, flags));
+    IO_CALL(DIR_READ, flags & MSG_DONTWAIT, weft_sys_recv(fd, buf, n, flags), weft_sys_recv(fd, buf, n, flags));
 }
 
 ssize_t weft_send(int fd, const void *buf, size_t n, int flags)
 {
-    IO_CALL(DIR_WRITE, weft_sys_send(fd, buf, n, flags), weft_sys_send(fd, buf, n, flags | MSG_NOSIGNAL));
+    IO_CALL(DIR_WRITE, flags & MSG_DONTWAIT, weft_sys_send(fd, buf, n, flags), weft_sys_send(fd, buf, n, flags | MSG_NOSIGNAL));
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *addrlen)
 {
-    IO_CALL(DIR_READ, weft_sys_recvfrom(fd, buf, n, flags, addr, addrlen), weft_sys_recvfrom(fd, buf, n, flags, addr, addrlen));
+    IO_CALL(DIR_READ, flags & MSG_DONTWAIT, weft_sys_recvfrom(fd, buf, n, flags, addr, addrlen), weft_sys_recvfrom(fd, buf, n, flags, addr, addrlen));
 }
 
 ssize_t weft_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t addrlen)
 {
-    IO_CALL(DIR_WRITE, weft_sys_sendto(fd, buf, n, flags, addr, addrlen),
+    IO_CALL(DIR_WRITE, flags & MSG_DONTWAIT, weft_sys_sendto(fd, buf, n, flags, addr, addrlen),
             weft_sys_sendto(fd, buf, n, flags | MSG_NOSIGNAL, addr, addrlen));
 }
 
 ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    IO_CALL(DIR_READ, weft_sys_recvmsg(fd, msg, flags), weft_sys_recvmsg(fd, msg, flags));
+    IO_CALL(DIR_READ, flags & MSG_DONTWAIT, weft_sys_recvmsg(fd, msg, flags), weft_sys_recvmsg(fd, msg, flags));
 }
 
 ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    IO_CALL(DIR_WRITE, weft_sys_sendmsg(fd, msg, flags), weft_sys_sendmsg(fd, msg, flags | MSG_NOSIGNAL));
+    IO_CALL(DIR_WRITE, flags & MSG_DONTWAIT, weft_sys_sendmsg(fd, msg, flags), weft_sys_sendmsg(fd, msg, flags | MSG_NOSIGNAL));
 }
 
 /* sendfile can raise SIGPIPE (it takes no flags), so it is always held back. */
@@ -180,7 +184,7 @@ static ssize_t sendfile_nosigpipe(int out_fd, int in_fd, off_t *offset, size_t c
 ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 {
     int fd = out_fd;
-    IO_CALL(DIR_WRITE, weft_sys_sendfile(out_fd, in_fd, offset, count), sendfile_nosigpipe(out_fd, in_fd, offset, count));
+    IO_CALL(DIR_WRITE, 0, weft_sys_sendfile(out_fd, in_fd, offset, count), sendfile_nosigpipe(out_fd, in_fd, offset, count));
 }
 
 int weft_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)

@@ -170,6 +170,36 @@ START_TEST(socket_receives_park_until_the_sender_runs)
 }
 END_TEST
 
+/* MSG_DONTWAIT asks for EAGAIN, not a wait: the wrappers must not park on it. */
+static void *dontwait_caller(void *arg)
+{
+    (void)arg;
+    char buf[4096];
+    struct iovec one = { buf, sizeof buf };
+    struct msghdr m = { .msg_iov = &one, .msg_iovlen = 1 };
+    ck_assert_fails(recv(fds[0], buf, sizeof buf, MSG_DONTWAIT), EAGAIN);
+    ck_assert_fails(recvfrom(fds[0], buf, sizeof buf, MSG_DONTWAIT, NULL, NULL), EAGAIN);
+    ck_assert_fails(recvmsg(fds[0], &m, MSG_DONTWAIT), EAGAIN);
+    memset(buf, 'x', sizeof buf);
+    long sent = 0;
+    ssize_t n;
+    while ((n = send(fds[1], buf, sizeof buf, MSG_DONTWAIT)) > 0)      /* until full */
+        sent += n;
+    ck_assert_int_eq(errno, EAGAIN);
+    ck_assert_int_gt(sent, 0);
+    ck_assert_fails(sendto(fds[1], buf, sizeof buf, MSG_DONTWAIT, NULL, 0), EAGAIN);
+    ck_assert_fails(sendmsg(fds[1], &m, MSG_DONTWAIT), EAGAIN);
+    ck_assert_int_eq(fcntl(fds[0], F_GETFL) & O_NONBLOCK, 0);       /* still blocking */
+    return NULL;
+}
+
+START_TEST(msg_dontwait_fails_with_eagain_instead_of_parking)
+{
+    make_socketpair();
+    run_tasks(dontwait_caller, NULL);
+}
+END_TEST
+
 /* sendfile of more than a socket buffer holds parks until a reader drains the peer. */
 enum { FILE_BYTES = 1 << 20 };
 static int file_fd;
@@ -595,6 +625,7 @@ static Suite *wrap_suite(void)
     tcase_add_checked_fixture(tc, reset, NULL);
     tcase_add_test(tc, read_on_empty_pipe_parks_the_task_not_the_thread);
     tcase_add_test(tc, socket_receives_park_until_the_sender_runs);
+    tcase_add_test(tc, msg_dontwait_fails_with_eagain_instead_of_parking);
     tcase_add_test(tc, sendfile_parks_while_the_socket_is_full);
     tcase_add_test(tc, sendfile64_parks_while_the_socket_is_full);
     tcase_add_test(tc, accept_parks_until_connect_arrives);
