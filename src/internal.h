@@ -12,6 +12,7 @@
 #include "weft.h"
 #include "ctx.h"
 #include "list.h"
+#include "sys.h"      /* weft_sys_*: every fd syscall of libweft goes through these */
 
 #define slow(x) __builtin_expect(!!(x), 0)
 #define fast(x) __builtin_expect(!!(x), 1)
@@ -218,6 +219,9 @@ struct fdent {
 /* The record of fd, made on first sight: for a wrapper ('nonblock' set) the fd is switched to
  * O_NONBLOCK, the user's own flag remembered. NULL with errno EBADF or ENOMEM. */
 struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock);
+/* The record of fd if a wrapper has seen it since it was last closed (its user_nonblock is
+ * valid, the fd is O_NONBLOCK underneath), else NULL; never creates one. */
+struct fdent *weft_fd_known(struct sched *s, int fd);
 /* Mark fd as a weft-made nonblocking socket (accepted, dialled, listening), skipping fcntl;
  * user_nonblock as given. */
 void weft_fd_adopt(struct sched *s, int fd, int user_nonblock);

@@ -90,7 +90,7 @@ static int connect_until(int fd, const struct sockaddr *sa, socklen_t len, int64
         errno = e;
         return r;
     }
-    if (connect(fd, sa, len) == 0)
+    if (weft_sys_connect(fd, sa, len) == 0)
         return 0;
     if (errno != EINPROGRESS)
         return -1;
@@ -101,7 +101,7 @@ static int connect_until(int fd, const struct sockaddr *sa, socklen_t len, int64
             return -1;
         }
         struct pollfd p = { .fd = fd, .events = POLLOUT };
-        int n = poll(&p, 1, left > 0x7fffffff ? 0x7fffffff : (int)left);
+        int n = weft_sys_poll(&p, 1, left > 0x7fffffff ? 0x7fffffff : (int)left);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -153,7 +153,7 @@ static int sock_open(const struct sockaddr *sa, socklen_t len, int type, enum ro
         ok = ok && connect_until(fd, sa, len, deadline) == 0;
         break;
     case CONNECT:
-        ok = ok && connect(fd, sa, len) == 0;
+        ok = ok && weft_sys_connect(fd, sa, len) == 0;
         break;
     }
     return ok ? fd : fail_close(fd);
