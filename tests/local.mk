@@ -30,4 +30,5 @@ tests_check_wrap_static_CFLAGS = $(TEST_CFLAGS)
 tests_check_wrap_static_LDFLAGS = $(AM_LDFLAGS) -static $(WEFT_WRAP_LDFLAGS)
 tests_check_wrap_static_LDADD = $(tests_check_wrap_LDADD)
 TESTS += tests/check_wrap tests/check_wrap_static
+CHECK_SUITES += tests/check_wrap tests/check_wrap_static
 endif
