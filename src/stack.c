@@ -208,7 +208,8 @@ void weft_stack_pool_drain(void)
 {
     for (int i = 0; i < POOL_CLASSES; i++) {
         struct pool_class *pc = &pool[i];
-        qsort(pc->items, pc->n, sizeof *pc->items, by_address);
+        if (pc->n)
+            qsort(pc->items, pc->n, sizeof *pc->items, by_address);
         size_t run = 0;
         for (size_t k = 0; k < pc->n; k++) {
             struct stack *st = &pc->items[k];

@@ -327,7 +327,7 @@ static void *poller(void *arg)
 {
     (void)arg;
     struct pollfd p = { .fd = fds[0], .events = POLLIN };
-    ck_assert_int_eq(poll(&p, 1, 20), 0);      /* times out, the ticker running meanwhile */
+    ck_assert_int_eq(poll(&p, 1, 200), 0);     /* times out, the ticker running meanwhile */
     ck_assert_int_gt(ticks, 0);
     mark(1);
     ck_assert_int_eq(poll(&p, 1, -1), 1);
@@ -359,7 +359,7 @@ static void *selector(void *arg)
 {
     (void)arg;
     fd_set rd, wr;
-    struct timeval tv = { 0, 20000 };
+    struct timeval tv = { 0, 200000 };
     FD_ZERO(&rd);
     FD_SET(fds[0], &rd);
     ck_assert_int_eq(select(fds[0] + 1, &rd, NULL, NULL, &tv), 0);
