@@ -563,15 +563,21 @@ int weft_join(weft_task *t, void **value)
     return weft_join_until(t, value, -1);
 }
 
+/* Is someone joining t already: a task parked on it, or the main context? */
+static int being_joined(const struct sched *s, const struct weft_task *t)
+{
+    return !list_empty(&t->joiners) || t == s->main_joins;
+}
+
 int weft_join_until(weft_task *t, void **value, int64_t deadline)
 {
     struct sched *s = weft_sched_tls;
-    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || !list_empty(&t->joiners)) {
-        errno = EINVAL;
+    if (t && s && t == s->cur) {    /* whoever else may be joining us */
+        errno = EDEADLK;
         return -1;
     }
-    if (t == s->cur) {
-        errno = EDEADLK;
+    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || being_joined(s, t)) {
+        errno = EINVAL;
         return -1;
     }
     if (t->state != TS_DONE) {
@@ -580,7 +586,9 @@ int weft_join_until(weft_task *t, void **value, int64_t deadline)
             s->cur->wait_obj = t;
             e = weft_sched_park(s, &t->joiners, 0, WAIT_JOIN, deadline);
         } else {
+            s->main_joins = t;
             e = run_loop(s, t, deadline);
+            s->main_joins = NULL;
         }
         if (e) {
             errno = e;
@@ -596,7 +604,7 @@ int weft_join_until(weft_task *t, void **value, int64_t deadline)
 int weft_detach(weft_task *t)
 {
     struct sched *s = weft_sched_tls;
-    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || !list_empty(&t->joiners)) {
+    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || being_joined(s, t)) {
         errno = EINVAL;
         return -1;
     }
