@@ -50,6 +50,7 @@ __attribute__((noinline)) static struct quotients divide(void)
 }
 
 static struct quotients expected[NMODES];
+static int rounding_shows;      /* the modes give different quotients here (not under valgrind) */
 
 static int same(const struct quotients *a, const struct quotients *b)
 {
@@ -67,7 +68,7 @@ static void *fp_task(void *arg)
             return V(2000);
         struct quotients q = divide();
         bad += fegetround() != modes[m];
-        bad += !same(&q, &expected[m]);
+        bad += rounding_shows && !same(&q, &expected[m]);
     }
     return V(bad);      /* ends without restoring its mode: the next context must not care */
 }
@@ -80,9 +81,13 @@ static void compute_expected(void)
         expected[m] = divide();
     }
     ck_assert_int_eq(fesetround(saved), 0);
-    /* The modes really give different answers, so a leak between tasks shows. */
-    if (NMODES > 1)
-        ck_assert(!same(&expected[0], &expected[1]));
+    /* The modes give different answers, so a mode leaking between tasks shows in results
+     * too; valgrind computes in round-to-nearest whatever the mode, so there only the saved
+     * mode itself (fegetround) can be checked. */
+    rounding_shows = NMODES > 1 && !same(&expected[0], &expected[1]);
+    if (!rounding_shows)
+        fprintf(stderr, "ctx: rounding modes do not change results here (valgrind?): "
+                        "checking the saved mode only\n");
 }
 
 START_TEST(each_task_keeps_its_own_rounding_mode_across_yields)
@@ -115,7 +120,7 @@ START_TEST(main_context_keeps_its_rounding_mode_across_tasks)
     fesetround(FE_TONEAREST);
     ck_assert_ptr_eq(v, V(0));
     ck_assert_int_eq(got, modes[main_mode]);
-    ck_assert(same(&q, &expected[main_mode]));
+    ck_assert(!rounding_shows || same(&q, &expected[main_mode]));
     ck_assert_int_eq(weft_run(), 0);
 }
 END_TEST

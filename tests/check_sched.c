@@ -10,6 +10,12 @@
 #include <stdio.h>
 #include <time.h>
 
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 /* ---- helpers ------------------------------------------------------------------------------ */
 
 static int64_t now_ns(void)
@@ -164,7 +170,8 @@ END_TEST
 
 /* ---- sleep -------------------------------------------------------------------------------- */
 
-static const int order_ms[] = { 90, 10, 50, 30, 70 };
+/* 50 ms apart, so a stall while they park cannot reorder their deadlines. */
+static const int order_ms[] = { 250, 50, 150, 100, 200 };
 
 static void *sleep_and_log(void *arg)
 {
@@ -623,7 +630,7 @@ START_TEST(join_until_from_main_times_out_and_the_task_stays_joinable)
     ck_assert_ptr_nonnull(t);
     int64_t start = weft_now();
     ck_assert_fails(weft_join_until(t, NULL, start + 30), ETIMEDOUT);
-    ck_assert_elapsed(start, 30, 290);
+    ck_assert_elapsed(start, 30, 3000);
     void *v = NULL;
     ck_assert_int_eq(weft_join(t, &v), 0);
     ck_assert_ptr_eq(v, V(6));
@@ -1289,7 +1296,8 @@ START_TEST(ten_thousand_tasks_spawned_and_joined)
 }
 END_TEST
 
-enum { SLEEPERS = 100000, SPREAD_MS = 200 };
+enum { SLEEPERS = 100000, SLEEPERS_VALGRIND = 20000, SPREAD_MS = 200 };
+static int sl_count;                /* SLEEPERS, fewer under valgrind (see below) */
 static unsigned short *sl_off;      /* task i sleeps until sl_base + sl_off[i] */
 static int *sl_order;
 static int sl_n, sl_started, sl_late, sl_early, sl_errors;
@@ -1316,7 +1324,7 @@ static void *timed_sleeper(void *arg)
  * (twice the first round's duration, plus some) that every sleeper parks before it. */
 static void *sleepers_go(void *arg)
 {
-    ck_assert_int_eq(sl_started, SLEEPERS);
+    ck_assert_int_eq(sl_started, sl_count);
     int64_t now = weft_now();
     sl_base = now + 2 * (now - sl_t0) + 100;
     return NULL;
@@ -1324,27 +1332,34 @@ static void *sleepers_go(void *arg)
 
 START_TEST(hundred_thousand_sleepers_wake_in_deadline_order)
 {
-    sl_off = malloc(SLEEPERS * sizeof *sl_off);
-    sl_order = malloc(SLEEPERS * sizeof *sl_order);
+    sl_count = SLEEPERS;
+    if (RUNNING_ON_VALGRIND) {
+        /* Each stack is a mapping of its own to valgrind, whose table of them is bounded. */
+        fprintf(stderr, "%s: %d sleepers, not %d: valgrind runs out of segments\n", __func__,
+                SLEEPERS_VALGRIND, SLEEPERS);
+        sl_count = SLEEPERS_VALGRIND;
+    }
+    sl_off = malloc((size_t)sl_count * sizeof *sl_off);
+    sl_order = malloc((size_t)sl_count * sizeof *sl_order);
     ck_assert(sl_off && sl_order);
     uint32_t x = 12345;
-    for (int i = 0; i < SLEEPERS; i++) {
+    for (int i = 0; i < sl_count; i++) {
         x = x * 1103515245u + 12345u;
         sl_off[i] = (unsigned short)((x >> 8) % SPREAD_MS);
     }
     sl_n = sl_started = sl_late = sl_early = sl_errors = 0;
     sl_base = -1;
     weft_attr a = { .stack_size = WEFT_STACK_MIN, .detached = 1 };
-    for (int i = 0; i < SLEEPERS; i++)
+    for (int i = 0; i < sl_count; i++)
         test_require(weft_spawn(&a, timed_sleeper, V(i)) != NULL, "spawn %d: %s", i, strerror(errno));
     ck_assert_ptr_nonnull(weft_spawn(&a, sleepers_go, NULL));
     sl_t0 = weft_now();
     run_ok();
-    ck_assert_int_eq(sl_n, SLEEPERS);
+    ck_assert_int_eq(sl_n, sl_count);
     ck_assert_int_eq(sl_errors, 0);
     ck_assert_int_eq(sl_early, 0);
     ck_assert_msg(sl_late == 0, "%d sleepers parked after their deadline (base chosen too near)", sl_late);
-    for (int k = 1; k < SLEEPERS; k++) {
+    for (int k = 1; k < sl_count; k++) {
         int p = sl_order[k - 1], q = sl_order[k];
         test_require(sl_off[p] < sl_off[q] || (sl_off[p] == sl_off[q] && p < q),
                      "wake %d: task %d (+%d ms) after task %d (+%d ms)", k, q, sl_off[q], p, sl_off[p]);
@@ -1518,8 +1533,9 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, run_reports_edeadlk_for_a_join_on_a_task_sleeping_forever);
     tcase_add_test(tc, run_does_not_report_deadlock_while_a_timer_is_pending);
 
-    tc = test_case(s, "scale", 120);
+    tc = test_case(s, "many", 60);
     tcase_add_test(tc, ten_thousand_tasks_spawned_and_joined);
+    tc = test_case(s, "sleepers", 120);
     tcase_add_test(tc, hundred_thousand_sleepers_wake_in_deadline_order);
 
     tc = test_case(s, "threads", 20);
