@@ -650,7 +650,8 @@ int weft_sleep(int64_t ms)
             return 0;
         return weft_yield();
     }
-    return weft_sleep_until(now_ceil() + ms);
+    int64_t now = now_ceil();
+    return weft_sleep_until(ms > INT64_MAX - now ? INT64_MAX : now + ms);   /* saturate */
 }
 
 int weft_sleep_until(int64_t deadline)
