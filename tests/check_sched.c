@@ -267,6 +267,24 @@ START_TEST(sleep_until_a_past_deadline_returns_at_once)
 }
 END_TEST
 
+static void *sleep_max(void *arg)
+{
+    return V(err_of(weft_sleep(INT64_MAX)));
+}
+
+START_TEST(sleep_of_the_largest_duration_lasts_until_cancelled)
+{
+    weft_task *t = weft_go(sleep_max, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_fails(weft_join_until(t, NULL, weft_now() + 30), ETIMEDOUT);
+    ck_assert_int_eq(weft_cancel(t), 0);
+    void *v;
+    ck_assert_int_eq(weft_join(t, &v), 0);
+    ck_assert_int_eq(I(v), ECANCELED);
+    run_ok();
+}
+END_TEST
+
 static void *sleep0_logger(void *arg)
 {
     log_add(I(arg));
@@ -1468,6 +1486,7 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, sleep_never_returns_early);
     tcase_add_test(tc, sleep_until_a_past_deadline_returns_at_once);
     tcase_add_test(tc, sleep_zero_yields_to_other_tasks);
+    tcase_add_test(tc, sleep_of_the_largest_duration_lasts_until_cancelled);
     tcase_add_test(tc, task_deadline_cuts_a_sleep_short_with_etimedout);
     tcase_add_test(tc, task_deadline_scopes_nest_and_restore);
     tcase_add_test(tc, task_deadline_in_the_past_fails_blocking_calls_at_once);
