@@ -5,6 +5,7 @@
 #include "config.h"
 #include "testutil.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -135,6 +136,12 @@ START_TEST(stack_of_an_ended_task_is_reused)
 }
 END_TEST
 
+static void *yield_then_end(void *arg)
+{
+    weft_yield();
+    return arg;
+}
+
 static void *frame_after_yield(void *arg)
 {
     weft_yield();
@@ -216,6 +223,58 @@ START_TEST(stacks_are_committed_lazily)
     /* 2000 MiB of stack were mapped; a few pages each may be touched. */
     ck_assert_msg(lazy_growth < LAZY_TASKS * 64 * KIB, "RSS grew by %zu KiB for %d parked tasks",
                   lazy_growth / KIB, LAZY_TASKS);
+}
+END_TEST
+
+/* Mapped address space in bytes, from /proc/self/statm. */
+static size_t vmsize(void)
+{
+    FILE *f = fopen("/proc/self/statm", "re");
+    ck_assert_ptr_nonnull(f);
+    unsigned long size;
+    ck_assert_int_eq(fscanf(f, "%lu", &size), 1);
+    fclose(f);
+    return size * page_size();
+}
+
+enum { RELEASE_TASKS = 400 };           /* of 1 MiB each: 400 MiB if kept */
+#define RELEASE_SLACK ((size_t)150 * 1024 * KIB)
+
+static void spawn_big_stacks(int detached)
+{
+    weft_attr a = { .stack_size = 1024 * KIB, .detached = detached };
+    for (int i = 0; i < RELEASE_TASKS; i++)
+        ck_assert_ptr_nonnull(weft_spawn(&a, yield_then_end, NULL));
+}
+
+START_TEST(run_releases_pooled_stacks_when_no_task_is_left)
+{
+    ck_assert_int_eq(weft_run(), 0);
+    size_t before = vmsize();
+    spawn_big_stacks(1);
+    ck_assert_int_ge(vmsize(), before + RELEASE_TASKS * 1024 * KIB);
+    ck_assert_int_eq(weft_run(), 0);    /* the stacks went to the pool, then the pool went */
+    ck_assert_msg(vmsize() < before + RELEASE_SLACK, "%zu MiB still mapped after weft_run",
+                  (vmsize() - before) / 1024 / KIB);
+}
+END_TEST
+
+static void *spawn_and_leave(void *arg)
+{
+    spawn_big_stacks(0);                /* never run, never joined */
+    *(size_t *)arg = vmsize();
+    return NULL;
+}
+
+START_TEST(thread_exit_releases_its_scheduler_and_stacks)
+{
+    size_t before = vmsize(), during = 0;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, spawn_and_leave, &during), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_ge(during, before + RELEASE_TASKS * 1024 * KIB);
+    ck_assert_msg(vmsize() < before + RELEASE_SLACK, "%zu MiB still mapped after the thread ended",
+                  (vmsize() - before) / 1024 / KIB);
 }
 END_TEST
 
@@ -541,6 +600,8 @@ static Suite *stack_suite(void)
     tcase_add_test(tc, stack_of_an_ended_task_is_reused);
     tcase_add_test(tc, tasks_alive_together_get_distinct_stacks_then_reuse_them);
     tcase_add_test(tc, pooled_stack_never_serves_a_bigger_request);
+    tcase_add_test(tc, run_releases_pooled_stacks_when_no_task_is_left);
+    tcase_add_test(tc, thread_exit_releases_its_scheduler_and_stacks);
 
     tc = test_case(s, "overflow", 40);
     tcase_add_test(tc, overflow_with_madvise_guard_aborts_with_a_report);

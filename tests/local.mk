@@ -19,7 +19,7 @@ tests_check_timer_LDADD = $(CHECK_LIBS)
 
 tests_check_stack_SOURCES = tests/check_stack.c tests/testutil.h
 tests_check_stack_CFLAGS = $(TEST_CFLAGS)
-tests_check_stack_LDADD = $(TEST_LIBS)
+tests_check_stack_LDADD = $(TEST_LIBS) -lpthread
 
 tests_check_ctx_SOURCES = tests/check_ctx.c tests/testutil.h
 tests_check_ctx_CFLAGS = $(TEST_CFLAGS)
