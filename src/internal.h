@@ -164,6 +164,9 @@ struct sched {
     struct list chunks;         /* record chunks, freed at teardown */
     struct timers timers;
     struct weft_task *dead;     /* ended task whose stack is released after the next switch */
+    struct weft_task *main_joins; /* the task the main context waits for in weft_join, or NULL */
+    int64_t main_deadline;      /* the deadline it waits with; -1 none */
+    int main_due;               /* main runs next: main_joins ended or main_deadline passed */
     struct reactor *reactor;    /* created at the first IO wait */
     uint64_t next_id;
     uint64_t switches;          /* total switches: the watchdog's sign of progress */

@@ -94,6 +94,7 @@ struct sched *weft_sched_get(void)
     list_init(&s->chunks);
     s->next_id = 1;
     s->loop_now = weft_now();
+    s->main_deadline = -1;
     if (weft_stack_thread_init() != 0) {
         free(s);
         errno = ENOMEM;
@@ -217,6 +218,8 @@ static __attribute__((noinline, cold)) void poll_busy(struct sched *s)
     weft_sched_fire_timers(s, s->loop_now);
     if (s->nexternal)
         weft_reactor_poll(s, 0);
+    if (s->main_deadline >= 0 && s->loop_now >= s->main_deadline)
+        s->main_due = 1;
 }
 
 static inline void switch_in(struct sched *s, struct weft_task *t)
@@ -229,15 +232,16 @@ static inline void switch_in(struct sched *s, struct weft_task *t)
 }
 
 /* The running task cur has queued or parked itself (or ended: 'leaving'); run the next
- * runnable task, or the main context when there is none. Returns when cur runs again.
- * Inlined into its three callers (yield, park, finish): the hot path is one call deep. */
+ * runnable task, or the main context when there is none or when main's weft_join is done
+ * (main_due). Returns when cur runs again. Inlined into its three callers (yield, park,
+ * finish): the hot path is one call deep. */
 static inline __attribute__((always_inline)) void switch_next(struct sched *s, struct weft_task *cur, int leaving)
 {
     if (slow(++s->ticks >= POLL_EVERY))
         poll_busy(s);
     if (slow(cur->stack.guard == GUARD_CANARY) && !weft_stack_canary_ok(&cur->stack))
         canary_abort(cur);
-    struct list *n = list_pop_front(&s->runq);
+    struct list *n = slow(s->main_due) ? NULL : list_pop_front(&s->runq);
     struct ctx *to;
     if (fast(n != NULL)) {
         struct weft_task *next = list_entry(n, struct weft_task, rq);
@@ -326,8 +330,11 @@ void weft_sched_fire_timers(struct sched *s, int64_t now)
 static int run_loop(struct sched *s, struct weft_task *until, int64_t deadline)
 {
     for (;;) {
+        s->main_due = 0;
         if (until && until->state == TS_DONE)
             return 0;
+        if (deadline >= 0 && s->loop_now >= deadline)
+            return ETIMEDOUT;
         struct list *n = list_pop_front(&s->runq);
         if (n) {
             struct weft_task *t = list_entry(n, struct weft_task, rq);
@@ -405,6 +412,8 @@ static _Noreturn void task_finish(struct sched *s, struct weft_task *t, void *va
         s->nalive--;
     weft_sched_wake_one(s, &t->joiners, 0);
     s->dead = t;
+    if (t == s->main_joins)
+        s->main_due = 1;
     switch_next(s, t, 1);
     abort();    /* a finished task is never switched back to */
 }
@@ -575,15 +584,21 @@ int weft_join(weft_task *t, void **value)
     return weft_join_until(t, value, -1);
 }
 
+/* Is someone joining t already: a task parked on it, or the main context? */
+static int being_joined(const struct sched *s, const struct weft_task *t)
+{
+    return !list_empty(&t->joiners) || t == s->main_joins;
+}
+
 int weft_join_until(weft_task *t, void **value, int64_t deadline)
 {
     struct sched *s = weft_sched_tls;
-    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || !list_empty(&t->joiners)) {
-        errno = EINVAL;
+    if (t && s && t == s->cur) {    /* whoever else may be joining us */
+        errno = EDEADLK;
         return -1;
     }
-    if (t == s->cur) {
-        errno = EDEADLK;
+    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || being_joined(s, t)) {
+        errno = EINVAL;
         return -1;
     }
     if (t->state != TS_DONE) {
@@ -591,8 +606,14 @@ int weft_join_until(weft_task *t, void **value, int64_t deadline)
         if (s->cur) {
             s->cur->wait_obj = t;
             e = weft_sched_park(s, &t->joiners, 0, WAIT_JOIN, deadline);
+        } else if (deadline >= 0 && deadline <= weft_now()) {
+            e = ETIMEDOUT;
         } else {
+            s->main_joins = t;
+            s->main_deadline = deadline;
             e = run_loop(s, t, deadline);
+            s->main_joins = NULL;
+            s->main_deadline = -1;
         }
         if (e) {
             errno = e;
@@ -608,7 +629,7 @@ int weft_join_until(weft_task *t, void **value, int64_t deadline)
 int weft_detach(weft_task *t)
 {
     struct sched *s = weft_sched_tls;
-    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || !list_empty(&t->joiners)) {
+    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || being_joined(s, t)) {
         errno = EINVAL;
         return -1;
     }
@@ -641,7 +662,8 @@ int weft_sleep(int64_t ms)
             return 0;
         return weft_yield();
     }
-    return weft_sleep_until(now_ceil() + ms);
+    int64_t now = now_ceil();
+    return weft_sleep_until(ms > INT64_MAX - now ? INT64_MAX : now + ms);   /* saturate */
 }
 
 int weft_sleep_until(int64_t deadline)
