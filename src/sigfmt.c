@@ -9,7 +9,7 @@ void weft_sigbuf_flush(struct sigbuf *b)
 {
     size_t off = 0;
     while (off < b->len) {
-        ssize_t w = write(b->fd, b->buf + off, b->len - off);
+        ssize_t w = weft_sys_write(b->fd, b->buf + off, b->len - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
