@@ -3,6 +3,7 @@
  * overflowed. Which task is running, and what to print about it, is the scheduler's. */
 #include "config.h"
 #include "internal.h"
+#include "sys.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -99,10 +100,10 @@ static int guard_faults(const char *map)
     int p[2];
     if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
         return -1;
-    ssize_t w = write(p[1], map, 1);
+    ssize_t w = weft_sys_write(p[1], map, 1);
     int e = errno;
-    close(p[0]);
-    close(p[1]);
+    weft_sys_close(p[0]);
+    weft_sys_close(p[1]);
     return w < 0 && e == EFAULT ? 1 : w == 1 ? 0 : -1;
 }
 
