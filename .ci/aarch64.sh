@@ -10,7 +10,7 @@
 #       WEFT_AARCH64_BUILD     scratch directory (default /tmp/weft-aarch64-ci; emptied first)
 # Last line: "aarch64: N passed, N failed".
 set -u
-export LC_ALL=C DEBIAN_FRONTEND=noninteractive
+export LC_ALL=C DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 root=${WEFT_AARCH64_BUILD:-/tmp/weft-aarch64-ci}
