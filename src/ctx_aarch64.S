@@ -109,14 +109,18 @@ weft_ctx_swap_asm:
     .cfi_endproc
     .size   weft_ctx_swap_asm, .-weft_ctx_swap_asm
 
-/* First code of a new context, reached by the swap's ret (which BTI does not check): entry is
- * in x19, and sp is 16-byte aligned. x30 is marked undefined so unwinders stop here, and x29 is
- * 0 so entry's frame record ends a frame-pointer walk. entry never returns. */
+/* First code of a new context, reached by the swap's ret (which BTI does not check) just past
+ * a nop: an unwinder looks a return address up at address - 1, which must fall inside
+ * this function, not in the one before it. entry is in x19, and sp is 16-byte aligned. x30 is
+ * marked undefined so unwinders stop here, and x29 is 0 so entry's frame record ends a
+ * frame-pointer walk. entry never returns. */
     .type   weft_ctx_trampoline, %function
     .p2align 4
 weft_ctx_trampoline:
     .cfi_startproc
     .cfi_undefined x30
+    nop
+.Ltrampoline_entered:
     mov     x29, #0
     blr     x19
     brk     #0
@@ -143,7 +147,7 @@ weft_ctx_make:
     stp     x10, x11, [x9, #32]
     stp     x10, x11, [x9, #48]
     stp     x10, x11, [x9, #64]
-    adr     x12, weft_ctx_trampoline
+    adr     x12, .Ltrampoline_entered
     stp     x10, x12, [x9, #80]     /* x29 = 0, x30 = trampoline */
     stp     x10, x11, [x9, #96]
     stp     x10, x11, [x9, #112]
