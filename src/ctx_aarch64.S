@@ -6,7 +6,9 @@
 
 /* Branch protection: when the compiler builds the C code with BTI (-mbranch-protection=bti or
  * standard), the functions here get landing pads and the object says so in a GNU property note;
- * without the note the linker silently drops BTI for the whole library. */
+ * without the note the linker silently drops BTI for the whole library. The note never claims
+ * GCS (the guarded control stack): the swap changes stacks under the return address, which a
+ * shadow stack would refuse, so the library must keep GCS off for the programs that link it. */
 #if defined(__ARM_FEATURE_BTI_DEFAULT) && __ARM_FEATURE_BTI_DEFAULT == 1
 #define BTI_C hint #34          /* bti c */
 #define WEFT_FEATURE_BTI 1
