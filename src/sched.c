@@ -226,11 +226,9 @@ static void switch_next(struct sched *s, struct weft_task *cur, int leaving)
     struct ctx *to;
     if (fast(n != NULL)) {
         struct weft_task *next = list_entry(n, struct weft_task, rq);
-        if (next == cur) {
-            cur->state = TS_RUNNING;
+        switch_in(s, next);     /* resuming cur counts too: it did yield (the watchdog) */
+        if (next == cur)
             return;
-        }
-        switch_in(s, next);
         to = &next->ctx;
     } else {
         s->cur = NULL;
