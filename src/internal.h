@@ -244,11 +244,14 @@ void weft_reactor_free(struct sched *s);
 
 /* ---- async-signal-safe formatting (sigfmt.c) -------------------------------------------- */
 
-/* A fixed buffer that strings and numbers are appended to, and written out with write(2). */
+/* A fixed buffer that strings and numbers are appended to, and written out with write(2)
+ * (waiting with poll when fd is non-blocking and full). err: the errno of a failed write;
+ * the caller zeroes it when it wants to know. */
 struct sigbuf {
     char buf[1024];
     size_t len;
     int fd;
+    int err;
 };
 void weft_sigbuf_str(struct sigbuf *b, const char *s);
 void weft_sigbuf_u64(struct sigbuf *b, uint64_t v);

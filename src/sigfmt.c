@@ -3,6 +3,7 @@
 #include "config.h"
 #include "internal.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 void weft_sigbuf_flush(struct sigbuf *b)
@@ -12,8 +13,16 @@ void weft_sigbuf_flush(struct sigbuf *b)
         ssize_t w = write(b->fd, b->buf + off, b->len - off);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* A non-blocking fd (a task's socket, a pipe): wait until it drains. */
+            struct pollfd p = { .fd = b->fd, .events = POLLOUT };
+            if (poll(&p, 1, -1) >= 0 || errno == EINTR)
+                continue;
+        }
+        if (w <= 0) {
+            b->err = w < 0 ? errno : EIO;
             break;
+        }
         off += (size_t)w;
     }
     b->len = 0;
