@@ -49,6 +49,7 @@ static int64_t now_ceil(void)
 
 static void sched_destroy(struct sched *s)
 {
+    weft_dump_sched_destroyed(s);
     struct list *it;
     list_for_each(it, &s->all) {
         struct weft_task *t = list_entry(it, struct weft_task, all);
@@ -101,6 +102,7 @@ struct sched *weft_sched_get(void)
     }
     pthread_setspecific(sched_key, s);
     weft_sched_tls = s;
+    weft_dump_sched_created(s);
     return s;
 }
 
