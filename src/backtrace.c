@@ -57,6 +57,35 @@ int weft_bt_walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, uintptr_t lo, uintptr
     return n;
 }
 
+__attribute__((no_sanitize_address))
+uintptr_t weft_bt_entry_return(uintptr_t pc, uintptr_t start, uintptr_t sp, uintptr_t lo, uintptr_t hi)
+{
+#if defined(__x86_64__)
+    /* Code interrupted in a function's first instructions (endbr64; push %rbp) or at its
+     * ret has the caller's frame pointer in rbp, so the walk would skip the caller: its
+     * return address is at [sp] (or [sp + 8] once rbp is pushed). */
+    const unsigned char *p = (const unsigned char *)start;
+    uintptr_t k = 0, slot = 0;
+    if (!start || pc < start)
+        return 0;
+    if (p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa)
+        k = 4;
+    if (pc == start + k)
+        slot = sp;
+    else if (p[k] == 0x55 && pc == start + k + 1)
+        slot = sp + 8;
+    else if (*(const unsigned char *)pc == 0xc3)
+        slot = sp;
+    if (!slot || slot < lo || slot > hi - sizeof(uintptr_t) || (slot & 7))
+        return 0;
+    uintptr_t ret = *(const uintptr_t *)slot;
+    return ret < 4096 ? 0 : ret;
+#else
+    (void)pc; (void)start; (void)sp; (void)lo; (void)hi;
+    return 0;
+#endif
+}
+
 /* ---- ELF symbol tables ---------------------------------------------------------------------- */
 
 static int str_eq(const char *a, const char *b)

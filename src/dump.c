@@ -321,6 +321,17 @@ static int frames_of(struct dumpctx *d, const struct weft_task *t, uintptr_t *pc
     }
     if (!hi)    /* bounds unknown: the pc alone is safe to show */
         return pc ? (pcs[0] = pc, 1) : 0;
+    if (*exact0) {
+        struct bt_sym y;
+        uintptr_t ret = 0;
+        if (weft_bt_symbol(&d->cache, pc, 0, &y) && y.func)
+            ret = weft_bt_entry_return(pc, pc - y.off, sp, lo, hi);
+        if (ret) {
+            pcs[0] = pc;
+            pcs[1] = ret;
+            return 2 + weft_bt_walk(0, sp, fp, lo, hi, pcs + 2, BT_MAX - 2);
+        }
+    }
     return weft_bt_walk(pc, sp, fp, lo, hi, pcs, BT_MAX);
 }
 

@@ -126,16 +126,19 @@ static int parse_request(char *req, int *flags)
 
 static void serve(int c)
 {
+    int64_t old = weft_set_task_deadline(weft_now() + CLIENT_MS);
+    char req[REQUEST_MAX];
+    int flags;
+    /* The request is read first even from a stranger: closing a Unix socket with unread
+     * data resets the connection, and the refusal would be lost. */
+    if (read_request(c, req, sizeof req) < 0) {
+        weft_set_task_deadline(old);
+        return;
+    }
     struct ucred cr;
     socklen_t len = sizeof cr;
     if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || cr.uid != geteuid()) {
         reply(c, "error: permission denied (not the process's user)\n");
-        return;
-    }
-    int64_t old = weft_set_task_deadline(weft_now() + CLIENT_MS);
-    char req[REQUEST_MAX];
-    int flags;
-    if (read_request(c, req, sizeof req) < 0) {
         weft_set_task_deadline(old);
         return;
     }

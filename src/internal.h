@@ -293,6 +293,10 @@ struct bt_sym {
  * frame inside [max(sp, lo), hi) and above the previous one; returns how many (<= max). */
 int weft_bt_walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, uintptr_t lo, uintptr_t hi,
                  uintptr_t *pcs, int max);
+/* For an interrupted pc at the entry or the ret of the function starting at 'start' (where
+ * the frame pointer is still the caller's): the return address into the caller, read from
+ * the stack; else 0. x86-64 only (0 elsewhere). */
+uintptr_t weft_bt_entry_return(uintptr_t pc, uintptr_t start, uintptr_t sp, uintptr_t lo, uintptr_t hi);
 /* Learn the program's path (readlink /proc/self/exe) while not in a signal handler. */
 void weft_bt_init(void);
 void weft_bt_cache_init(struct bt_cache *c);
