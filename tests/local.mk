@@ -14,6 +14,6 @@ endif
 check_PROGRAMS += tests/dump_target
 tests_dump_target_SOURCES = tests/dump_target.c
 tests_dump_target_LDADD = libweft.la
-TESTS += tests/dump_cli.sh
-EXTRA_DIST += tests/dump_cli.sh
+TESTS += tests/dump_cli.sh tests/dump_gdb.sh
+EXTRA_DIST += tests/dump_cli.sh tests/dump_gdb.sh
 TESTS_ENVIRONMENT = top_srcdir='$(top_srcdir)'; export top_srcdir;
