@@ -925,7 +925,9 @@ static void *other_uid_client(void *arg)
     close(rp[0]);
     int st;
     waitpid(pid, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    /* The reply is the verdict; the status only explains an empty one (under valgrind, a
+     * forked child's exit status is valgrind's leak verdict on memory of other threads). */
+    if (c->reply[0] == '\0') {
         free(c->reply);
         c->reply = malloc(64);
         snprintf(c->reply, 64, "child status %d", st);
