@@ -181,6 +181,8 @@ void weft_bt_init(void)
 void weft_bt_cache_init(struct bt_cache *c)
 {
     c->n = 0;
+    for (int i = 0; i < BT_MEMO; i++)
+        c->memo[i].pc = 0;
 }
 
 void weft_bt_cache_fini(struct bt_cache *c)
@@ -192,7 +194,24 @@ void weft_bt_cache_fini(struct bt_cache *c)
     c->n = 0;
 }
 
+static int symbol_lookup(struct bt_cache *c, uintptr_t pc, int is_ret, struct bt_sym *out);
+
 int weft_bt_symbol(struct bt_cache *c, uintptr_t pc, int is_ret, struct bt_sym *out)
+{
+    unsigned slot = (unsigned)((pc >> 2) ^ (pc >> 11)) % BT_MEMO;
+    if (c->memo[slot].pc == pc && c->memo[slot].is_ret == is_ret) {
+        *out = c->memo[slot].sym;
+        return c->memo[slot].found;
+    }
+    int found = symbol_lookup(c, pc, is_ret, out);
+    c->memo[slot].pc = pc;
+    c->memo[slot].is_ret = is_ret;
+    c->memo[slot].found = found;
+    c->memo[slot].sym = *out;
+    return found;
+}
+
+static int symbol_lookup(struct bt_cache *c, uintptr_t pc, int is_ret, struct bt_sym *out)
 {
     /* A return address may be one past the function's end (a call to a noreturn function):
      * look up the call instruction instead. */

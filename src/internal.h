@@ -276,17 +276,25 @@ struct bt_module {
     int tried;
 };
 
-/* Modules mapped during one dump (on the dumper's stack: no malloc, so signal-safe). */
-struct bt_cache {
-    struct bt_module mods[BT_MODULES];
-    int n;
-};
-
 struct bt_sym {
     const char *func;       /* NULL when unknown */
     uintptr_t off;          /* pc - function start */
     const char *module;     /* path of the module ("?" when not in any) */
     uintptr_t module_off;   /* pc - load bias: what addr2line takes */
+};
+
+#define BT_MEMO 128         /* names remembered per dump: parked tasks share their frames */
+
+/* Modules mapped during one dump, and the names already found (on the dumper's stack: no
+ * malloc, so signal-safe). */
+struct bt_cache {
+    struct bt_module mods[BT_MODULES];
+    int n;
+    struct {
+        uintptr_t pc;       /* 0: empty */
+        int is_ret, found;
+        struct bt_sym sym;
+    } memo[BT_MEMO];
 };
 
 /* Collect pc (when nonzero) and the return addresses of the frame-pointer chain from fp, every
