@@ -1,3 +1,21 @@
-# bench/: speed measurements, never part of make check; run with make bench.
-.PHONY: bench
+# bench/: speed measurements, never part of make check. `make bench` runs bench/run.sh,
+# which builds the programs below against an asm and a ucontext build of the library and
+# runs them interleaved; `make bench-programs` only builds them against this build.
+BENCH_PROGS = bench/switch bench/spawn bench/million
+EXTRA_PROGRAMS += $(BENCH_PROGS)
+CLEANFILES += $(BENCH_PROGS)
+EXTRA_DIST += bench/run.sh bench/README.md bench/floor_x86_64.S bench/floor_aarch64.S
+
+bench_switch_SOURCES = bench/switch.c bench/bench.h bench/floor.S
+bench_switch_LDADD = libweft.la
+bench_spawn_SOURCES = bench/spawn.c bench/bench.h bench/floor.S
+bench_spawn_LDADD = libweft.la
+bench_million_SOURCES = bench/million.c
+bench_million_LDADD = libweft.la
+
+.PHONY: bench bench-programs
+bench-programs: $(BENCH_PROGS)
+
 bench:
+	WEFT_SRCDIR='$(abs_top_srcdir)' WEFT_BUILDDIR='$(abs_top_builddir)' \
+	  $(SHELL) '$(abs_top_srcdir)/bench/run.sh'

@@ -92,7 +92,8 @@ WEFT_API int weft_exit(void *value);
  * A task that ended is reported at once. Errors: EINVAL (t NULL, detached, already joined,
  * or being joined by another task), EDEADLK (t is the caller), ETIMEDOUT (the deadline
  * passed; t runs on and can be joined again), ECANCELED (the caller was cancelled).
- * Outside any task, runs the scheduler until t ends or the deadline passes. */
+ * Outside any task, runs the scheduler until t ends or the deadline passes; there it also
+ * fails with EDEADLK when nothing could ever wake t (every task waits on another task). */
 WEFT_API int weft_join(weft_task *t, void **value);
 WEFT_API int weft_join_until(weft_task *t, void **value, int64_t deadline);
 
@@ -105,8 +106,10 @@ WEFT_API int weft_detach(weft_task *t);
  * Cancelling an ended task does nothing. Errors: EINVAL (t NULL or already joined). */
 WEFT_API int weft_cancel(weft_task *t);
 
-/* Sleep ms milliseconds (<= 0: just yield) or until an absolute deadline. Returns 0 when the
- * time has come. Errors: ECANCELED; ENOMEM (no memory for the timer). */
+/* Sleep ms milliseconds (<= 0: just yield) or until an absolute deadline (-1: until
+ * cancelled). Returns 0 when the time has come. Errors: ECANCELED; ETIMEDOUT (the task's
+ * deadline scope ended first); ENOMEM (no memory for the timer); EINVAL (deadline -1 outside
+ * any task, which would sleep the thread forever). */
 WEFT_API int weft_sleep(int64_t ms);
 WEFT_API int weft_sleep_until(int64_t deadline);
 

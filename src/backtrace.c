@@ -23,6 +23,7 @@
  * own thread may read a half-updated module list; both are rare and accepted. */
 #include "config.h"
 #include "internal.h"
+#include "sys.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -108,12 +109,12 @@ static void module_open(struct bt_module *m)
         return;
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size < sizeof(ElfW(Ehdr))) {
-        close(fd);
+        weft_sys_close(fd);
         return;
     }
     size_t size = (size_t)st.st_size;
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
+    weft_sys_close(fd);
     if (map == MAP_FAILED)
         return;
     m->map = map;

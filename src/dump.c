@@ -17,6 +17,7 @@
  * bound that never gives a false alarm. */
 #include "config.h"
 #include "internal.h"
+#include "sys.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -826,7 +827,7 @@ static int out_lock(void)
         if (atomic_compare_exchange_strong(&out_busy, &z, 1))
             return 1;
         struct timespec ts = { 0, 1000000 };
-        nanosleep(&ts, NULL);
+        weft_sys_nanosleep(&ts, NULL);
     }
     return 0;
 }

@@ -7,6 +7,7 @@
  * (SO_PEERCRED) is answered; the default socket lives in a 0700 directory of that uid. */
 #include "config.h"
 #include "internal.h"
+#include "sys.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -157,13 +158,13 @@ static void serve(int c)
     } else {
         char buf[16384];
         ssize_t r;
-        while ((r = read(m, buf, sizeof buf)) > 0) {
+        while ((r = weft_sys_read(m, buf, sizeof buf)) > 0) {
             if (weft_write_full(c, buf, (size_t)r) != r)
                 break;
         }
     }
     if (m >= 0)
-        close(m);
+        weft_sys_close(m);
     weft_set_task_deadline(old);
 }
 

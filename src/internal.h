@@ -12,6 +12,7 @@
 #include "weft.h"
 #include "ctx.h"
 #include "list.h"
+#include "sys.h"      /* weft_sys_*: every fd syscall of libweft goes through these */
 
 #define slow(x) __builtin_expect(!!(x), 0)
 #define fast(x) __builtin_expect(!!(x), 1)
@@ -163,6 +164,9 @@ struct sched {
     struct list chunks;         /* record chunks, freed at teardown */
     struct timers timers;
     struct weft_task *dead;     /* ended task whose stack is released after the next switch */
+    struct weft_task *main_joins; /* the task the main context waits for in weft_join, or NULL */
+    int64_t main_deadline;      /* the deadline it waits with; -1 none */
+    int main_due;               /* main runs next: main_joins ended or main_deadline passed */
     struct reactor *reactor;    /* created at the first IO wait */
     uint64_t next_id;
     uint64_t switches;          /* total switches: the watchdog's sign of progress */
@@ -218,6 +222,9 @@ struct fdent {
 /* The record of fd, made on first sight: for a wrapper ('nonblock' set) the fd is switched to
  * O_NONBLOCK, the user's own flag remembered. NULL with errno EBADF or ENOMEM. */
 struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock);
+/* The record of fd if a wrapper has seen it since it was last closed (its user_nonblock is
+ * valid, the fd is O_NONBLOCK underneath), else NULL; never creates one. */
+struct fdent *weft_fd_known(struct sched *s, int fd);
 /* Mark fd as a weft-made nonblocking socket (accepted, dialled, listening), skipping fcntl;
  * user_nonblock as given. */
 void weft_fd_adopt(struct sched *s, int fd, int user_nonblock);

@@ -20,6 +20,7 @@ struct io {
     struct fdent *f;
     int fd;
     int woken;      /* parked once and woken by readiness: pass it on when done */
+    int nowait;     /* MSG_DONTWAIT: this call never parks */
 };
 
 /* 1: inside a task, io is set up; 0: outside any task, make the plain call; -1: errno set. */
@@ -40,14 +41,15 @@ static inline int io_begin(struct io *io, int fd, int dir)
     io->f = f;
     io->fd = fd;
     io->woken = 0;
+    io->nowait = 0;
     return 1;
 }
 
-/* After an attempt that returned r: 1 when the call is over (return r; errno is the call's,
- * or the reason the wait ended), 0 to try again after the task was parked and woken. */
+/* After an attempt that returned r: 0 when the call is over (return r; errno is the call's,
+ * or the reason the wait ended), 1 to try again after the task was parked and woken. */
 static inline int io_retry(struct io *io, ssize_t r, int dir)
 {
-    if (fast(r >= 0) || errno != EAGAIN || io->f->user_nonblock) {
+    if (fast(r >= 0) || errno != EAGAIN || io->f->user_nonblock || io->nowait) {
         if (slow(io->woken))
             weft_reactor_pass(io->s, io->f, dir);
         return 0;
@@ -61,54 +63,76 @@ static inline int io_retry(struct io *io, ssize_t r, int dir)
     return 0;
 }
 
-#define IO_CALL(dir, plain, call)                         \
+/* dontwait: the call's flags ask for MSG_DONTWAIT (EAGAIN, never a park). */
+#define IO_CALL(dir, dontwait, plain, call)               \
     struct io io;                                         \
     int in = io_begin(&io, fd, dir);                      \
     if (in <= 0)                                          \
         return in < 0 ? -1 : (plain);                     \
+    io.nowait = (dontwait) != 0;                          \
     ssize_t r;                                            \
     do                                                    \
         r = (call);                                       \
     while (io_retry(&io, r, dir));                        \
     return r
 
-/* Writes to a pipe or a file (no MSG_NOSIGNAL there) with SIGPIPE held back, so a closed
- * reader gives EPIPE instead of killing the process. Costs two sigmask calls per write. */
-static ssize_t write_nosigpipe(int fd, const void *buf, size_t n, const struct iovec *iov, int iovcnt)
+/* Writes to a pipe or a file, and sendfile (no MSG_NOSIGNAL there), run with SIGPIPE held
+ * back, so a closed reader gives EPIPE instead of killing the process; a SIGPIPE the call
+ * raised is taken off the pending set. Costs two sigmask calls: only off the socket path. */
+struct sigpipe_hold {
+    sigset_t set, old;
+    int was_pending;
+};
+
+static void sigpipe_hold(struct sigpipe_hold *h)
 {
-    sigset_t pipe_set, old;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     sigset_t pending;
-    int was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-    ssize_t r = iov ? writev(fd, iov, iovcnt) : write(fd, buf, n);
-    if (r < 0 && errno == EPIPE && !was_pending) {
-        int e = errno;
-        struct timespec zero = { 0, 0 };
-        sigtimedwait(&pipe_set, NULL, &zero);
-        errno = e;
-    }
+    sigemptyset(&h->set);
+    sigaddset(&h->set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &h->set, &h->old);
+    h->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+}
+
+static ssize_t sigpipe_release(struct sigpipe_hold *h, ssize_t r)
+{
     int e = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r < 0 && e == EPIPE && !h->was_pending) {
+        struct timespec zero = { 0, 0 };
+        sigtimedwait(&h->set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &h->old, NULL);
     errno = e;
     return r;
 }
 
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t n, const struct iovec *iov, int iovcnt)
+{
+    struct sigpipe_hold h;
+    sigpipe_hold(&h);
+    return sigpipe_release(&h, iov ? weft_sys_writev(fd, iov, iovcnt) : weft_sys_write(fd, buf, n));
+}
+
+static ssize_t sendfile_nosigpipe(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+    struct sigpipe_hold h;
+    sigpipe_hold(&h);
+    return sigpipe_release(&h, weft_sys_sendfile(out_fd, in_fd, offset, count));
+}
+
 ssize_t weft_read(int fd, void *buf, size_t n)
 {
-    IO_CALL(DIR_READ, read(fd, buf, n), read(fd, buf, n));
+    IO_CALL(DIR_READ, 0, weft_sys_read(fd, buf, n), weft_sys_read(fd, buf, n));
 }
 
 ssize_t weft_write(int fd, const void *buf, size_t n)
 {
-    IO_CALL(DIR_WRITE, write(fd, buf, n),
-            io.f->is_socket ? send(fd, buf, n, MSG_NOSIGNAL) : write_nosigpipe(fd, buf, n, NULL, 0));
+    IO_CALL(DIR_WRITE, 0, weft_sys_write(fd, buf, n),
+            io.f->is_socket ? weft_sys_send(fd, buf, n, MSG_NOSIGNAL) : write_nosigpipe(fd, buf, n, NULL, 0));
 }
 
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 {
-    IO_CALL(DIR_READ, readv(fd, iov, iovcnt), readv(fd, iov, iovcnt));
+    IO_CALL(DIR_READ, 0, weft_sys_readv(fd, iov, iovcnt), weft_sys_readv(fd, iov, iovcnt));
 }
 
 static ssize_t writev_socket(int fd, const struct iovec *iov, int iovcnt)
@@ -118,69 +142,50 @@ static ssize_t writev_socket(int fd, const struct iovec *iov, int iovcnt)
         return -1;
     }
     struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
-    return sendmsg(fd, &m, MSG_NOSIGNAL);
+    return weft_sys_sendmsg(fd, &m, MSG_NOSIGNAL);
 }
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 {
-    IO_CALL(DIR_WRITE, writev(fd, iov, iovcnt),
+    IO_CALL(DIR_WRITE, 0, weft_sys_writev(fd, iov, iovcnt),
             io.f->is_socket ? writev_socket(fd, iov, iovcnt) : write_nosigpipe(fd, NULL, 0, iov, iovcnt));
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
 {
-    IO_CALL(DIR_READ, recv(fd, buf, n, flags), recv(fd, buf, n, flags));
+    IO_CALL(DIR_READ, flags & MSG_DONTWAIT, weft_sys_recv(fd, buf, n, flags), weft_sys_recv(fd, buf, n, flags));
 }
 
 ssize_t weft_send(int fd, const void *buf, size_t n, int flags)
 {
-    IO_CALL(DIR_WRITE, send(fd, buf, n, flags), send(fd, buf, n, flags | MSG_NOSIGNAL));
+    IO_CALL(DIR_WRITE, flags & MSG_DONTWAIT, weft_sys_send(fd, buf, n, flags), weft_sys_send(fd, buf, n, flags | MSG_NOSIGNAL));
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *addrlen)
 {
-    IO_CALL(DIR_READ, recvfrom(fd, buf, n, flags, addr, addrlen), recvfrom(fd, buf, n, flags, addr, addrlen));
+    IO_CALL(DIR_READ, flags & MSG_DONTWAIT, weft_sys_recvfrom(fd, buf, n, flags, addr, addrlen), weft_sys_recvfrom(fd, buf, n, flags, addr, addrlen));
 }
 
 ssize_t weft_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t addrlen)
 {
-    IO_CALL(DIR_WRITE, sendto(fd, buf, n, flags, addr, addrlen),
-            sendto(fd, buf, n, flags | MSG_NOSIGNAL, addr, addrlen));
+    IO_CALL(DIR_WRITE, flags & MSG_DONTWAIT, weft_sys_sendto(fd, buf, n, flags, addr, addrlen),
+            weft_sys_sendto(fd, buf, n, flags | MSG_NOSIGNAL, addr, addrlen));
 }
 
 ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    IO_CALL(DIR_READ, recvmsg(fd, msg, flags), recvmsg(fd, msg, flags));
+    IO_CALL(DIR_READ, flags & MSG_DONTWAIT, weft_sys_recvmsg(fd, msg, flags), weft_sys_recvmsg(fd, msg, flags));
 }
 
 ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    IO_CALL(DIR_WRITE, sendmsg(fd, msg, flags), sendmsg(fd, msg, flags | MSG_NOSIGNAL));
-}
-
-/* sendfile can raise SIGPIPE (it takes no flags), so it is always held back. */
-static ssize_t sendfile_nosigpipe(int out_fd, int in_fd, off_t *offset, size_t count)
-{
-    sigset_t pipe_set, old, pending;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    int was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-    ssize_t r = sendfile(out_fd, in_fd, offset, count);
-    int e = errno;
-    if (r < 0 && e == EPIPE && !was_pending) {
-        struct timespec zero = { 0, 0 };
-        sigtimedwait(&pipe_set, NULL, &zero);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    errno = e;
-    return r;
+    IO_CALL(DIR_WRITE, flags & MSG_DONTWAIT, weft_sys_sendmsg(fd, msg, flags), weft_sys_sendmsg(fd, msg, flags | MSG_NOSIGNAL));
 }
 
 ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 {
     int fd = out_fd;
-    IO_CALL(DIR_WRITE, sendfile(out_fd, in_fd, offset, count), sendfile_nosigpipe(out_fd, in_fd, offset, count));
+    IO_CALL(DIR_WRITE, 0, weft_sys_sendfile(out_fd, in_fd, offset, count), sendfile_nosigpipe(out_fd, in_fd, offset, count));
 }
 
 int weft_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
@@ -188,10 +193,10 @@ int weft_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
     struct io io;
     int in = io_begin(&io, fd, DIR_READ);
     if (in <= 0)
-        return in < 0 ? -1 : accept4(fd, addr, addrlen, flags);
+        return in < 0 ? -1 : weft_sys_accept4(fd, addr, addrlen, flags);
     int r;
     do
-        r = accept4(fd, addr, addrlen, flags | SOCK_NONBLOCK);
+        r = weft_sys_accept4(fd, addr, addrlen, flags | SOCK_NONBLOCK);
     while (io_retry(&io, r, DIR_READ));
     if (r >= 0)
         weft_fd_adopt(io.s, r, flags & SOCK_NONBLOCK);
@@ -208,8 +213,8 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
     struct io io;
     int in = io_begin(&io, fd, DIR_WRITE);
     if (in <= 0)
-        return in < 0 ? -1 : connect(fd, addr, addrlen);
-    if (connect(fd, addr, addrlen) == 0)
+        return in < 0 ? -1 : weft_sys_connect(fd, addr, addrlen);
+    if (weft_sys_connect(fd, addr, addrlen) == 0)
         return 0;
     if (errno != EINPROGRESS || io.f->user_nonblock)
         return -1;
@@ -222,7 +227,7 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
         }
         io.woken = e == 0;
         struct pollfd p = { .fd = fd, .events = POLLOUT };
-        if (poll(&p, 1, 0) <= 0)
+        if (weft_sys_poll(&p, 1, 0) <= 0)
             continue;   /* woken early (a deadline changed): not done yet */
         int err = 0;
         socklen_t len = sizeof err;
@@ -241,7 +246,7 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
 int weft_close(int fd)
 {
     weft_reactor_forget(weft_sched_tls, fd);
-    return close(fd);
+    return weft_sys_close(fd);
 }
 
 ssize_t weft_read_full(int fd, void *buf, size_t n)
@@ -287,7 +292,7 @@ int weft_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
 {
     struct sched *s = weft_sched_tls;
     if (!s || !s->cur || timeout_ms == 0)
-        return poll(fds, nfds, timeout_ms);
+        return weft_sys_poll(fds, nfds, timeout_ms);
     if (nfds > 65536) {
         errno = EINVAL;
         return -1;
@@ -309,7 +314,7 @@ int weft_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
     }
     int result;
     for (;;) {
-        int n = poll(fds, nfds, 0);
+        int n = weft_sys_poll(fds, nfds, 0);
         if (n != 0) {
             result = n;
             break;

@@ -77,45 +77,6 @@ static int fail_close(int fd)
     return -1;
 }
 
-static int set_flags(int fd, int flags, int tcp)
-{
-    int one = 1;
-    if ((flags & WEFT_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-        return -1;
-    if (tcp && (flags & WEFT_NODELAY) && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
-        return -1;
-    return 0;
-}
-
-int weft_tcp_listen(const char *host, int port, int backlog, int flags)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (addr_parse(host, port, 1, &ss, &len) != 0)
-        return -1;
-    int fd = new_socket(ss.ss_family, SOCK_STREAM);
-    if (fd < 0 && !host && (errno == EAFNOSUPPORT)) {
-        /* No IPv6 on this host: the wildcard is IPv4's. */
-        struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-        memset(&ss, 0, sizeof ss);
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port);
-        v4->sin_addr.s_addr = htonl(INADDR_ANY);
-        len = sizeof *v4;
-        fd = new_socket(AF_INET, SOCK_STREAM);
-    }
-    if (fd < 0)
-        return -1;
-    int one = 1, zero = 0;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 || set_flags(fd, flags, 1) != 0)
-        return fail_close(fd);
-    if (ss.ss_family == AF_INET6 && !host)   /* the wildcard takes IPv4 too */
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) != 0)
-        return fail_close(fd);
-    return fd;
-}
-
 /* Connect fd, parking until done or the deadline; outside any task, poll for it. */
 static int connect_until(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline)
 {
@@ -129,7 +90,7 @@ static int connect_until(int fd, const struct sockaddr *sa, socklen_t len, int64
         errno = e;
         return r;
     }
-    if (connect(fd, sa, len) == 0)
+    if (weft_sys_connect(fd, sa, len) == 0)
         return 0;
     if (errno != EINPROGRESS)
         return -1;
@@ -140,7 +101,7 @@ static int connect_until(int fd, const struct sockaddr *sa, socklen_t len, int64
             return -1;
         }
         struct pollfd p = { .fd = fd, .events = POLLOUT };
-        int n = poll(&p, 1, left > 0x7fffffff ? 0x7fffffff : (int)left);
+        int n = weft_sys_poll(&p, 1, left > 0x7fffffff ? 0x7fffffff : (int)left);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -159,95 +120,105 @@ static int connect_until(int fd, const struct sockaddr *sa, socklen_t len, int64
     }
 }
 
-int weft_tcp_dial(const char *host, int port, int flags, int64_t deadline)
+enum role { LISTEN, BIND, DIAL, CONNECT };
+
+/* A weft socket of 'type' for sa, set up for its role: the one path every helper takes.
+ * Returns the fd, or -1 with errno (the socket closed). */
+static int sock_open(const struct sockaddr *sa, socklen_t len, int type, enum role role, int flags,
+                     int backlog, int64_t deadline)
+{
+    int fd = new_socket(sa->sa_family, type);
+    if (fd < 0)
+        return -1;
+    int one = 1, zero = 0, inet = sa->sa_family != AF_UNIX;
+    int ok = 1;
+    if (inet && (flags & WEFT_REUSEPORT) && (role == LISTEN || role == BIND))
+        ok = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0;
+    if (ok && inet && type == SOCK_STREAM && (flags & WEFT_NODELAY))
+        ok = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
+    if (ok && inet && (role == LISTEN || role == BIND))
+        ok = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0;
+    /* The IPv6 wildcard takes IPv4 too. */
+    if (ok && sa->sa_family == AF_INET6 && (role == LISTEN || role == BIND) &&
+        IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr))
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    switch (role) {
+    case LISTEN:
+        ok = ok && bind(fd, sa, len) == 0 && listen(fd, backlog > 0 ? backlog : SOMAXCONN) == 0;
+        break;
+    case BIND:
+        ok = ok && bind(fd, sa, len) == 0;
+        break;
+    case DIAL:
+        ok = ok && connect_until(fd, sa, len, deadline) == 0;
+        break;
+    case CONNECT:
+        ok = ok && weft_sys_connect(fd, sa, len) == 0;
+        break;
+    }
+    return ok ? fd : fail_close(fd);
+}
+
+/* sock_open for host:port; a NULL host is the IPv6 wildcard, or IPv4's without IPv6. */
+static int sock_open_inet(const char *host, int port, int type, enum role role, int flags, int backlog,
+                          int64_t deadline)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (addr_parse(host, port, 0, &ss, &len) != 0)
+    int passive = role == LISTEN || role == BIND;
+    if (addr_parse(host, port, passive, &ss, &len) != 0)
         return -1;
-    int fd = new_socket(ss.ss_family, SOCK_STREAM);
-    if (fd < 0)
-        return -1;
-    if (set_flags(fd, flags & WEFT_NODELAY, 1) != 0 || connect_until(fd, (struct sockaddr *)&ss, len, deadline) != 0)
-        return fail_close(fd);
+    int fd = sock_open((struct sockaddr *)&ss, len, type, role, flags, backlog, deadline);
+    if (fd < 0 && !host && errno == EAFNOSUPPORT) {
+        addr_parse("0.0.0.0", port, passive, &ss, &len);
+        fd = sock_open((struct sockaddr *)&ss, len, type, role, flags, backlog, deadline);
+    }
     return fd;
 }
 
-static int unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len)
+static int sock_open_unix(const char *path, enum role role, int backlog, int64_t deadline)
 {
+    struct sockaddr_un sun;
     size_t n = path ? strlen(path) : 0;
-    if (n == 0 || n >= sizeof sun->sun_path) {
-        errno = path ? ENAMETOOLONG : EINVAL;
-        if (n == 0)
-            errno = EINVAL;
+    if (n == 0 || n >= sizeof sun.sun_path) {
+        errno = n == 0 ? EINVAL : ENAMETOOLONG;
         return -1;
     }
-    memset(sun, 0, sizeof *sun);
-    sun->sun_family = AF_UNIX;
-    memcpy(sun->sun_path, path, n);
-    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-    return 0;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    memcpy(sun.sun_path, path, n);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    return sock_open((struct sockaddr *)&sun, len, SOCK_STREAM, role, 0, backlog, deadline);
+}
+
+int weft_tcp_listen(const char *host, int port, int backlog, int flags)
+{
+    return sock_open_inet(host, port, SOCK_STREAM, LISTEN, flags, backlog, -1);
+}
+
+int weft_tcp_dial(const char *host, int port, int flags, int64_t deadline)
+{
+    return sock_open_inet(host, port, SOCK_STREAM, DIAL, flags & WEFT_NODELAY, 0, deadline);
 }
 
 int weft_unix_listen(const char *path, int backlog)
 {
-    struct sockaddr_un sun;
-    socklen_t len;
-    if (unix_addr(path, &sun, &len) != 0)
-        return -1;
-    int fd = new_socket(AF_UNIX, SOCK_STREAM);
-    if (fd < 0)
-        return -1;
-    if (bind(fd, (struct sockaddr *)&sun, len) != 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) != 0)
-        return fail_close(fd);
-    return fd;
+    return sock_open_unix(path, LISTEN, backlog, -1);
 }
 
 int weft_unix_dial(const char *path, int64_t deadline)
 {
-    struct sockaddr_un sun;
-    socklen_t len;
-    if (unix_addr(path, &sun, &len) != 0)
-        return -1;
-    int fd = new_socket(AF_UNIX, SOCK_STREAM);
-    if (fd < 0)
-        return -1;
-    if (connect_until(fd, (struct sockaddr *)&sun, len, deadline) != 0)
-        return fail_close(fd);
-    return fd;
+    return sock_open_unix(path, DIAL, 0, deadline);
 }
 
 int weft_udp_bind(const char *host, int port, int flags)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (addr_parse(host, port, 1, &ss, &len) != 0)
-        return -1;
-    int fd = new_socket(ss.ss_family, SOCK_DGRAM);
-    if (fd < 0)
-        return -1;
-    int one = 1, zero = 0;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 || set_flags(fd, flags, 0) != 0)
-        return fail_close(fd);
-    if (ss.ss_family == AF_INET6 && !host)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-    if (bind(fd, (struct sockaddr *)&ss, len) != 0)
-        return fail_close(fd);
-    return fd;
+    return sock_open_inet(host, port, SOCK_DGRAM, BIND, flags, 0, -1);
 }
 
 int weft_udp_connect(const char *host, int port, int flags)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (addr_parse(host, port, 0, &ss, &len) != 0)
-        return -1;
-    int fd = new_socket(ss.ss_family, SOCK_DGRAM);
-    if (fd < 0)
-        return -1;
-    if (set_flags(fd, flags, 0) != 0 || connect(fd, (struct sockaddr *)&ss, len) != 0)
-        return fail_close(fd);
-    return fd;
+    return sock_open_inet(host, port, SOCK_DGRAM, CONNECT, flags, 0, -1);
 }
 
 int weft_local_port(int fd)

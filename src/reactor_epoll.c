@@ -55,7 +55,7 @@ void weft_reactor_free(struct sched *s)
     for (size_t i = 0; i < r->nchunks; i++)
         free(r->chunks[i]);
     free(r->chunks);
-    close(r->epfd);
+    weft_sys_close(r->epfd);
     free(r);
     s->reactor = NULL;
 }
@@ -105,15 +105,23 @@ struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock)
     }
     if (fast(f->known) || !nonblock)
         return f;
-    int fl = fcntl(fd, F_GETFL);
+    int fl = weft_sys_fcntl(fd, F_GETFL, 0);
     if (fl < 0)
         return NULL;
     struct stat st;
     f->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
-    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    if (!(fl & O_NONBLOCK) && weft_sys_fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return NULL;
     f->user_nonblock = (fl & O_NONBLOCK) != 0;
     f->known = 1;
+    return f;
+}
+
+struct fdent *weft_fd_known(struct sched *s, int fd)
+{
+    struct fdent *f;
+    if (!s || !s->reactor || fd < 0 || !(f = fd_entry(s->reactor, fd, 0)) || !f->known)
+        return NULL;
     return f;
 }
 
@@ -166,7 +174,7 @@ void weft_reactor_poll(struct sched *s, int timeout_ms)
     if (!r) {
         if (timeout_ms > 0) {
             struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000 };
-            nanosleep(&ts, NULL);
+            weft_sys_nanosleep(&ts, NULL);
         }
         return;
     }
@@ -191,7 +199,7 @@ static int ready_now(int fd, int events)
     struct pollfd p = { .fd = fd, .events = (short)(((events & WEFT_READ) ? POLLIN : 0) |
                                                     ((events & WEFT_WRITE) ? POLLOUT : 0)) };
     int n;
-    while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
+    while ((n = weft_sys_poll(&p, 1, 0)) < 0 && errno == EINTR)
         ;
     if (n < 0)
         return -1;
@@ -264,7 +272,7 @@ int weft_fd_set_deadline(int fd, int dirs, int64_t deadline)
     }
     if (!s)
         return -1;
-    if (fcntl(fd, F_GETFD) < 0)
+    if (weft_sys_fcntl(fd, F_GETFD, 0) < 0)
         return -1;
     struct fdent *f = weft_fd_get(s, fd, 0);
     if (!f)

@@ -95,6 +95,7 @@ struct sched *weft_sched_get(void)
     list_init(&s->chunks);
     s->next_id = 1;
     s->loop_now = weft_now();
+    s->main_deadline = -1;
     if (weft_stack_thread_init() != 0) {
         free(s);
         errno = ENOMEM;
@@ -119,9 +120,21 @@ static struct weft_task *record_alloc(struct sched *s)
     if (!c)
         return NULL;
     list_push_back(&s->chunks, &c->link);
-    for (int i = 1; i < CHUNK_TASKS; i++) {
-        c->tasks[i].state = TS_FREE;
-        list_push_back(&s->free_tasks, &c->tasks[i].rq);
+    /* What stays true of a record between uses is set once here: a woken task's wait links
+     * are unlinked (self-linked), its timer disarmed, its joiners list empty. */
+    for (int i = 0; i < CHUNK_TASKS; i++) {
+        struct weft_task *t = &c->tasks[i];
+        for (int k = 0; k < 2; k++) {
+            list_init(&t->wait[k].link);
+            t->wait[k].task = t;
+        }
+        list_init(&t->joiners);
+        t->timer.idx = 0;
+        t->extra = NULL;
+        t->nextra = 0;
+        t->state = TS_FREE;
+        if (i > 0)
+            list_push_back(&s->free_tasks, &t->rq);
     }
     return &c->tasks[0];
 }
@@ -197,14 +210,18 @@ static inline void after_switch(struct sched *s)
         reap(s);
 }
 
-/* While tasks stay runnable, look at timers and IO without blocking now and then. */
-static void poll_busy(struct sched *s)
+/* While tasks stay runnable, look at timers and IO without blocking now and then. Kept out
+ * of line: it runs once in POLL_EVERY switches, and inlined it costs every switch a wider
+ * register save. */
+static __attribute__((noinline, cold)) void poll_busy(struct sched *s)
 {
     s->ticks = 0;
     s->loop_now = weft_now();
     weft_sched_fire_timers(s, s->loop_now);
     if (s->nexternal)
         weft_reactor_poll(s, 0);
+    if (s->main_deadline >= 0 && s->loop_now >= s->main_deadline)
+        s->main_due = 1;
 }
 
 static inline void switch_in(struct sched *s, struct weft_task *t)
@@ -217,14 +234,16 @@ static inline void switch_in(struct sched *s, struct weft_task *t)
 }
 
 /* The running task cur has queued or parked itself (or ended: 'leaving'); run the next
- * runnable task, or the main context when there is none. Returns when cur runs again. */
-static void switch_next(struct sched *s, struct weft_task *cur, int leaving)
+ * runnable task, or the main context when there is none or when main's weft_join is done
+ * (main_due). Returns when cur runs again. Inlined into its three callers (yield, park,
+ * finish): the hot path is one call deep. */
+static inline __attribute__((always_inline)) void switch_next(struct sched *s, struct weft_task *cur, int leaving)
 {
     if (slow(++s->ticks >= POLL_EVERY))
         poll_busy(s);
     if (slow(cur->stack.guard == GUARD_CANARY) && !weft_stack_canary_ok(&cur->stack))
         canary_abort(cur);
-    struct list *n = list_pop_front(&s->runq);
+    struct list *n = slow(s->main_due) ? NULL : list_pop_front(&s->runq);
     struct ctx *to;
     if (fast(n != NULL)) {
         struct weft_task *next = list_entry(n, struct weft_task, rq);
@@ -278,7 +297,8 @@ void weft_sched_wake(struct sched *s, struct weft_task *t, int err)
     list_remove(&t->wait[1].link);
     for (int i = 0; i < t->nextra; i++)
         list_remove(&t->extra[i].link);
-    weft_timer_cancel(&s->timers, &t->timer);
+    if (timer_armed(&t->timer))     /* most waits have no deadline: skip the call */
+        weft_timer_cancel(&s->timers, &t->timer);
     if (t->wait_kind == WAIT_IO || t->wait_kind == WAIT_OFFLOAD)
         s->nexternal--;
     t->wait_kind = WAIT_NONE;
@@ -310,8 +330,11 @@ void weft_sched_fire_timers(struct sched *s, int64_t now)
 static int run_loop(struct sched *s, struct weft_task *until, int64_t deadline)
 {
     for (;;) {
+        s->main_due = 0;
         if (until && until->state == TS_DONE)
             return 0;
+        if (deadline >= 0 && s->loop_now >= deadline)
+            return ETIMEDOUT;
         struct list *n = list_pop_front(&s->runq);
         if (n) {
             struct weft_task *t = list_entry(n, struct weft_task, rq);
@@ -389,6 +412,8 @@ static _Noreturn void task_finish(struct sched *s, struct weft_task *t, void *va
         s->nalive--;
     weft_sched_wake_one(s, &t->joiners, 0);
     s->dead = t;
+    if (t == s->main_joins)
+        s->main_due = 1;
     switch_next(s, t, 1);
     abort();    /* a finished task is never switched back to */
 }
@@ -442,14 +467,6 @@ weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, 
         errno = ENOMEM;
         return NULL;
     }
-    for (int i = 0; i < 2; i++) {
-        list_init(&t->wait[i].link);
-        t->wait[i].task = t;
-    }
-    t->extra = NULL;
-    t->nextra = 0;
-    list_init(&t->joiners);
-    t->timer.idx = 0;
     t->fn = fn;
     t->arg = arg;
     t->result = NULL;
@@ -567,15 +584,21 @@ int weft_join(weft_task *t, void **value)
     return weft_join_until(t, value, -1);
 }
 
+/* Is someone joining t already: a task parked on it, or the main context? */
+static int being_joined(const struct sched *s, const struct weft_task *t)
+{
+    return !list_empty(&t->joiners) || t == s->main_joins;
+}
+
 int weft_join_until(weft_task *t, void **value, int64_t deadline)
 {
     struct sched *s = weft_sched_tls;
-    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || !list_empty(&t->joiners)) {
-        errno = EINVAL;
+    if (t && s && t == s->cur) {    /* whoever else may be joining us */
+        errno = EDEADLK;
         return -1;
     }
-    if (t == s->cur) {
-        errno = EDEADLK;
+    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || being_joined(s, t)) {
+        errno = EINVAL;
         return -1;
     }
     if (t->state != TS_DONE) {
@@ -583,8 +606,14 @@ int weft_join_until(weft_task *t, void **value, int64_t deadline)
         if (s->cur) {
             s->cur->wait_obj = t;
             e = weft_sched_park(s, &t->joiners, 0, WAIT_JOIN, deadline);
+        } else if (deadline >= 0 && deadline <= weft_now()) {
+            e = ETIMEDOUT;
         } else {
+            s->main_joins = t;
+            s->main_deadline = deadline;
             e = run_loop(s, t, deadline);
+            s->main_joins = NULL;
+            s->main_deadline = -1;
         }
         if (e) {
             errno = e;
@@ -600,7 +629,7 @@ int weft_join_until(weft_task *t, void **value, int64_t deadline)
 int weft_detach(weft_task *t)
 {
     struct sched *s = weft_sched_tls;
-    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || !list_empty(&t->joiners)) {
+    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || being_joined(s, t)) {
         errno = EINVAL;
         return -1;
     }
@@ -633,7 +662,8 @@ int weft_sleep(int64_t ms)
             return 0;
         return weft_yield();
     }
-    return weft_sleep_until(now_ceil() + ms);
+    int64_t now = now_ceil();
+    return weft_sleep_until(ms > INT64_MAX - now ? INT64_MAX : now + ms);   /* saturate */
 }
 
 int weft_sleep_until(int64_t deadline)

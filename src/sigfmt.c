@@ -2,6 +2,7 @@
  * overflow report and the SIGQUIT dump are written with it. */
 #include "config.h"
 #include "internal.h"
+#include "sys.h"
 
 #include <poll.h>
 #include <unistd.h>
@@ -10,13 +11,13 @@ void weft_sigbuf_flush(struct sigbuf *b)
 {
     size_t off = 0;
     while (off < b->len) {
-        ssize_t w = write(b->fd, b->buf + off, b->len - off);
+        ssize_t w = weft_sys_write(b->fd, b->buf + off, b->len - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             /* A non-blocking fd (a task's socket, a pipe): wait until it drains. */
             struct pollfd p = { .fd = b->fd, .events = POLLOUT };
-            if (poll(&p, 1, -1) >= 0 || errno == EINTR)
+            if (weft_sys_poll(&p, 1, -1) >= 0 || errno == EINTR)
                 continue;
         }
         if (w <= 0) {

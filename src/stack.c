@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,14 +26,19 @@
 
 #define POOL_CLASSES 4      /* distinct stack sizes pooled at once */
 #define POOL_WARM 64        /* freed stacks kept as they are, pages still committed */
-#define POOL_MAX 1024       /* beyond the warm ones, kept with their pages released */
+#define POOL_MAX 65536      /* beyond the warm ones, kept with their pages released: cheaper
+                               than munmap, which splits the merged mapping the stacks share */
 #define ALTSTACK_SIZE ((size_t)64 * 1024)
 
 static const uint64_t canary_magic = 0x7765667453544b21ull;   /* "weftSTK!" */
 
+/* A LIFO of free stacks of one size. items[0..ncold) have had their pages released;
+ * items[ncold..n), the most recently freed, are warm (at most POOL_WARM of them), so a
+ * steady spawn/exit reuses a warm stack and makes no syscall. */
 struct pool_class {
     size_t size;
     size_t n, cap;
+    size_t ncold;
     struct stack *items;
 };
 
@@ -110,18 +116,23 @@ int weft_stack_canary_ok(const struct stack *st)
     return st->guard != GUARD_CANARY || memcmp(stack_lo(st), &canary_magic, sizeof canary_magic) == 0;
 }
 
+static TLS struct pool_class *pool_last;    /* the class used last: almost always the one */
+
 static struct pool_class *pool_for(size_t size, int claim)
 {
+    if (fast(pool_last != NULL && pool_last->size == size))
+        return pool_last;
     struct pool_class *empty = NULL;
     for (int i = 0; i < POOL_CLASSES; i++) {
         if (pool[i].size == size)
-            return &pool[i];
+            return pool_last = &pool[i];
         if (!empty && pool[i].n == 0)
             empty = &pool[i];
     }
-    if (claim && empty)
-        empty->size = size;
-    return claim ? empty : NULL;
+    if (!claim || !empty)
+        return NULL;
+    empty->size = size;
+    return pool_last = empty;
 }
 
 int weft_stack_alloc(struct stack *st, size_t size)
@@ -129,6 +140,8 @@ int weft_stack_alloc(struct stack *st, size_t size)
     struct pool_class *pc = pool_for(size, 0);
     if (pc && pc->n) {
         *st = pc->items[--pc->n];
+        if (pc->ncold > pc->n)
+            pc->ncold = pc->n;
         set_canary(st);
         return 0;
     }
@@ -174,21 +187,47 @@ void weft_stack_free(struct stack *st)
         pc->items = items;
         pc->cap = cap;
     }
-    /* Past the warm ones, give the pages back; the guard stays (guard markers and
-     * PROT_NONE both survive MADV_DONTNEED). */
-    if (pc->n >= POOL_WARM)
-        madvise(stack_lo(st), st->size, MADV_DONTNEED);
     pc->items[pc->n++] = *st;
+    /* More than POOL_WARM warm stacks: give back the pages of the oldest warm one (not of
+     * this one, which is the next to be reused); the guard stays (guard markers and
+     * PROT_NONE both survive MADV_DONTNEED). */
+    if (pc->n - pc->ncold > POOL_WARM) {
+        struct stack *cold = &pc->items[pc->ncold++];
+        madvise(stack_lo(cold), cold->size, MADV_DONTNEED);
+    }
 }
 
+static int by_address(const void *a, const void *b)
+{
+    const struct stack *x = a, *y = b;
+    return x->map < y->map ? -1 : x->map > y->map;
+}
+
+/* Unmap the pool, a contiguous run of stacks (neighbouring mmaps usually are) in one call. */
 void weft_stack_pool_drain(void)
 {
     for (int i = 0; i < POOL_CLASSES; i++) {
-        while (pool[i].n)
-            stack_unmap(&pool[i].items[--pool[i].n]);
-        free(pool[i].items);
-        memset(&pool[i], 0, sizeof pool[i]);
+        struct pool_class *pc = &pool[i];
+        if (pc->n)
+            qsort(pc->items, pc->n, sizeof *pc->items, by_address);
+        size_t run = 0;
+        for (size_t k = 0; k < pc->n; k++) {
+            struct stack *st = &pc->items[k];
+            VALGRIND_STACK_DEREGISTER(st->vg_id);
+            if (st->guard == GUARD_MPROTECT)
+                __atomic_add_fetch(&mprotect_budget, 1, __ATOMIC_RELAXED);
+            atomic_fetch_sub(&live[st->guard], 1);
+            int last = k + 1 == pc->n || pc->items[k + 1].map != st->map + WEFT_GUARD_SIZE + st->size;
+            if (last) {
+                char *start = pc->items[run].map;
+                munmap(start, (size_t)(st->map + WEFT_GUARD_SIZE + st->size - start));
+                run = k + 1;
+            }
+        }
+        free(pc->items);
+        memset(pc, 0, sizeof *pc);
     }
+    pool_last = NULL;
 }
 
 int weft_stack_guard_hit(const struct stack *st, const void *addr)

@@ -1,19 +1,73 @@
-# tests/: one Check suite per module, run by make check.
+# tests/: one Check suite per module, run by make check. CHECK_SUITES lists the Check
+# programs, which tools/dev also runs under Valgrind.
+CHECK_SUITES =
+EXTRA_DIST += tests/testutil.h tests/valgrind.sh
 if HAVE_CHECK
 TEST_LIBS = libweft.la $(CHECK_LIBS)
 TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 
+check_PROGRAMS += tests/check_sched tests/check_timer tests/check_stack tests/check_ctx
+TESTS += tests/check_sched tests/check_timer tests/check_stack tests/check_ctx
+CHECK_SUITES += tests/check_sched tests/check_timer tests/check_stack tests/check_ctx
+
+tests_check_sched_SOURCES = tests/check_sched.c tests/testutil.h
+tests_check_sched_CFLAGS = $(TEST_CFLAGS)
+tests_check_sched_LDADD = $(TEST_LIBS) -lpthread
+
+# The heap is internal (hidden in libweft), so this suite is built with its source; realloc
+# is wrapped so the out-of-memory path can be exercised.
+tests_check_timer_SOURCES = tests/check_timer.c tests/testutil.h src/timer.c
+tests_check_timer_CFLAGS = $(TEST_CFLAGS)
+tests_check_timer_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=realloc
+tests_check_timer_LDADD = $(CHECK_LIBS)
+
+tests_check_stack_SOURCES = tests/check_stack.c tests/testutil.h
+tests_check_stack_CFLAGS = $(TEST_CFLAGS)
+tests_check_stack_LDADD = $(TEST_LIBS) -lpthread
+
+tests_check_ctx_SOURCES = tests/check_ctx.c tests/testutil.h
+tests_check_ctx_CFLAGS = $(TEST_CFLAGS)
+tests_check_ctx_LDADD = $(TEST_LIBS) -lm
+endif
+
+# Link-time wrapping (src/wrap.c, docs/wrap.md). check_wrap calls libc by its own names and
+# is linked with the wrap flags: once against the shared libweft, once (check_wrap_static)
+# against libweft.a, where a libweft that called read by that name would recurse. Its calls
+# under glibc's other names (__read_chk, fcntl64, ...) come from libwrapalt.a, compiled with
+# _FORTIFY_SOURCE and a 64-bit off_t. wrap-symbols.test checks the list against the library;
+# redis.test runs examples/redis-fanout against a redis-server of its own.
+TEST_LOG_COMPILER = $(SHELL)
+TESTS += tests/wrap-symbols.test tests/redis.test
+EXTRA_DIST += tests/wrap-symbols.test tests/redis.test
+if HAVE_CHECK
+check_LIBRARIES = tests/libwrapalt.a
+tests_libwrapalt_a_SOURCES = tests/wrap_alt.c tests/wrap_alt.h
+tests_libwrapalt_a_CFLAGS = $(AM_CFLAGS) -O2 -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 -D_FILE_OFFSET_BITS=64
+check_PROGRAMS += tests/check_wrap tests/check_wrap_static
+tests_check_wrap_SOURCES = tests/check_wrap.c tests/testutil.h
+tests_check_wrap_CFLAGS = $(TEST_CFLAGS)
+tests_check_wrap_LDFLAGS = $(AM_LDFLAGS) $(WEFT_WRAP_LDFLAGS)
+tests_check_wrap_LDADD = tests/libwrapalt.a $(TEST_LIBS)
+tests_check_wrap_static_SOURCES = $(tests_check_wrap_SOURCES)
+tests_check_wrap_static_CFLAGS = $(TEST_CFLAGS)
+tests_check_wrap_static_LDFLAGS = $(AM_LDFLAGS) -static $(WEFT_WRAP_LDFLAGS)
+tests_check_wrap_static_LDADD = $(tests_check_wrap_LDADD)
+TESTS += tests/check_wrap tests/check_wrap_static
+CHECK_SUITES += tests/check_wrap tests/check_wrap_static
+endif
+
+# The task dump (src/dump.c, docs/dump.md): the Check suite, and tools/weft-dump and
+# tools/weft-gdb.py run against a live process, tests/dump_target.
+if HAVE_CHECK
 check_PROGRAMS += tests/check_dump
 tests_check_dump_SOURCES = tests/check_dump.c tests/testutil.h
 tests_check_dump_CFLAGS = $(TEST_CFLAGS)
 tests_check_dump_LDADD = $(TEST_LIBS) -lpthread
 TESTS += tests/check_dump
+CHECK_SUITES += tests/check_dump
 endif
-
-# The live process tools/weft-dump is tested against, and the script that does it.
 check_PROGRAMS += tests/dump_target
 tests_dump_target_SOURCES = tests/dump_target.c
 tests_dump_target_LDADD = libweft.la
-TESTS += tests/dump_cli.sh tests/dump_gdb.sh
-EXTRA_DIST += tests/dump_cli.sh tests/dump_gdb.sh
-TESTS_ENVIRONMENT = top_srcdir='$(top_srcdir)'; export top_srcdir;
+TESTS += tests/dump-cli.test tests/dump-gdb.test
+EXTRA_DIST += tests/dump-cli.test tests/dump-gdb.test

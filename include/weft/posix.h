@@ -3,7 +3,7 @@
  * read(fd, buf, n) becomes weft_read(fd, buf, n). The maps are function-like macros: they
  * rename calls, not other uses of the names, but they do rename a call through a struct
  * member of the same name (ops->read(...)); include weft.h instead in such a file.
- * Link-time wrapping of code you cannot recompile is another matter: see weft-wrap. */
+ * Code you cannot recompile is wrapped at link time instead: see docs/wrap.md. */
 #ifndef WEFT_POSIX_H
 #define WEFT_POSIX_H
 

@@ -1,0 +1,392 @@
+/* Link-time wrapping: __wrap_read and the rest, for code linked with the flags weft-wrap-flags
+ * prints (-Wl,--wrap=read,...). The linker sends that link's calls to read here (the program's
+ * objects and static archives; shared libraries keep calling libc), and each goes on to weft's
+ * wrapper, which parks the task, or outside any task makes the plain call. The wrappers are
+ * io.c's and the fd table the reactor's; this file adds only what --wrap alone needs: fcntl's
+ * view of O_NONBLOCK, select on top of weft_poll, sleeps, and glibc's _FORTIFY_SOURCE entries.
+ * Like every file of libweft it never calls a wrapped name itself (see sys.h). */
+#include "config.h"
+#include "internal.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/sendfile.h>
+#include <time.h>
+
+/* Exported, not declared in any header: only the linker calls these. */
+#define WRAP(ret, name, params) WEFT_API ret __wrap_##name params; WEFT_API ret __wrap_##name params
+
+WRAP(ssize_t, read, (int fd, void *buf, size_t n))
+{
+    return weft_read(fd, buf, n);
+}
+
+WRAP(ssize_t, write, (int fd, const void *buf, size_t n))
+{
+    return weft_write(fd, buf, n);
+}
+
+WRAP(ssize_t, readv, (int fd, const struct iovec *iov, int iovcnt))
+{
+    return weft_readv(fd, iov, iovcnt);
+}
+
+WRAP(ssize_t, writev, (int fd, const struct iovec *iov, int iovcnt))
+{
+    return weft_writev(fd, iov, iovcnt);
+}
+
+WRAP(ssize_t, recv, (int fd, void *buf, size_t n, int flags))
+{
+    return weft_recv(fd, buf, n, flags);
+}
+
+WRAP(ssize_t, send, (int fd, const void *buf, size_t n, int flags))
+{
+    return weft_send(fd, buf, n, flags);
+}
+
+WRAP(ssize_t, recvfrom, (int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *addrlen))
+{
+    return weft_recvfrom(fd, buf, n, flags, addr, addrlen);
+}
+
+WRAP(ssize_t, sendto, (int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,
+                       socklen_t addrlen))
+{
+    return weft_sendto(fd, buf, n, flags, addr, addrlen);
+}
+
+WRAP(ssize_t, recvmsg, (int fd, struct msghdr *msg, int flags))
+{
+    return weft_recvmsg(fd, msg, flags);
+}
+
+WRAP(ssize_t, sendmsg, (int fd, const struct msghdr *msg, int flags))
+{
+    return weft_sendmsg(fd, msg, flags);
+}
+
+WRAP(int, accept, (int fd, struct sockaddr *addr, socklen_t *addrlen))
+{
+    return weft_accept(fd, addr, addrlen);
+}
+
+WRAP(int, accept4, (int fd, struct sockaddr *addr, socklen_t *addrlen, int flags))
+{
+    return weft_accept4(fd, addr, addrlen, flags);
+}
+
+WRAP(int, connect, (int fd, const struct sockaddr *addr, socklen_t addrlen))
+{
+    return weft_connect(fd, addr, addrlen);
+}
+
+WRAP(int, poll, (struct pollfd *fds, nfds_t nfds, int timeout_ms))
+{
+    return weft_poll(fds, nfds, timeout_ms);
+}
+
+WRAP(int, close, (int fd))
+{
+    return weft_close(fd);
+}
+
+WRAP(ssize_t, sendfile, (int out_fd, int in_fd, off_t *offset, size_t count))
+{
+    return weft_sendfile(out_fd, in_fd, offset, count);
+}
+
+/* What sendfile is called under -D_FILE_OFFSET_BITS=64 (hiredis's pkg-config adds that). */
+WRAP(ssize_t, sendfile64, (int out_fd, int in_fd, off64_t *offset, size_t count))
+{
+    if (sizeof(off_t) == sizeof(off64_t) || !offset)
+        return weft_sendfile(out_fd, in_fd, (off_t *)offset, count);
+    if (*offset < 0 || (uint64_t)*offset > (uint64_t)LONG_MAX) {   /* 32-bit off_t */
+        errno = EOVERFLOW;
+        return -1;
+    }
+    off_t off = (off_t)*offset;
+    ssize_t r = weft_sendfile(out_fd, in_fd, &off, count);
+    *offset = off;
+    return r;
+}
+
+/* ---- fcntl: O_NONBLOCK as the caller set it ----------------------------------------------- */
+
+/* A wrapper switches each fd it waits on to O_NONBLOCK and remembers whether the caller had
+ * set it. Code that changes O_NONBLOCK afterwards (hiredis connects non-blocking, then clears
+ * the flag) must change that memory, not the fd, or its next read would block the thread;
+ * and F_GETFL must show the caller's flag. Other commands pass through. The argument is
+ * read as glibc's fcntl reads it: one word, whatever the command. */
+static int fcntl_as_caller(int fd, int cmd, unsigned long arg)
+{
+    struct fdent *f;
+    if ((cmd != F_GETFL && cmd != F_SETFL) || !(f = weft_fd_known(weft_sched_tls, fd)))
+        return weft_sys_fcntl(fd, cmd, arg);
+    if (cmd == F_GETFL) {
+        int fl = weft_sys_fcntl(fd, F_GETFL, 0);
+        if (fl >= 0 && !f->user_nonblock)
+            fl &= ~O_NONBLOCK;
+        return fl;
+    }
+    int want = (int)arg;
+    int r = weft_sys_fcntl(fd, F_SETFL, (unsigned long)(unsigned)(want | O_NONBLOCK));
+    if (r == 0)
+        f->user_nonblock = (want & O_NONBLOCK) != 0;
+    return r;
+}
+
+WEFT_API int __wrap_fcntl(int fd, int cmd, ...);
+WEFT_API int __wrap_fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    return fcntl_as_caller(fd, cmd, arg);
+}
+
+/* What fcntl is called under -D_FILE_OFFSET_BITS=64 (glibc 2.28 and later). On 64-bit it is
+ * the same call; 32-bit file locks through the wrapper are not supported (docs/wrap.md). */
+WEFT_API int __wrap_fcntl64(int fd, int cmd, ...);
+WEFT_API int __wrap_fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    return fcntl_as_caller(fd, cmd, arg);
+}
+
+/* ---- select, as poll -------------------------------------------------------------------- */
+
+/* select(2) on top of weft_poll, inside a task or not: the sets become a pollfd array (on the
+ * stack up to 64 fds), the timeout milliseconds rounded up, and Linux's habit of leaving the
+ * time not slept in *tv is kept. An fd that reports only what was not asked for (a hang-up
+ * on an fd watched for exceptions only) is dropped from the wait, so the loop never spins. */
+#define SELECT_STACK_FDS 64
+
+static int select_collect(struct pollfd *p, int n, fd_set *rd, fd_set *wr, fd_set *ex)
+{
+    int count = 0, badfd = 0;
+    for (int i = 0; i < n; i++) {
+        short re = p[i].revents;
+        if (p[i].fd < 0 || !re)
+            continue;
+        if (re & POLLNVAL) {
+            badfd = 1;
+            continue;
+        }
+        int got = count;
+        if ((p[i].events & POLLIN) && (re & (POLLIN | POLLHUP | POLLERR))) {
+            FD_SET(p[i].fd, rd);
+            count++;
+        }
+        if ((p[i].events & POLLOUT) && (re & (POLLOUT | POLLERR))) {
+            FD_SET(p[i].fd, wr);
+            count++;
+        }
+        if ((p[i].events & POLLPRI) && (re & POLLPRI)) {
+            FD_SET(p[i].fd, ex);
+            count++;
+        }
+        if (count == got)
+            p[i].fd = -1;   /* only unasked-for events: stop waiting on it */
+    }
+    if (badfd) {
+        errno = EBADF;
+        return -1;
+    }
+    return count;
+}
+
+WRAP(int, select, (int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv))
+{
+    if (nfds < 0 || nfds > FD_SETSIZE ||
+        (tv && (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000))) {
+        errno = EINVAL;
+        return -1;
+    }
+    int64_t deadline = -1;
+    if (tv) {
+        int64_t ms = (int64_t)tv->tv_sec > INT_MAX / 1000 ? INT_MAX
+                   : (int64_t)tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000;
+        deadline = weft_now() + ms;
+    }
+    struct pollfd pl[SELECT_STACK_FDS], *p = pl;
+    int n = 0;
+    for (int fd = 0; fd < nfds; fd++) {
+        short ev = (short)((rd && FD_ISSET(fd, rd) ? POLLIN : 0) | (wr && FD_ISSET(fd, wr) ? POLLOUT : 0) |
+                           (ex && FD_ISSET(fd, ex) ? POLLPRI : 0));
+        if (!ev)
+            continue;
+        if (n == SELECT_STACK_FDS && p == pl) {
+            if (!(p = malloc((size_t)nfds * sizeof *p))) {
+                errno = ENOMEM;
+                return -1;
+            }
+            memcpy(p, pl, sizeof pl);
+        }
+        p[n].fd = fd;
+        p[n].events = ev;
+        p[n].revents = 0;
+        n++;
+    }
+    fd_set r0, w0, e0;
+    FD_ZERO(&r0);
+    FD_ZERO(&w0);
+    FD_ZERO(&e0);
+    int result;
+    for (;;) {
+        int64_t left = deadline < 0 ? -1 : deadline - weft_now();
+        if (left < 0 && deadline >= 0)
+            left = 0;
+        int r = weft_poll(p, (nfds_t)n, left > INT_MAX ? INT_MAX : (int)left);
+        if (r < 0) {
+            result = -1;
+            break;
+        }
+        result = select_collect(p, n, &r0, &w0, &e0);
+        if (result != 0 || r == 0 || (deadline >= 0 && weft_now() >= deadline))
+            break;
+        for (int i = 0; i < n; i++)
+            p[i].revents = 0;
+    }
+    int e = errno;
+    if (p != pl)
+        free(p);
+    if (result >= 0) {
+        for (int fd = 0; fd < nfds; fd++) {
+            if (rd && FD_ISSET(fd, rd) && !FD_ISSET(fd, &r0))
+                FD_CLR(fd, rd);
+            if (wr && FD_ISSET(fd, wr) && !FD_ISSET(fd, &w0))
+                FD_CLR(fd, wr);
+            if (ex && FD_ISSET(fd, ex) && !FD_ISSET(fd, &e0))
+                FD_CLR(fd, ex);
+        }
+    }
+    if (tv) {
+        int64_t left = deadline - weft_now();
+        if (left < 0 || result == 0)
+            left = 0;
+        tv->tv_sec = (time_t)(left / 1000);
+        tv->tv_usec = (suseconds_t)(left % 1000) * 1000;
+    }
+    errno = e;
+    return result;
+}
+
+/* ---- sleeps ----------------------------------------------------------------------------- */
+
+/* In a task, sleeping parks the task (whole milliseconds, rounded up; a cancelled task wakes
+ * with ECANCELED); outside any task it sleeps the thread, as libc does. */
+static int64_t ts_to_ms(const struct timespec *ts)
+{
+    if (ts->tv_sec > INT64_MAX / 4000)
+        return INT64_MAX / 4;
+    return (int64_t)ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000;
+}
+
+/* Park the running task for ms; 0, or -1 with errno and *left the milliseconds not slept. */
+static int task_sleep(int64_t ms, int64_t *left)
+{
+    int64_t start = weft_now();
+    if (weft_sleep(ms) == 0)
+        return 0;
+    int e = errno;
+    int64_t l = ms - (weft_now() - start);
+    *left = l > 0 ? l : 0;
+    errno = e;
+    return -1;
+}
+
+WRAP(int, nanosleep, (const struct timespec *req, struct timespec *rem))
+{
+    if (!weft_self())
+        return weft_sys_nanosleep(req, rem);
+    if (!req) {
+        errno = EFAULT;
+        return -1;
+    }
+    if (req->tv_sec < 0 || req->tv_nsec < 0 || req->tv_nsec >= 1000000000) {
+        errno = EINVAL;
+        return -1;
+    }
+    int64_t left;
+    if (task_sleep(ts_to_ms(req), &left) == 0)
+        return 0;
+    if (rem) {
+        rem->tv_sec = (time_t)(left / 1000);
+        rem->tv_nsec = (long)(left % 1000) * 1000000;
+    }
+    return -1;
+}
+
+WRAP(int, usleep, (useconds_t usec))
+{
+    int64_t left;
+    if (weft_self())
+        return task_sleep(((int64_t)usec + 999) / 1000, &left);
+    struct timespec ts = { (time_t)(usec / 1000000), (long)(usec % 1000000) * 1000 };
+    return weft_sys_nanosleep(&ts, NULL);
+}
+
+WRAP(unsigned, sleep, (unsigned seconds))
+{
+    int64_t left;
+    if (weft_self()) {
+        if (task_sleep((int64_t)seconds * 1000, &left) == 0)
+            return 0;
+        return (unsigned)((left + 999) / 1000);
+    }
+    struct timespec ts = { (time_t)seconds, 0 }, rem;
+    if (weft_sys_nanosleep(&ts, &rem) == 0)
+        return 0;
+    return (unsigned)rem.tv_sec + (rem.tv_nsec >= 500000000);
+}
+
+/* ---- glibc's _FORTIFY_SOURCE entries ------------------------------------------------------ */
+
+/* With -D_FORTIFY_SOURCE (Ubuntu's compiler turns it on at -O), a read into a buffer of known
+ * size calls __read_chk, not read; likewise recv, recvfrom and poll. These check the size as
+ * glibc does, then take the wrapper. */
+#ifdef __GLIBC__
+extern void __chk_fail(void) __attribute__((noreturn));
+#define chk_fail() __chk_fail()
+#else
+#define chk_fail() abort()
+#endif
+
+WRAP(ssize_t, __read_chk, (int fd, void *buf, size_t n, size_t buflen))
+{
+    if (n > buflen)
+        chk_fail();
+    return weft_read(fd, buf, n);
+}
+
+WRAP(ssize_t, __recv_chk, (int fd, void *buf, size_t n, size_t buflen, int flags))
+{
+    if (n > buflen)
+        chk_fail();
+    return weft_recv(fd, buf, n, flags);
+}
+
+WRAP(ssize_t, __recvfrom_chk, (int fd, void *buf, size_t n, size_t buflen, int flags,
+                               struct sockaddr *addr, socklen_t *addrlen))
+{
+    if (n > buflen)
+        chk_fail();
+    return weft_recvfrom(fd, buf, n, flags, addr, addrlen);
+}
+
+WRAP(int, __poll_chk, (struct pollfd *fds, nfds_t nfds, int timeout_ms, size_t fdslen))
+{
+    if (fdslen / sizeof *fds < nfds)
+        chk_fail();
+    return weft_poll(fds, nfds, timeout_ms);
+}

@@ -1,0 +1,345 @@
+/* The timer heap (src/timer.c) on its own, built into this test with its source: order
+ * against a sorted reference over random adds, cancels and pops, ties in insertion order,
+ * a million timers, and running out of memory. Which task a timer wakes is check_sched's. */
+#include "config.h"
+#include "internal.h"
+#include "testutil.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+/* timer.c's realloc goes through here (-Wl,--wrap=realloc), so a test can make it fail. */
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+static int realloc_fails;
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    if (realloc_fails)
+        return NULL;
+    return __real_realloc(p, n);
+}
+
+/* A small deterministic generator, so a failure replays. */
+static uint64_t rng = 88172645463325252ull;
+
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* Every slot knows its place, and no child comes before its parent. */
+static void check_heap(const struct timers *ts)
+{
+    for (size_t i = 0; i < ts->n; i++) {
+        const struct timer *t = ts->heap[i];
+        test_require(t->idx == i + 1, "slot %zu holds a timer that thinks it is at %zu", i, t->idx);
+        if (i) {
+            const struct timer *p = ts->heap[(i - 1) / 2];
+            test_require(p->when < t->when || (p->when == t->when && p->seq < t->seq),
+                          "slot %zu (%lld/%llu) is before its parent (%lld/%llu)", i,
+                          (long long)t->when, (unsigned long long)t->seq,
+                          (long long)p->when, (unsigned long long)p->seq);
+        }
+    }
+}
+
+START_TEST(empty_heap_has_nothing_due)
+{
+    struct timers ts = { 0 };
+    ck_assert_ptr_null(weft_timer_first(&ts));
+    ck_assert_ptr_null(weft_timer_pop_due(&ts, INT64_MAX));
+    struct timer t = { 0 };
+    weft_timer_cancel(&ts, &t);             /* cancelling an unarmed timer does nothing */
+    ck_assert_int_eq(ts.n, 0);
+    weft_timers_free(&ts);
+}
+END_TEST
+
+START_TEST(pop_due_returns_a_timer_only_once_its_time_has_come)
+{
+    struct timers ts = { 0 };
+    struct timer a = { 0 };
+    ck_assert_int_eq(weft_timer_add(&ts, &a, 100), 0);
+    ck_assert(timer_armed(&a));
+    ck_assert_ptr_eq(weft_timer_first(&ts), &a);
+    ck_assert_ptr_null(weft_timer_pop_due(&ts, 99));
+    ck_assert(timer_armed(&a));
+    ck_assert_ptr_eq(weft_timer_pop_due(&ts, 100), &a);     /* due at exactly its time */
+    ck_assert(!timer_armed(&a));
+    ck_assert_ptr_null(weft_timer_pop_due(&ts, INT64_MAX));
+    /* A popped timer can be armed again. */
+    ck_assert_int_eq(weft_timer_add(&ts, &a, 5), 0);
+    ck_assert_ptr_eq(weft_timer_pop_due(&ts, 1000), &a);
+    weft_timers_free(&ts);
+}
+END_TEST
+
+START_TEST(equal_deadlines_pop_in_insertion_order)
+{
+    enum { N = 1000 };
+    static struct timer t[N];
+    struct timers ts = { 0 };
+    /* Three deadlines, interleaved: every timer with the same deadline keeps its place. */
+    for (int i = 0; i < N; i++) {
+        t[i].idx = 0;
+        ck_assert_int_eq(weft_timer_add(&ts, &t[i], 10 + (int64_t)((i * 7) % 3)), 0);
+    }
+    check_heap(&ts);
+    for (int64_t when = 10; when <= 12; when++) {
+        int last = -1;
+        struct timer *p;
+        while ((p = weft_timer_pop_due(&ts, when)) != NULL) {
+            int i = (int)(p - t);
+            ck_assert_int_eq(p->when, when);
+            ck_assert_msg(i > last, "timer %d popped after timer %d, same deadline", i, last);
+            last = i;
+        }
+    }
+    ck_assert_int_eq(ts.n, 0);
+    weft_timers_free(&ts);
+}
+END_TEST
+
+START_TEST(cancel_removes_root_middle_and_last)
+{
+    enum { N = 64 };
+    static struct timer t[N];
+    struct timers ts = { 0 };
+    for (int i = 0; i < N; i++) {
+        t[i].idx = 0;
+        ck_assert_int_eq(weft_timer_add(&ts, &t[i], N - i), 0);   /* t[N-1] is earliest */
+    }
+    struct timer *root = weft_timer_first(&ts);
+    ck_assert_ptr_eq(root, &t[N - 1]);
+    weft_timer_cancel(&ts, root);
+    ck_assert(!timer_armed(root));
+    struct timer *last = ts.heap[ts.n - 1];
+    weft_timer_cancel(&ts, last);
+    struct timer *mid = ts.heap[ts.n / 2];
+    weft_timer_cancel(&ts, mid);
+    weft_timer_cancel(&ts, mid);            /* twice: the second does nothing */
+    ck_assert_int_eq(ts.n, N - 3);
+    check_heap(&ts);
+    int64_t prev = INT64_MIN;
+    struct timer *p;
+    size_t popped = 0;
+    while ((p = weft_timer_pop_due(&ts, INT64_MAX)) != NULL) {
+        ck_assert(p != root && p != last && p != mid);
+        ck_assert_int_gt(p->when, prev);
+        prev = p->when;
+        popped++;
+    }
+    ck_assert_int_eq(popped, N - 3);
+    weft_timers_free(&ts);
+}
+END_TEST
+
+/* The reference: the armed timers, sorted by (deadline, order of arming). */
+struct ref {
+    struct timer *tm;
+    int64_t when;
+    uint64_t order;
+};
+
+static size_t ref_find(const struct ref *r, size_t n, int64_t when, uint64_t order)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (r[mid].when < when || (r[mid].when == when && r[mid].order < order))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+START_TEST(random_adds_cancels_and_pops_match_a_sorted_reference)
+{
+    enum { POOL = 2000, OPS = 300000 };
+    static struct timer t[POOL];
+    static struct ref ref[POOL];
+    static uint64_t order_of[POOL];
+    size_t nref = 0;
+    uint64_t order = 0;
+    int64_t now = 1000;
+    struct timers ts = { 0 };
+    memset(t, 0, sizeof t);
+    size_t adds = 0, cancels = 0, pops = 0, middle_cancels = 0;
+
+    for (int op = 0; op < OPS; op++) {
+        unsigned k = (unsigned)(rnd() % 100);
+        struct timer *tm = &t[rnd() % POOL];
+        int i = (int)(tm - t);
+        if (k < 45) {                           /* arm an idle timer, often on a tie */
+            if (timer_armed(tm))
+                continue;
+            int64_t when = now + (int64_t)(rnd() % 64) - 4;     /* some already due */
+            test_require(weft_timer_add(&ts, tm, when) == 0, "op %d: add failed", op);
+            order_of[i] = order;
+            size_t at = ref_find(ref, nref, when, order);
+            memmove(&ref[at + 1], &ref[at], (nref - at) * sizeof ref[0]);
+            ref[at] = (struct ref){ tm, when, order++ };
+            nref++;
+            adds++;
+        } else if (k < 70) {                    /* cancel, wherever it is in the heap */
+            int armed = timer_armed(tm);
+            if (armed && tm->idx > 1 && tm->idx < ts.n)
+                middle_cancels++;
+            weft_timer_cancel(&ts, tm);
+            test_require(!timer_armed(tm), "op %d: cancelled timer still armed", op);
+            if (armed) {
+                size_t at = ref_find(ref, nref, tm->when, order_of[i]);
+                test_require(at < nref && ref[at].tm == tm, "op %d: reference lost timer %d", op, i);
+                memmove(&ref[at], &ref[at + 1], (nref - at - 1) * sizeof ref[0]);
+                nref--;
+                cancels++;
+            }
+        } else if (k < 95) {                    /* pop what is due */
+            struct timer *p = weft_timer_pop_due(&ts, now);
+            if (nref && ref[0].when <= now) {
+                test_require(p == ref[0].tm, "op %d: popped timer %d, reference says %d",
+                             op, p ? (int)(p - t) : -1, (int)(ref[0].tm - t));
+                test_require(!timer_armed(p), "op %d: popped timer still armed", op);
+                memmove(&ref[0], &ref[1], (nref - 1) * sizeof ref[0]);
+                nref--;
+                pops++;
+            } else {
+                test_require(p == NULL, "op %d: popped timer %d before its time", op, (int)(p - t));
+            }
+        } else {                                /* time passes */
+            now += (int64_t)(rnd() % 8);
+        }
+        test_require(ts.n == nref, "op %d: heap holds %zu, reference %zu", op, ts.n, nref);
+        test_require(weft_timer_first(&ts) == (nref ? ref[0].tm : NULL), "op %d: wrong first", op);
+        if (op % 4096 == 0)
+            check_heap(&ts);
+    }
+    check_heap(&ts);
+    /* Drain: what is left comes out in the reference's order. */
+    for (size_t j = 0; j < nref; j++)
+        test_require(weft_timer_pop_due(&ts, INT64_MAX) == ref[j].tm, "drain %zu out of order", j);
+    ck_assert_ptr_null(weft_timer_pop_due(&ts, INT64_MAX));
+    /* The mix really did all three, cancels from the middle included. */
+    ck_assert_int_gt(adds, OPS / 10);
+    ck_assert_int_gt(cancels, OPS / 100);
+    ck_assert_int_gt(middle_cancels, OPS / 200);
+    ck_assert_int_gt(pops, OPS / 10);
+    weft_timers_free(&ts);
+}
+END_TEST
+
+START_TEST(a_million_timers_pop_in_deadline_order)
+{
+    enum { N = 1000000 };
+    struct timer *t = malloc(N * sizeof *t);
+    ck_assert_ptr_nonnull(t);
+    struct timers ts = { 0 };
+    for (size_t i = 0; i < N; i++) {
+        t[i].idx = 0;
+        test_require(weft_timer_add(&ts, &t[i], (int64_t)(rnd() % 100000)) == 0, "add %zu failed", i);
+    }
+    ck_assert_int_eq(ts.n, N);
+    /* Pop in steps of time, as the loop does: nothing early, nothing out of order. */
+    int64_t prev_when = -1;
+    uint64_t prev_seq = 0;
+    size_t popped = 0;
+    for (int64_t now = 0; now < 100000; now += 1000) {
+        struct timer *p;
+        while ((p = weft_timer_pop_due(&ts, now)) != NULL) {
+            test_require(p->when <= now, "popped %lld at %lld", (long long)p->when, (long long)now);
+            test_require(p->when > prev_when || (p->when == prev_when && p->seq > prev_seq),
+                         "popped %lld/%llu after %lld/%llu", (long long)p->when,
+                         (unsigned long long)p->seq, (long long)prev_when, (unsigned long long)prev_seq);
+            test_require(!timer_armed(p), "popped timer still armed");
+            prev_when = p->when;
+            prev_seq = p->seq;
+            popped++;
+        }
+        struct timer *f = weft_timer_first(&ts);
+        ck_assert(f == NULL || f->when > now);
+    }
+    ck_assert_int_eq(popped + ts.n, N);
+    struct timer *p;
+    while ((p = weft_timer_pop_due(&ts, INT64_MAX)) != NULL) {
+        test_require(p->when > prev_when || (p->when == prev_when && p->seq > prev_seq),
+                     "popped %lld after %lld", (long long)p->when, (long long)prev_when);
+        prev_when = p->when;
+        prev_seq = p->seq;
+        popped++;
+    }
+    ck_assert_int_eq(popped, N);
+    weft_timers_free(&ts);
+    free(t);
+}
+END_TEST
+
+START_TEST(add_fails_enomem_when_the_heap_cannot_grow)
+{
+    enum { N = 1000 };
+    static struct timer t[N + 1];
+    struct timers ts = { 0 };
+    size_t i = 0;
+    memset(t, 0, sizeof t);
+    /* Fill to capacity, then make the next growth fail. */
+    do {
+        ck_assert_int_eq(weft_timer_add(&ts, &t[i], (int64_t)(N - i)), 0);
+        i++;
+    } while (ts.n < ts.cap && i < N);
+    ck_assert_int_eq(ts.n, ts.cap);
+    realloc_fails = 1;
+    ck_assert_fails(weft_timer_add(&ts, &t[i], 0), ENOMEM);
+    realloc_fails = 0;
+    ck_assert(!timer_armed(&t[i]));
+    ck_assert_int_eq(ts.n, i);
+    check_heap(&ts);
+    /* Nothing was lost, and the heap grows once memory is back. */
+    ck_assert_int_eq(weft_timer_add(&ts, &t[i], 0), 0);
+    ck_assert_ptr_eq(weft_timer_pop_due(&ts, 0), &t[i]);
+    size_t popped = 0;
+    while (weft_timer_pop_due(&ts, INT64_MAX))
+        popped++;
+    ck_assert_int_eq(popped, i);
+    weft_timers_free(&ts);
+}
+END_TEST
+
+START_TEST(freed_heap_is_empty_and_usable_again)
+{
+    struct timers ts = { 0 };
+    struct timer a = { 0 }, b = { 0 };
+    ck_assert_int_eq(weft_timer_add(&ts, &a, 1), 0);
+    weft_timer_cancel(&ts, &a);
+    weft_timers_free(&ts);
+    ck_assert_ptr_null(ts.heap);
+    ck_assert_int_eq(ts.n, 0);
+    ck_assert_int_eq(weft_timer_add(&ts, &b, 2), 0);
+    ck_assert_ptr_eq(weft_timer_pop_due(&ts, 2), &b);
+    weft_timers_free(&ts);
+}
+END_TEST
+
+static Suite *timer_suite(void)
+{
+    Suite *s = suite_create("timer");
+    TCase *tc = test_case(s, "heap", 10);
+    tcase_add_test(tc, empty_heap_has_nothing_due);
+    tcase_add_test(tc, pop_due_returns_a_timer_only_once_its_time_has_come);
+    tcase_add_test(tc, equal_deadlines_pop_in_insertion_order);
+    tcase_add_test(tc, cancel_removes_root_middle_and_last);
+    tcase_add_test(tc, add_fails_enomem_when_the_heap_cannot_grow);
+    tcase_add_test(tc, freed_heap_is_empty_and_usable_again);
+    tc = test_case(s, "random", 60);
+    tcase_add_test(tc, random_adds_cancels_and_pops_match_a_sorted_reference);
+    tcase_add_test(tc, a_million_timers_pop_in_deadline_order);
+    return s;
+}
+
+int main(void)
+{
+    return test_run(timer_suite());
+}

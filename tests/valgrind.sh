@@ -1,0 +1,5 @@
+#!/bin/sh
+# LOG_COMPILER for tools/dev's Valgrind run: a Check suite, unforked, under memcheck, failing
+# on any error or leak. Runs from the build directory, where libtool lives.
+CK_FORK=no exec ./libtool --mode=execute valgrind -q --leak-check=full --error-exitcode=1 \
+    --errors-for-leak-kinds=definite,indirect,possible "$@"
