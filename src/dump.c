@@ -90,6 +90,11 @@ static void atfork_child(void)
     /* Only the forking thread lives on in the child: keep its scheduler, drop the others,
      * and forget the watchdog thread (the child runs without one). */
     pthread_mutex_init(&reg_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&wd_cond, &ca);
+    pthread_condattr_destroy(&ca);
     struct sched *mine = weft_sched_tls;
     for (int i = 0; i < MAX_SCHEDS; i++) {
         if (scheds[i].s && scheds[i].s != mine)
