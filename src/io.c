@@ -20,6 +20,7 @@ struct io {
     struct fdent *f;
     int fd;
     int woken;      /* parked once and woken by readiness: pass it on when done */
+    int nowait;     /* the caller passed MSG_DONTWAIT: EAGAIN is the answer, as in libc */
 };
 
 /* 1: inside a task, io is set up; 0: outside any task, make the plain call; -1: errno set. */
@@ -40,6 +41,7 @@ static inline int io_begin(struct io *io, int fd, int dir)
     io->f = f;
     io->fd = fd;
     io->woken = 0;
+    io->nowait = 0;
     return 1;
 }
 
@@ -47,7 +49,7 @@ static inline int io_begin(struct io *io, int fd, int dir)
  * or the reason the wait ended), 0 to try again after the task was parked and woken. */
 static inline int io_retry(struct io *io, ssize_t r, int dir)
 {
-    if (fast(r >= 0) || errno != EAGAIN || io->f->user_nonblock) {
+    if (fast(r >= 0) || errno != EAGAIN || io->f->user_nonblock || io->nowait) {
         if (slow(io->woken))
             weft_reactor_pass(io->s, io->f, dir);
         return 0;
@@ -61,11 +63,15 @@ static inline int io_retry(struct io *io, ssize_t r, int dir)
     return 0;
 }
 
-#define IO_CALL(dir, plain, call)                         \
+#define IO_CALL(dir, plain, call) IO_CALL_FLAGS(dir, 0, plain, call)
+
+/* The same for calls that take flags: MSG_DONTWAIT makes that one call non-blocking. */
+#define IO_CALL_FLAGS(dir, flags, plain, call)            \
     struct io io;                                         \
     int in = io_begin(&io, fd, dir);                      \
     if (in <= 0)                                          \
         return in < 0 ? -1 : (plain);                     \
+    io.nowait = ((flags) & MSG_DONTWAIT) != 0;            \
     ssize_t r;                                            \
     do                                                    \
         r = (call);                                       \
@@ -129,33 +135,33 @@ ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 
 ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
 {
-    IO_CALL(DIR_READ, recv(fd, buf, n, flags), recv(fd, buf, n, flags));
+    IO_CALL_FLAGS(DIR_READ, flags, recv(fd, buf, n, flags), recv(fd, buf, n, flags));
 }
 
 ssize_t weft_send(int fd, const void *buf, size_t n, int flags)
 {
-    IO_CALL(DIR_WRITE, send(fd, buf, n, flags), send(fd, buf, n, flags | MSG_NOSIGNAL));
+    IO_CALL_FLAGS(DIR_WRITE, flags, send(fd, buf, n, flags), send(fd, buf, n, flags | MSG_NOSIGNAL));
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *addrlen)
 {
-    IO_CALL(DIR_READ, recvfrom(fd, buf, n, flags, addr, addrlen), recvfrom(fd, buf, n, flags, addr, addrlen));
+    IO_CALL_FLAGS(DIR_READ, flags, recvfrom(fd, buf, n, flags, addr, addrlen), recvfrom(fd, buf, n, flags, addr, addrlen));
 }
 
 ssize_t weft_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t addrlen)
 {
-    IO_CALL(DIR_WRITE, sendto(fd, buf, n, flags, addr, addrlen),
+    IO_CALL_FLAGS(DIR_WRITE, flags, sendto(fd, buf, n, flags, addr, addrlen),
             sendto(fd, buf, n, flags | MSG_NOSIGNAL, addr, addrlen));
 }
 
 ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    IO_CALL(DIR_READ, recvmsg(fd, msg, flags), recvmsg(fd, msg, flags));
+    IO_CALL_FLAGS(DIR_READ, flags, recvmsg(fd, msg, flags), recvmsg(fd, msg, flags));
 }
 
 ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    IO_CALL(DIR_WRITE, sendmsg(fd, msg, flags), sendmsg(fd, msg, flags | MSG_NOSIGNAL));
+    IO_CALL_FLAGS(DIR_WRITE, flags, sendmsg(fd, msg, flags), sendmsg(fd, msg, flags | MSG_NOSIGNAL));
 }
 
 /* sendfile can raise SIGPIPE (it takes no flags), so it is always held back. */
