@@ -5,6 +5,7 @@
 #include "config.h"
 #include "internal.h"
 
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -79,8 +80,10 @@ static inline int io_retry(struct io *io, ssize_t r, int dir)
     return r
 
 /* Writes to a pipe or a file (no MSG_NOSIGNAL there) with SIGPIPE held back, so a closed
- * reader gives EPIPE instead of killing the process. Costs two sigmask calls per write. */
-static ssize_t write_nosigpipe(int fd, const void *buf, size_t n, const struct iovec *iov, int iovcnt)
+ * reader gives EPIPE instead of killing the process. Costs two sigmask calls per write.
+ * 'vec' picks writev(iov, iovcnt) over write(buf, n), whatever iov is (NULL is EFAULT). */
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t n, int vec, const struct iovec *iov,
+                               int iovcnt)
 {
     sigset_t pipe_set, old;
     sigemptyset(&pipe_set);
@@ -88,7 +91,7 @@ static ssize_t write_nosigpipe(int fd, const void *buf, size_t n, const struct i
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     sigset_t pending;
     int was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-    ssize_t r = iov ? writev(fd, iov, iovcnt) : write(fd, buf, n);
+    ssize_t r = vec ? writev(fd, iov, iovcnt) : write(fd, buf, n);
     if (r < 0 && errno == EPIPE && !was_pending) {
         int e = errno;
         struct timespec zero = { 0, 0 };
@@ -109,7 +112,7 @@ ssize_t weft_read(int fd, void *buf, size_t n)
 ssize_t weft_write(int fd, const void *buf, size_t n)
 {
     IO_CALL(DIR_WRITE, write(fd, buf, n),
-            io.f->is_socket ? send(fd, buf, n, MSG_NOSIGNAL) : write_nosigpipe(fd, buf, n, NULL, 0));
+            io.f->is_socket ? send(fd, buf, n, MSG_NOSIGNAL) : write_nosigpipe(fd, buf, n, 0, NULL, 0));
 }
 
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
@@ -119,7 +122,7 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 
 static ssize_t writev_socket(int fd, const struct iovec *iov, int iovcnt)
 {
-    if (iovcnt < 0) {   /* sendmsg's msg_iovlen is unsigned: keep writev's EINVAL */
+    if (iovcnt < 0 || iovcnt > IOV_MAX) {   /* sendmsg says EMSGSIZE: keep writev's EINVAL */
         errno = EINVAL;
         return -1;
     }
@@ -130,7 +133,7 @@ static ssize_t writev_socket(int fd, const struct iovec *iov, int iovcnt)
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 {
     IO_CALL(DIR_WRITE, writev(fd, iov, iovcnt),
-            io.f->is_socket ? writev_socket(fd, iov, iovcnt) : write_nosigpipe(fd, NULL, 0, iov, iovcnt));
+            io.f->is_socket ? writev_socket(fd, iov, iovcnt) : write_nosigpipe(fd, NULL, 0, 1, iov, iovcnt));
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
