@@ -240,8 +240,14 @@ int weft_fdwait(int fd, int events, int64_t deadline)
             list_push_back(&f->waiters[DIR_WRITE], &t->wait[1].link);
         t->wait_fd = fd;
         t->wait_events = events;
-        int e = weft_sched_park(s, &f->waiters[first], 0, WAIT_IO,
-                                earliest(deadline, earliest(f->deadline[0], f->deadline[1])));
+        /* The fd's deadlines for the directions waited on only: a write deadline does not
+         * end a wait for reading. */
+        int64_t d = deadline;
+        if (events & WEFT_READ)
+            d = earliest(d, f->deadline[DIR_READ]);
+        if (events & WEFT_WRITE)
+            d = earliest(d, f->deadline[DIR_WRITE]);
+        int e = weft_sched_park(s, &f->waiters[first], 0, WAIT_IO, d);
         list_remove(&t->wait[1].link);     /* when park failed before parking */
         if (e != 0 && e != EAGAIN) {        /* EAGAIN: the fd's deadline changed */
             errno = e;
