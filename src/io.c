@@ -366,7 +366,9 @@ int weft_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
             result = 0;     /* the poll's own timeout: nothing ready */
             break;
         }
-        if (e != 0 && e != EAGAIN) {
+        /* EBADF: weft_close closed one of the fds; poll again, which reports POLLNVAL for
+         * it as poll(2) does (EBADF is no poll errno). EAGAIN: an fd deadline changed. */
+        if (e != 0 && e != EAGAIN && e != EBADF) {
             errno = e;
             result = -1;
             break;
