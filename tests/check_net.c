@@ -723,6 +723,10 @@ static int64_t cpu_ms(void)
 
 TASK_TEST(accept_under_emfile_fails_without_blocking_or_spinning)
 {
+    if (UNDER_VALGRIND) {
+        SKIP("valgrind keeps RLIMIT_NOFILE to itself: lowering it never makes accept say EMFILE");
+        return;
+    }
     int l = weft_tcp_listen("127.0.0.1", 0, 16, 0);
     ck_assert_int_ge(l, 0);
     int port = weft_local_port(l);
