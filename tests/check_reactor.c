@@ -560,6 +560,43 @@ TASK_TEST(close_forgets_the_fd_deadlines)
     weft_close(q[1]);
 }
 
+TASK_TEST(fd_closed_with_plain_close_is_reset_when_weft_makes_a_new_one)
+{
+    /* A handler closes its connection with close(2), behind weft's back; the next accept
+     * gets the same number. The new socket must be registered afresh, and the old fd's
+     * deadline must not apply to it. */
+    int l = weft_tcp_listen("127.0.0.1", 0, 16, 0);
+    ck_assert_int_ge(l, 0);
+    int port = weft_local_port(l);
+    int c1 = plain_connect(port);
+    int a1 = weft_accept(l, NULL, NULL);
+    ck_assert_int_ge(a1, 0);
+    ck_assert_int_eq(weft_fd_set_deadline(a1, WEFT_READ, weft_now() + 100), 0);
+    char c;
+    struct op o = { .kind = OP_READ, .fd = a1, .buf = &c, .n = 1 };
+    weft_task *t = op_start(&o);    /* parks: a1 is now registered with epoll */
+    ck_assert(!o.done);
+    ck_assert_int_eq(write(c1, "1", 1), 1);
+    op_join(t);
+    ck_assert_int_eq(o.r, 1);
+    int c2 = plain_connect(port);   /* queued before a1's number is free */
+    ck_assert_int_eq(close(a1), 0);
+    int a2 = weft_accept(l, NULL, NULL);
+    ck_assert_int_eq(a2, a1);
+    t = op_start(&o);
+    ck_assert(!o.done);
+    weft_sleep(150);                /* past the old fd's deadline */
+    ck_assert(!o.done);
+    ck_assert_int_eq(write(c2, "2", 1), 1);
+    op_join(t);
+    ck_assert_int_eq(o.r, 1);
+    ck_assert_int_eq(c, '2');
+    weft_close(a2);
+    weft_close(c1);
+    weft_close(c2);
+    weft_close(l);
+}
+
 /* ---- weft_cancel while parked ---------------------------------------------------------- */
 
 static void cancel_parked(struct op *o)
@@ -1040,6 +1077,7 @@ static Suite *reactor_suite(void)
     ADD_TEST(s, close_wakes_every_waiter_in_both_directions, 5);
     ADD_TEST(s, reused_fd_number_works_with_a_new_waiter, 5);
     ADD_TEST(s, close_forgets_the_fd_deadlines, 5);
+    ADD_TEST(s, fd_closed_with_plain_close_is_reset_when_weft_makes_a_new_one, 5);
     ADD_TEST(s, cancel_wakes_parked_read, 5);
     ADD_TEST(s, cancel_wakes_parked_write, 5);
     ADD_TEST(s, cancel_wakes_parked_accept, 5);
