@@ -173,7 +173,11 @@ WEFT_API int weft_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int
  * SO_ERROR, so failures give connect(2)'s errnos (ECONNREFUSED, ...). */
 WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 WEFT_API ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
-/* Wake every task parked on fd (they get EBADF), remove fd from the reactor, then close(2). */
+/* Wake every task parked on fd (they get EBADF), remove fd from the reactor, then close(2).
+ * Close fds the wrappers have used with this, not close(2): weft keeps what it learnt of an
+ * fd (switched to O_NONBLOCK, registered with epoll, deadlines) until weft_close, and would
+ * take it for the next file given that number, unless weft makes that file itself (accept,
+ * the net helpers). */
 WEFT_API int weft_close(int fd);
 
 /* poll(2) for tasks: parks until an fd is ready or timeout_ms passes (-1: no timeout), then

@@ -120,6 +120,12 @@ struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock)
 void weft_fd_adopt(struct sched *s, int fd, int user_nonblock)
 {
     struct fdent *f = weft_fd_get(s, fd, 0);
+    if (f && slow(f->known || f->registered)) {
+        /* fd is new from the kernel, so this record is of a file closed with close(2)
+         * behind weft's back: forget it, or the new file would never be registered (and
+         * would inherit the old one's deadlines). */
+        weft_reactor_forget(s, fd);
+    }
     if (f) {
         f->known = 1;
         f->is_socket = 1;
