@@ -1204,6 +1204,36 @@ TASK_TEST(negative_and_closed_fds_fail_with_ebadf)
     weft_close(p[1]);
 }
 
+static long rss_kb(void)
+{
+    long size = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%ld %ld", &size, &rss), 2);
+    fclose(f);
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+TASK_TEST(huge_fd_numbers_fail_with_ebadf_and_cost_no_memory)
+{
+    int p[2];
+    make_pipe(p);
+    ck_assert_int_eq(weft_write(p[1], "x", 1), 1);  /* the reactor exists */
+    long before = rss_kb();
+    char c;
+    for (int i = 0; i < 16; i++) {
+        int fd = INT_MAX - i * 100000;
+        ck_assert_fails(weft_read(fd, &c, 1), EBADF);
+        ck_assert_fails(weft_write(fd, &c, 1), EBADF);
+        ck_assert_fails(weft_fdwait(fd, WEFT_READ, -1), EBADF);
+        ck_assert_fails(weft_fd_set_deadline(fd, WEFT_WRITE, -1), EBADF);
+    }
+    long grown = rss_kb() - before;
+    ck_assert_msg(grown < 2048, "bad fds made the process %ld KB bigger", grown);
+    weft_close(p[0]);
+    weft_close(p[1]);
+}
+
 struct outcome {
     ssize_t r;
     int e;
@@ -1335,6 +1365,7 @@ static Suite *io_suite(void)
     ADD_TEST(s, outside_a_task_wrappers_are_the_plain_calls, 5);
     ADD_TEST(s, signals_while_parked_do_not_cause_eintr, 5);
     ADD_TEST(s, negative_and_closed_fds_fail_with_ebadf, 5);
+    ADD_TEST(s, huge_fd_numbers_fail_with_ebadf_and_cost_no_memory, 5);
     ADD_TEST(s, absurd_sizes_behave_as_libc_does, 5);
     ADD_TEST(s, null_buffers_fail_with_efault, 5);
     return s;
