@@ -99,9 +99,19 @@ struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock)
         errno = EBADF;
         return NULL;
     }
-    if (slow(!(r = reactor_get(s)) || !(f = fd_entry(r, fd, 1)))) {
+    if (slow(!(r = reactor_get(s)))) {
         errno = ENOMEM;
         return NULL;
+    }
+    if (slow(!(f = fd_entry(r, fd, 0)))) {
+        /* First sight of fd's chunk: check that fd is open before the table grows to it,
+         * so a bad number (weft_read(INT_MAX, ...)) costs no memory. */
+        if (fcntl(fd, F_GETFD) < 0)
+            return NULL;
+        if (!(f = fd_entry(r, fd, 1))) {
+            errno = ENOMEM;
+            return NULL;
+        }
     }
     if (fast(f->known) || !nonblock)
         return f;
