@@ -787,6 +787,39 @@ TASK_TEST(accept_under_emfile_fails_without_blocking_or_spinning)
     weft_close(l);
 }
 
+TASK_TEST(first_wrapper_call_with_a_full_fd_table_fails_with_emfile)
+{
+    /* The reactor (an epoll fd) is made at the first wrapper call; with no fd left, it
+     * must say EMFILE, not pretend memory ran out. */
+    if (UNDER_VALGRIND) {
+        SKIP("valgrind keeps RLIMIT_NOFILE to itself");
+        return;
+    }
+    int p[2];
+    make_pipe(p);
+    struct rlimit old, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)highest_open_fd() + 8;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    static int fill[4096];
+    int nfill = 0, fd;
+    while (nfill < 4096 && (fd = dup(p[0])) >= 0)
+        fill[nfill++] = fd;
+    char c;
+    errno = 0;
+    ssize_t r = weft_read(p[0], &c, 1);
+    int e = errno;
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    ck_assert_msg(r == -1 && e == EMFILE, "read gave %zd, %s", r, strerror(e));
+    ck_assert_int_eq(write(p[1], "x", 1), 1);     /* with fds back, the next call works */
+    ck_assert_int_eq(weft_read(p[0], &c, 1), 1);
+    weft_close(p[0]);
+    weft_close(p[1]);
+}
+
 static Suite *net_suite(void)
 {
     Suite *s = suite_create("net");
@@ -814,6 +847,7 @@ static Suite *net_suite(void)
     ADD_TEST(s, server_sees_econnreset_when_the_client_resets, 5);
     ADD_TEST(s, half_close_server_reads_eof_and_still_replies, 5);
     ADD_TEST(s, accept_under_emfile_fails_without_blocking_or_spinning, 10);
+    ADD_TEST(s, first_wrapper_call_with_a_full_fd_table_fails_with_emfile, 5);
     return s;
 }
 
