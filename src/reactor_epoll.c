@@ -99,10 +99,8 @@ struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock)
         errno = EBADF;
         return NULL;
     }
-    if (slow(!(r = reactor_get(s)))) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (slow(!(r = reactor_get(s))))
+        return NULL;    /* errno from calloc or epoll_create1 (EMFILE, ...) */
     if (slow(!(f = fd_entry(r, fd, 0)))) {
         /* First sight of fd's chunk: check that fd is open before the table grows to it,
          * so a bad number (weft_read(INT_MAX, ...)) costs no memory. */
