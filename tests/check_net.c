@@ -49,6 +49,26 @@ static int highest_open_fd(void)
     return hi;
 }
 
+/* Is there an epoll fd in this process (a reactor already made)? */
+static int have_epoll_fd(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        char path[300], link[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n > 0) {
+            link[n] = '\0';
+            found = strcmp(link, "anon_inode:[eventpoll]") == 0;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
 static int have_ipv6_loopback(void)
 {
     int fd = socket(AF_INET6, SOCK_STREAM, 0);
@@ -795,8 +815,13 @@ TASK_TEST(first_wrapper_call_with_a_full_fd_table_fails_with_emfile)
         SKIP("valgrind keeps RLIMIT_NOFILE to itself");
         return;
     }
+    if (have_epoll_fd()) {
+        SKIP("a reactor made by an earlier test lives on in this process (CK_FORK=no)");
+        return;
+    }
     int p[2];
     make_pipe(p);
+    ck_assert_int_eq(write(p[1], "x", 1), 1);     /* never a reason to park */
     struct rlimit old, low;
     ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
     low = old;
@@ -814,8 +839,7 @@ TASK_TEST(first_wrapper_call_with_a_full_fd_table_fails_with_emfile)
         close(fill[i]);
     ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
     ck_assert_msg(r == -1 && e == EMFILE, "read gave %zd, %s", r, strerror(e));
-    ck_assert_int_eq(write(p[1], "x", 1), 1);     /* with fds back, the next call works */
-    ck_assert_int_eq(weft_read(p[0], &c, 1), 1);
+    ck_assert_int_eq(weft_read(p[0], &c, 1), 1);  /* with fds back, the next call works */
     weft_close(p[0]);
     weft_close(p[1]);
 }
