@@ -154,10 +154,10 @@ WEFT_API int64_t weft_set_task_deadline(int64_t deadline);
 /* Drop-in wrappers with libc's signatures and semantics (partial transfers, 0 at EOF, -1 and
  * errno). Inside a task, an operation that would block parks the task instead; the fd is
  * switched to O_NONBLOCK on first use, and if the user had set O_NONBLOCK themselves, the
- * call stays non-blocking (EAGAIN) as libc's would. Extra errnos: ETIMEDOUT (an fd or task
- * deadline passed), ECANCELED, EBADF (fd closed by weft_close while parked). Writes on
- * sockets use MSG_NOSIGNAL, so a closed peer gives EPIPE, not SIGPIPE. Outside any task,
- * each is the plain libc call. */
+ * call stays non-blocking (EAGAIN) as libc's would; so does a call given MSG_DONTWAIT.
+ * Extra errnos: ETIMEDOUT (an fd or task deadline passed), ECANCELED, EBADF (fd closed by
+ * weft_close while parked). Writes on sockets use MSG_NOSIGNAL, so a closed peer gives
+ * EPIPE, not SIGPIPE. Outside any task, each is the plain libc call. */
 WEFT_API ssize_t weft_read(int fd, void *buf, size_t n);
 WEFT_API ssize_t weft_write(int fd, const void *buf, size_t n);
 WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt);
@@ -176,7 +176,11 @@ WEFT_API int weft_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int
  * SO_ERROR, so failures give connect(2)'s errnos (ECONNREFUSED, ...). */
 WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 WEFT_API ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
-/* Wake every task parked on fd (they get EBADF), remove fd from the reactor, then close(2). */
+/* Wake every task parked on fd (they get EBADF), remove fd from the reactor, then close(2).
+ * Close fds the wrappers have used with this, not close(2): weft keeps what it learnt of an
+ * fd (switched to O_NONBLOCK, registered with epoll, deadlines) until weft_close, and would
+ * take it for the next file given that number, unless weft makes that file itself (accept,
+ * the net helpers). */
 WEFT_API int weft_close(int fd);
 
 /* poll(2) for tasks: parks until an fd is ready or timeout_ms passes (-1: no timeout), then

@@ -99,9 +99,17 @@ struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock)
         errno = EBADF;
         return NULL;
     }
-    if (slow(!(r = reactor_get(s)) || !(f = fd_entry(r, fd, 1)))) {
-        errno = ENOMEM;
-        return NULL;
+    if (slow(!(r = reactor_get(s))))
+        return NULL;    /* errno from calloc or epoll_create1 (EMFILE, ...) */
+    if (slow(!(f = fd_entry(r, fd, 0)))) {
+        /* First sight of fd's chunk: check that fd is open before the table grows to it,
+         * so a bad number (weft_read(INT_MAX, ...)) costs no memory. */
+        if (weft_sys_fcntl(fd, F_GETFD, 0) < 0)
+            return NULL;
+        if (!(f = fd_entry(r, fd, 1))) {
+            errno = ENOMEM;
+            return NULL;
+        }
     }
     if (fast(f->known) || !nonblock)
         return f;
@@ -128,6 +136,12 @@ struct fdent *weft_fd_known(struct sched *s, int fd)
 void weft_fd_adopt(struct sched *s, int fd, int user_nonblock)
 {
     struct fdent *f = weft_fd_get(s, fd, 0);
+    if (f && slow(f->known || f->registered)) {
+        /* fd is new from the kernel, so this record is of a file closed with close(2)
+         * behind weft's back: forget it, or the new file would never be registered (and
+         * would inherit the old one's deadlines). */
+        weft_reactor_forget(s, fd);
+    }
     if (f) {
         f->known = 1;
         f->is_socket = 1;
@@ -248,8 +262,14 @@ int weft_fdwait(int fd, int events, int64_t deadline)
             list_push_back(&f->waiters[DIR_WRITE], &t->wait[1].link);
         t->wait_fd = fd;
         t->wait_events = events;
-        int e = weft_sched_park(s, &f->waiters[first], 0, WAIT_IO,
-                                earliest(deadline, earliest(f->deadline[0], f->deadline[1])));
+        /* The fd's deadlines for the directions waited on only: a write deadline does not
+         * end a wait for reading. */
+        int64_t d = deadline;
+        if (events & WEFT_READ)
+            d = earliest(d, f->deadline[DIR_READ]);
+        if (events & WEFT_WRITE)
+            d = earliest(d, f->deadline[DIR_WRITE]);
+        int e = weft_sched_park(s, &f->waiters[first], 0, WAIT_IO, d);
         list_remove(&t->wait[1].link);     /* when park failed before parking */
         if (e != 0 && e != EAGAIN) {        /* EAGAIN: the fd's deadline changed */
             errno = e;
