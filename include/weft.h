@@ -153,7 +153,8 @@ WEFT_API int64_t weft_set_task_deadline(int64_t deadline);
 
 /* Drop-in wrappers with libc's signatures and semantics (partial transfers, 0 at EOF, -1 and
  * errno). Inside a task, an operation that would block parks the task instead; the fd is
- * switched to O_NONBLOCK on first use, and if the user had set O_NONBLOCK themselves, the
+ * switched to O_NONBLOCK on first use (and back when weft_run returns with nothing
+ * left, so plain calls block again afterwards), and if the user had set O_NONBLOCK themselves, the
  * call stays non-blocking (EAGAIN) as libc's would; so does a call given MSG_DONTWAIT.
  * Extra errnos: ETIMEDOUT (an fd or task deadline passed), ECANCELED, EBADF (fd closed by
  * weft_close while parked). Writes on sockets use MSG_NOSIGNAL, so a closed peer gives

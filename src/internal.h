@@ -217,6 +217,7 @@ struct fdent {
     unsigned char registered;   /* in the epoll set */
     unsigned char user_nonblock;/* the user had set O_NONBLOCK: wrappers never park */
     unsigned char is_socket;    /* writes use MSG_NOSIGNAL */
+    unsigned char switched;     /* weft set O_NONBLOCK on the user's fd: undone at teardown */
 };
 
 /* The record of fd, made on first sight: for a wrapper ('nonblock' set) the fd is switched to

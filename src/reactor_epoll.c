@@ -52,8 +52,21 @@ void weft_reactor_free(struct sched *s)
     struct reactor *r = s->reactor;
     if (!r)
         return;
-    for (size_t i = 0; i < r->nchunks; i++)
+    /* The fds weft made non-blocking go back to the user as they came (or as the user set
+     * them since, through the wrapped fcntl), so plain calls after weft_run block again and
+     * a later run does not mistake weft's O_NONBLOCK for the user's. */
+    for (size_t i = 0; i < r->nchunks; i++) {
+        for (int k = 0; r->chunks[i] && k < FD_CHUNK; k++) {
+            struct fdent *f = &r->chunks[i][k];
+            if (!f->known || !f->switched || f->user_nonblock)
+                continue;
+            int fd = (int)(i * FD_CHUNK + (size_t)k);
+            int fl = weft_sys_fcntl(fd, F_GETFL, 0);
+            if (fl >= 0 && (fl & O_NONBLOCK))
+                weft_sys_fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+        }
         free(r->chunks[i]);
+    }
     free(r->chunks);
     weft_sys_close(r->epfd);
     free(r);
@@ -121,6 +134,7 @@ struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock)
     if (!(fl & O_NONBLOCK) && weft_sys_fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return NULL;
     f->user_nonblock = (fl & O_NONBLOCK) != 0;
+    f->switched = !f->user_nonblock;
     f->known = 1;
     return f;
 }
@@ -146,6 +160,7 @@ void weft_fd_adopt(struct sched *s, int fd, int user_nonblock)
         f->known = 1;
         f->is_socket = 1;
         f->user_nonblock = (unsigned char)(user_nonblock != 0);
+        f->switched = !f->user_nonblock;    /* the user sees a blocking socket */
     }
 }
 
@@ -324,5 +339,6 @@ void weft_reactor_forget(struct sched *s, int fd)
     f->registered = 0;
     f->known = 0;
     f->user_nonblock = 0;
+    f->switched = 0;
     f->seq++;
 }

@@ -1316,9 +1316,59 @@ TASK_TEST(null_buffers_fail_with_efault)
     weft_close(sv[1]);
 }
 
+/* ---- the fd goes back to the user as it came ---------------------------------------- */
+
+static int tr_pipe[2];
+static long tr_got;
+
+static void *tr_reader(void *arg)
+{
+    (void)arg;
+    char c;
+    tr_got += weft_read(tr_pipe[0], &c, 1);
+    return NULL;
+}
+
+static void *tr_writer(void *arg)
+{
+    (void)arg;
+    weft_sleep(10);
+    ck_assert_int_eq(weft_write(tr_pipe[1], "x", 1), 1);
+    return NULL;
+}
+
+static void *tr_round(void *arg)
+{
+    (void)arg;
+    weft_task *r = weft_go(tr_reader, NULL), *w = weft_go(tr_writer, NULL);
+    ck_assert_int_eq(weft_join(r, NULL), 0);
+    ck_assert_int_eq(weft_join(w, NULL), 0);
+    return NULL;
+}
+
+START_TEST(teardown_restores_blocking_mode_so_a_second_run_parks_again)
+{
+    ck_assert_ok(pipe(tr_pipe));
+    tr_got = 0;
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(weft_main(tr_round, NULL), 0);
+        ck_assert_int_eq(tr_got, round + 1);        /* the read parked, then got its byte */
+        ck_assert_int_eq(fcntl(tr_pipe[0], F_GETFL) & O_NONBLOCK, 0);
+        ck_assert_int_eq(fcntl(tr_pipe[1], F_GETFL) & O_NONBLOCK, 0);
+    }
+    /* A user's own O_NONBLOCK is theirs: it stays. */
+    ck_assert_ok(fcntl(tr_pipe[0], F_SETFL, fcntl(tr_pipe[0], F_GETFL) | O_NONBLOCK));
+    ck_assert_int_eq(weft_main(tr_round, NULL), 0);
+    ck_assert_int_ne(fcntl(tr_pipe[0], F_GETFL) & O_NONBLOCK, 0);
+    close(tr_pipe[0]);
+    close(tr_pipe[1]);
+}
+END_TEST
+
 static Suite *io_suite(void)
 {
     Suite *s = suite_create("io");
+    ADD_TEST(s, teardown_restores_blocking_mode_so_a_second_run_parks_again, 10);
     ADD_TEST(s, read_returns_available_data_without_parking, 5);
     ADD_TEST(s, blocking_fd_is_made_nonblocking_and_task_parks, 5);
     ADD_TEST(s, read_returns_zero_at_eof, 5);
