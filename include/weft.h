@@ -153,11 +153,12 @@ WEFT_API int64_t weft_set_task_deadline(int64_t deadline);
 
 /* Drop-in wrappers with libc's signatures and semantics (partial transfers, 0 at EOF, -1 and
  * errno). Inside a task, an operation that would block parks the task instead; the fd is
- * switched to O_NONBLOCK on first use, and if the user had set O_NONBLOCK themselves, the
- * call stays non-blocking (EAGAIN) as libc's would. Extra errnos: ETIMEDOUT (an fd or task
- * deadline passed), ECANCELED, EBADF (fd closed by weft_close while parked). Writes on
- * sockets use MSG_NOSIGNAL, so a closed peer gives EPIPE, not SIGPIPE. Outside any task,
- * each is the plain libc call. */
+ * switched to O_NONBLOCK on first use (and back when weft_run returns with nothing
+ * left, so plain calls block again afterwards), and if the user had set O_NONBLOCK themselves, the
+ * call stays non-blocking (EAGAIN) as libc's would; so does a call given MSG_DONTWAIT.
+ * Extra errnos: ETIMEDOUT (an fd or task deadline passed), ECANCELED, EBADF (fd closed by
+ * weft_close while parked). Writes on sockets use MSG_NOSIGNAL, so a closed peer gives
+ * EPIPE, not SIGPIPE. Outside any task, each is the plain libc call. */
 WEFT_API ssize_t weft_read(int fd, void *buf, size_t n);
 WEFT_API ssize_t weft_write(int fd, const void *buf, size_t n);
 WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt);
@@ -176,7 +177,11 @@ WEFT_API int weft_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int
  * SO_ERROR, so failures give connect(2)'s errnos (ECONNREFUSED, ...). */
 WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 WEFT_API ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
-/* Wake every task parked on fd (they get EBADF), remove fd from the reactor, then close(2). */
+/* Wake every task parked on fd (they get EBADF), remove fd from the reactor, then close(2).
+ * Close fds the wrappers have used with this, not close(2): weft keeps what it learnt of an
+ * fd (switched to O_NONBLOCK, registered with epoll, deadlines) until weft_close, and would
+ * take it for the next file given that number, unless weft makes that file itself (accept,
+ * the net helpers). */
 WEFT_API int weft_close(int fd);
 
 /* poll(2) for tasks: parks until an fd is ready or timeout_ms passes (-1: no timeout), then
@@ -218,28 +223,47 @@ WEFT_API int weft_local_port(int fd);
 /* Flags for weft_dump. */
 #define WEFT_DUMP_JSON         0x1  /* JSON (schema in the README) instead of text */
 #define WEFT_DUMP_NO_BACKTRACE 0x2  /* skip the backtraces (cheaper) */
+#define WEFT_DUMP_SYSTEM       0x4  /* also list weft's own background tasks (debug server) */
 
 /* Write every task of this thread's scheduler to fd: a summary line of counts by state, then
  * one block per task (id, name, state, what it waits on and for how long, spawn site and
- * parent, age, switches, stack size and high-water mark, backtrace of where it is parked).
- * Errors: EBADF and write(2)'s errors; EINVAL (unknown flags). */
+ * parent, age, switches, stack size and high-water mark, backtrace of where it is parked),
+ * then the main context's backtrace. Frames are named from the modules' symbol tables
+ * (static functions included) with module+offset for addr2line; tools/weft-dump adds
+ * file:line. The thread is busy for the whole dump (about one mincore call per task for the
+ * high-water mark, plus the walks); a non-blocking fd is waited on when full. Outside any
+ * scheduler it writes an empty dump. Errors: EBADF and write(2)'s errors; EINVAL (unknown
+ * flags). */
 WEFT_API int weft_dump(int fd, int flags);
 
 /* Dump to stderr (text) when signo arrives, from the signal handler itself, so it works
- * even when a task spins and never yields. 0 turns it off. Also: env WEFT_DUMP_SIGNAL=QUIT.
- * Errors: EINVAL (bad signal number). */
+ * even when a task spins and never yields: the running task is marked as holding the thread,
+ * with how long it has run without yielding. A signal that lands on a thread without a
+ * scheduler is passed on to every scheduler thread. The process keeps running (SIGQUIT's
+ * default action, a core dump, is replaced). 0 turns it off (the previous action comes
+ * back). Also: env WEFT_DUMP_SIGNAL=QUIT (or USR1, USR2, a number), read whenever a
+ * scheduler is created. Errors: EINVAL (bad signal number, or one weft or the kernel needs:
+ * SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT). */
 WEFT_API int weft_dump_on_signal(int signo);
 
 /* Serve the dump to tools/weft-dump over a Unix socket, from a background task of this
- * thread's scheduler (it does not keep weft_run from returning). path NULL: the default,
- * $XDG_RUNTIME_DIR/weft/PID.sock or /tmp/weft-UID/PID.sock (directory mode 0700); only
- * processes of the same uid are answered. Also: env WEFT_DEBUG=1. Errors: those of
- * socket/bind/listen and mkdir; EEXIST (already listening). */
+ * thread's scheduler (it does not keep weft_run from returning; while it listens, a program
+ * whose tasks all wait on each other stays up instead of failing with EDEADLK, so it can be
+ * inspected). path NULL: the default, $XDG_RUNTIME_DIR/weft/PID.sock or
+ * /tmp/weft-UID/PID.sock (directory mode 0700, refused if another user owns it); only
+ * processes of the same effective uid are answered (SO_PEERCRED). The socket is removed when
+ * the server ends or the process exits normally. Also: env WEFT_DEBUG=1 (or WEFT_DEBUG=PATH),
+ * read whenever a scheduler is created; the server task then takes the first task id.
+ * Errors: those of socket/bind/listen and mkdir; EACCES (the default directory is not
+ * ours); ENAMETOOLONG; EEXIST (already listening). */
 WEFT_API int weft_debug_listen(const char *path);
 
 /* Report (to stderr, once per stall) a task that runs for more than threshold_ms without
- * yielding: id, name, spawn site and backtrace. 0 turns it off. Also: env
- * WEFT_WATCHDOG=MS. Uses one helper thread. Errors: EINVAL (negative), EAGAIN (no thread). */
+ * yielding: id, name, spawn site and backtrace. A helper thread samples every scheduler's
+ * switch count (every threshold/4 ms, at most 100 ms apart) and, when it has not moved for
+ * the threshold, signals the scheduler thread (SIGRTMAX-3), whose handler prints where the
+ * task is. 0 turns it off. Also: env WEFT_WATCHDOG=MS, read whenever a scheduler is
+ * created. A forked child runs without it. Errors: EINVAL (negative), EAGAIN (no thread). */
 WEFT_API int weft_watchdog(int64_t threshold_ms);
 
 #ifdef __cplusplus

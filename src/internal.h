@@ -217,6 +217,7 @@ struct fdent {
     unsigned char registered;   /* in the epoll set */
     unsigned char user_nonblock;/* the user had set O_NONBLOCK: wrappers never park */
     unsigned char is_socket;    /* writes use MSG_NOSIGNAL */
+    unsigned char switched;     /* weft set O_NONBLOCK on the user's fd: undone at teardown */
 };
 
 /* The record of fd, made on first sight: for a wrapper ('nonblock' set) the fd is switched to
@@ -251,16 +252,84 @@ void weft_reactor_free(struct sched *s);
 
 /* ---- async-signal-safe formatting (sigfmt.c) -------------------------------------------- */
 
-/* A fixed buffer that strings and numbers are appended to, and written out with write(2). */
+/* A fixed buffer that strings and numbers are appended to, and written out with write(2)
+ * (waiting with poll when fd is non-blocking and full). err: the errno of a failed write;
+ * the caller zeroes it when it wants to know. */
 struct sigbuf {
     char buf[1024];
     size_t len;
     int fd;
+    int err;
 };
 void weft_sigbuf_str(struct sigbuf *b, const char *s);
 void weft_sigbuf_u64(struct sigbuf *b, uint64_t v);
 void weft_sigbuf_i64(struct sigbuf *b, int64_t v);
 void weft_sigbuf_hex(struct sigbuf *b, uintptr_t v);
 void weft_sigbuf_flush(struct sigbuf *b);
+
+/* ---- backtraces (backtrace.c) --------------------------------------------------------- */
+
+#define BT_MAX 48           /* frames shown per context */
+#define BT_MODULES 16       /* modules whose symbol tables one dump maps */
+
+struct bt_module {
+    uintptr_t bias;         /* load bias: run-time address = file address + bias */
+    const char *path;       /* link-map name; "" for the main program */
+    void *map;              /* the file, mapped read-only; NULL if unreadable */
+    size_t map_size;
+    const void *syms;       /* ElfW(Sym)[nsyms]: .symtab, else .dynsym */
+    size_t nsyms;
+    const char *strs;
+    size_t strs_size;
+    int tried;
+};
+
+struct bt_sym {
+    const char *func;       /* NULL when unknown */
+    uintptr_t off;          /* pc - function start */
+    const char *module;     /* path of the module ("?" when not in any) */
+    uintptr_t module_off;   /* pc - load bias: what addr2line takes */
+};
+
+#define BT_MEMO 128         /* names remembered per dump: parked tasks share their frames */
+
+/* Modules mapped during one dump, and the names already found (on the dumper's stack: no
+ * malloc, so signal-safe). */
+struct bt_cache {
+    struct bt_module mods[BT_MODULES];
+    int n;
+    struct {
+        uintptr_t pc;       /* 0: empty */
+        int is_ret, found;
+        struct bt_sym sym;
+    } memo[BT_MEMO];
+};
+
+/* Collect pc (when nonzero) and the return addresses of the frame-pointer chain from fp, every
+ * frame inside [max(sp, lo), hi) and above the previous one; returns how many (<= max). */
+int weft_bt_walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, uintptr_t lo, uintptr_t hi,
+                 uintptr_t *pcs, int max);
+/* For an interrupted pc at the entry or the ret of the function starting at 'start' (where
+ * the frame pointer is still the caller's): the return address into the caller, read from
+ * the stack; else 0. x86-64 only (0 elsewhere). */
+uintptr_t weft_bt_entry_return(uintptr_t pc, uintptr_t start, uintptr_t sp, uintptr_t lo, uintptr_t hi);
+/* Learn the program's path (readlink /proc/self/exe) while not in a signal handler. */
+void weft_bt_init(void);
+void weft_bt_cache_init(struct bt_cache *c);
+/* Unmap what the cache mapped; the names it returned are invalid afterwards. */
+void weft_bt_cache_fini(struct bt_cache *c);
+/* Name pc (is_ret: a return address, so the call before it is looked up). Returns 0 when
+ * pc is in no module (out still holds the raw address as module_off). */
+int weft_bt_symbol(struct bt_cache *c, uintptr_t pc, int is_ret, struct bt_sym *out);
+
+/* ---- introspection (dump.c, dump_server.c) ------------------------------------------- */
+
+/* A scheduler was created on this thread: register it for the signal dump and the watchdog,
+ * and apply WEFT_DUMP_SIGNAL, WEFT_WATCHDOG and WEFT_DEBUG. Called last in weft_sched_get. */
+void weft_dump_sched_created(struct sched *s);
+/* The scheduler is about to be freed: forget it (the watchdog thread must not read it). */
+void weft_dump_sched_destroyed(struct sched *s);
+/* Is the control socket open? (dump_server.c; env WEFT_DEBUG starts it when not.) */
+int weft_debug_listening(void);
 
 #endif

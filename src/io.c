@@ -5,6 +5,7 @@
 #include "config.h"
 #include "internal.h"
 
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -105,11 +106,12 @@ static ssize_t sigpipe_release(struct sigpipe_hold *h, ssize_t r)
     return r;
 }
 
-static ssize_t write_nosigpipe(int fd, const void *buf, size_t n, const struct iovec *iov, int iovcnt)
+/* 'vec' picks writev(iov, iovcnt) over write(buf, n), whatever iov is (NULL is EFAULT). */
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t n, int vec, const struct iovec *iov, int iovcnt)
 {
     struct sigpipe_hold h;
     sigpipe_hold(&h);
-    return sigpipe_release(&h, iov ? weft_sys_writev(fd, iov, iovcnt) : weft_sys_write(fd, buf, n));
+    return sigpipe_release(&h, vec ? weft_sys_writev(fd, iov, iovcnt) : weft_sys_write(fd, buf, n));
 }
 
 static ssize_t sendfile_nosigpipe(int out_fd, int in_fd, off_t *offset, size_t count)
@@ -127,7 +129,7 @@ ssize_t weft_read(int fd, void *buf, size_t n)
 ssize_t weft_write(int fd, const void *buf, size_t n)
 {
     IO_CALL(DIR_WRITE, 0, weft_sys_write(fd, buf, n),
-            io.f->is_socket ? weft_sys_send(fd, buf, n, MSG_NOSIGNAL) : write_nosigpipe(fd, buf, n, NULL, 0));
+            io.f->is_socket ? weft_sys_send(fd, buf, n, MSG_NOSIGNAL) : write_nosigpipe(fd, buf, n, 0, NULL, 0));
 }
 
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
@@ -137,7 +139,7 @@ ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 
 static ssize_t writev_socket(int fd, const struct iovec *iov, int iovcnt)
 {
-    if (iovcnt < 0) {   /* sendmsg's msg_iovlen is unsigned: keep writev's EINVAL */
+    if (iovcnt < 0 || iovcnt > IOV_MAX) {   /* sendmsg says EMSGSIZE: keep writev's EINVAL */
         errno = EINVAL;
         return -1;
     }
@@ -148,7 +150,7 @@ static ssize_t writev_socket(int fd, const struct iovec *iov, int iovcnt)
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 {
     IO_CALL(DIR_WRITE, 0, weft_sys_writev(fd, iov, iovcnt),
-            io.f->is_socket ? writev_socket(fd, iov, iovcnt) : write_nosigpipe(fd, NULL, 0, iov, iovcnt));
+            io.f->is_socket ? writev_socket(fd, iov, iovcnt) : write_nosigpipe(fd, NULL, 0, 1, iov, iovcnt));
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
@@ -362,7 +364,9 @@ int weft_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
             result = 0;     /* the poll's own timeout: nothing ready */
             break;
         }
-        if (e != 0 && e != EAGAIN) {
+        /* EBADF: weft_close closed one of the fds; poll again, which reports POLLNVAL for
+         * it as poll(2) does (EBADF is no poll errno). EAGAIN: an fd deadline changed. */
+        if (e != 0 && e != EAGAIN && e != EBADF) {
             errno = e;
             result = -1;
             break;

@@ -80,6 +80,10 @@ static int fail_close(int fd)
 /* Connect fd, parking until done or the deadline; outside any task, poll for it. */
 static int connect_until(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline)
 {
+    if (deadline >= 0 && deadline <= weft_now()) {
+        errno = ETIMEDOUT;  /* past already: fail even where connect would not wait (Unix) */
+        return -1;
+    }
     if (weft_self()) {
         int64_t old = weft_set_task_deadline(-1);
         int64_t d = old < 0 ? deadline : deadline < 0 ? old : (old < deadline ? old : deadline);

@@ -52,8 +52,21 @@ void weft_reactor_free(struct sched *s)
     struct reactor *r = s->reactor;
     if (!r)
         return;
-    for (size_t i = 0; i < r->nchunks; i++)
+    /* The fds weft made non-blocking go back to the user as they came (or as the user set
+     * them since, through the wrapped fcntl), so plain calls after weft_run block again and
+     * a later run does not mistake weft's O_NONBLOCK for the user's. */
+    for (size_t i = 0; i < r->nchunks; i++) {
+        for (int k = 0; r->chunks[i] && k < FD_CHUNK; k++) {
+            struct fdent *f = &r->chunks[i][k];
+            if (!f->known || !f->switched || f->user_nonblock)
+                continue;
+            int fd = (int)(i * FD_CHUNK + (size_t)k);
+            int fl = weft_sys_fcntl(fd, F_GETFL, 0);
+            if (fl >= 0 && (fl & O_NONBLOCK))
+                weft_sys_fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+        }
         free(r->chunks[i]);
+    }
     free(r->chunks);
     weft_sys_close(r->epfd);
     free(r);
@@ -99,9 +112,17 @@ struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock)
         errno = EBADF;
         return NULL;
     }
-    if (slow(!(r = reactor_get(s)) || !(f = fd_entry(r, fd, 1)))) {
-        errno = ENOMEM;
-        return NULL;
+    if (slow(!(r = reactor_get(s))))
+        return NULL;    /* errno from calloc or epoll_create1 (EMFILE, ...) */
+    if (slow(!(f = fd_entry(r, fd, 0)))) {
+        /* First sight of fd's chunk: check that fd is open before the table grows to it,
+         * so a bad number (weft_read(INT_MAX, ...)) costs no memory. */
+        if (weft_sys_fcntl(fd, F_GETFD, 0) < 0)
+            return NULL;
+        if (!(f = fd_entry(r, fd, 1))) {
+            errno = ENOMEM;
+            return NULL;
+        }
     }
     if (fast(f->known) || !nonblock)
         return f;
@@ -113,6 +134,7 @@ struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock)
     if (!(fl & O_NONBLOCK) && weft_sys_fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return NULL;
     f->user_nonblock = (fl & O_NONBLOCK) != 0;
+    f->switched = !f->user_nonblock;
     f->known = 1;
     return f;
 }
@@ -128,10 +150,17 @@ struct fdent *weft_fd_known(struct sched *s, int fd)
 void weft_fd_adopt(struct sched *s, int fd, int user_nonblock)
 {
     struct fdent *f = weft_fd_get(s, fd, 0);
+    if (f && slow(f->known || f->registered)) {
+        /* fd is new from the kernel, so this record is of a file closed with close(2)
+         * behind weft's back: forget it, or the new file would never be registered (and
+         * would inherit the old one's deadlines). */
+        weft_reactor_forget(s, fd);
+    }
     if (f) {
         f->known = 1;
         f->is_socket = 1;
         f->user_nonblock = (unsigned char)(user_nonblock != 0);
+        f->switched = !f->user_nonblock;    /* the user sees a blocking socket */
     }
 }
 
@@ -248,8 +277,14 @@ int weft_fdwait(int fd, int events, int64_t deadline)
             list_push_back(&f->waiters[DIR_WRITE], &t->wait[1].link);
         t->wait_fd = fd;
         t->wait_events = events;
-        int e = weft_sched_park(s, &f->waiters[first], 0, WAIT_IO,
-                                earliest(deadline, earliest(f->deadline[0], f->deadline[1])));
+        /* The fd's deadlines for the directions waited on only: a write deadline does not
+         * end a wait for reading. */
+        int64_t d = deadline;
+        if (events & WEFT_READ)
+            d = earliest(d, f->deadline[DIR_READ]);
+        if (events & WEFT_WRITE)
+            d = earliest(d, f->deadline[DIR_WRITE]);
+        int e = weft_sched_park(s, &f->waiters[first], 0, WAIT_IO, d);
         list_remove(&t->wait[1].link);     /* when park failed before parking */
         if (e != 0 && e != EAGAIN) {        /* EAGAIN: the fd's deadline changed */
             errno = e;
@@ -304,5 +339,6 @@ void weft_reactor_forget(struct sched *s, int fd)
     f->registered = 0;
     f->known = 0;
     f->user_nonblock = 0;
+    f->switched = 0;
     f->seq++;
 }

@@ -49,6 +49,7 @@ static int64_t now_ceil(void)
 
 static void sched_destroy(struct sched *s)
 {
+    weft_dump_sched_destroyed(s);
     struct list *it;
     list_for_each(it, &s->all) {
         struct weft_task *t = list_entry(it, struct weft_task, all);
@@ -102,6 +103,7 @@ struct sched *weft_sched_get(void)
     }
     pthread_setspecific(sched_key, s);
     weft_sched_tls = s;
+    weft_dump_sched_created(s);
     return s;
 }
 
@@ -245,11 +247,9 @@ static inline __attribute__((always_inline)) void switch_next(struct sched *s, s
     struct ctx *to;
     if (fast(n != NULL)) {
         struct weft_task *next = list_entry(n, struct weft_task, rq);
-        if (next == cur) {
-            cur->state = TS_RUNNING;
+        switch_in(s, next);     /* resuming cur counts too: it did yield (the watchdog) */
+        if (next == cur)
             return;
-        }
-        switch_in(s, next);
         to = &next->ctx;
     } else {
         s->cur = NULL;

@@ -2,7 +2,9 @@
  * overflow report and the SIGQUIT dump are written with it. */
 #include "config.h"
 #include "internal.h"
+#include "sys.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 void weft_sigbuf_flush(struct sigbuf *b)
@@ -12,8 +14,16 @@ void weft_sigbuf_flush(struct sigbuf *b)
         ssize_t w = weft_sys_write(b->fd, b->buf + off, b->len - off);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* A non-blocking fd (a task's socket, a pipe): wait until it drains. */
+            struct pollfd p = { .fd = b->fd, .events = POLLOUT };
+            if (weft_sys_poll(&p, 1, -1) >= 0 || errno == EINTR)
+                continue;
+        }
+        if (w <= 0) {
+            b->err = w < 0 ? errno : EIO;
             break;
+        }
         off += (size_t)w;
     }
     b->len = 0;

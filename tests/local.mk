@@ -28,6 +28,20 @@ tests_check_stack_LDADD = $(TEST_LIBS) -lpthread
 tests_check_ctx_SOURCES = tests/check_ctx.c tests/testutil.h
 tests_check_ctx_CFLAGS = $(TEST_CFLAGS)
 tests_check_ctx_LDADD = $(TEST_LIBS) -lm
+
+# The reactor and IO wrappers (check_io, check_reactor) and the net helpers (check_net).
+check_PROGRAMS += tests/check_io tests/check_reactor tests/check_net
+TESTS += tests/check_io tests/check_reactor tests/check_net
+CHECK_SUITES += tests/check_io tests/check_reactor tests/check_net
+tests_check_io_SOURCES = tests/check_io.c tests/iotest.h tests/testutil.h
+tests_check_io_CFLAGS = $(TEST_CFLAGS)
+tests_check_io_LDADD = $(TEST_LIBS)
+tests_check_reactor_SOURCES = tests/check_reactor.c tests/iotest.h tests/testutil.h
+tests_check_reactor_CFLAGS = $(TEST_CFLAGS)
+tests_check_reactor_LDADD = $(TEST_LIBS)
+tests_check_net_SOURCES = tests/check_net.c tests/iotest.h tests/testutil.h
+tests_check_net_CFLAGS = $(TEST_CFLAGS)
+tests_check_net_LDADD = $(TEST_LIBS)
 endif
 
 # Link-time wrapping (src/wrap.c, docs/wrap.md). check_wrap calls libc by its own names and
@@ -55,6 +69,22 @@ tests_check_wrap_static_LDADD = $(tests_check_wrap_LDADD)
 TESTS += tests/check_wrap tests/check_wrap_static
 CHECK_SUITES += tests/check_wrap tests/check_wrap_static
 endif
+
+# The task dump (src/dump.c, docs/dump.md): the Check suite, and tools/weft-dump and
+# tools/weft-gdb.py run against a live process, tests/dump_target.
+if HAVE_CHECK
+check_PROGRAMS += tests/check_dump
+tests_check_dump_SOURCES = tests/check_dump.c tests/testutil.h
+tests_check_dump_CFLAGS = $(TEST_CFLAGS)
+tests_check_dump_LDADD = $(TEST_LIBS) -lpthread
+TESTS += tests/check_dump
+CHECK_SUITES += tests/check_dump
+endif
+check_PROGRAMS += tests/dump_target
+tests_dump_target_SOURCES = tests/dump_target.c
+tests_dump_target_LDADD = libweft.la
+TESTS += tests/dump-cli.test tests/dump-gdb.test
+EXTRA_DIST += tests/dump-cli.test tests/dump-gdb.test
 
 # A framework-free smoke test of the context layer, for cross builds run under qemu-user
 # (.ci/aarch64.sh); built on demand with `make tests/ctx_smoke`, never by make check.

@@ -1,4 +1,7 @@
 # tools/: the task-dump CLI and the gdb helper.
+bin_SCRIPTS += tools/weft-dump
+dist_pkgdata_DATA = tools/weft-gdb.py
+EXTRA_DIST += tools/weft-dump
 
 # weft-wrap-flags prints the link-time wrapping flags (docs/wrap.md). It reads them from the
 # installed weft.pc, whose place is filled in here.
