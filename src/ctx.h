@@ -46,11 +46,20 @@ static inline int ctx_saved_regs(const struct ctx *c, uintptr_t *pc, uintptr_t *
     *fp = (uintptr_t)c->uc.uc_mcontext.gregs[REG_RBP];
     return 1;
 #elif defined(WEFT_CTX_UCONTEXT) && defined(__aarch64__)
-    /* glibc's swapcontext saves a label inside itself as pc (the caller's return address goes
-     * to x1's slot), so the first frame is libc's swapcontext; fp still leads to its caller. */
-    *pc = (uintptr_t)c->uc.uc_mcontext.pc;
-    *sp = (uintptr_t)c->uc.uc_mcontext.sp;
-    *fp = (uintptr_t)c->uc.uc_mcontext.regs[29];
+    const mcontext_t *m = &c->uc.uc_mcontext;
+    *pc = (uintptr_t)m->pc;
+    *sp = (uintptr_t)m->sp;
+    *fp = (uintptr_t)m->regs[29];
+#if defined(__GLIBC_PREREQ)
+#if __GLIBC_PREREQ(2, 32)
+    /* glibc 2.32+ swapcontext saves a label of its own as both pc and x30, and the caller's
+     * return address in x1's slot (it resumes by 'mov x30, x1; ret'). Report the caller's, as
+     * the asm backend does, or the frame that called swapcontext is lost: its fp record holds
+     * its own caller. A context makecontext built has pc = entry, x30 = __startcontext. */
+    if (m->regs[30] == m->pc && m->regs[1] != 0)
+        *pc = (uintptr_t)m->regs[1];
+#endif
+#endif
     return 1;
 #elif defined(WEFT_CTX_ASM) && defined(__x86_64__)
     const uintptr_t *f = (const uintptr_t *)c->sp;    /* layout: ctx_x86_64.S */

@@ -638,11 +638,10 @@ static void *unwind_main(void *arg)
 #else
     int want_zero = 0;          /* ucontext: where the walk ends is libc's business */
 #endif
-#if defined(WEFT_CTX_UCONTEXT) && defined(__aarch64__)
-    /* glibc's aarch64 swapcontext resumes at a label of its own (see ctx_saved_regs). Any
-     * other libc function names libc: ASan replaces swapcontext itself with its own. */
-    int pc_ok = same_object(strip_pac(pc), (const void *)weft_yield) ||
-                same_object(strip_pac(pc), (const void *)getpid);
+#if defined(WEFT_CTX_UCONTEXT) && defined(WEFT_ASAN)
+    /* ASan's swapcontext interceptor is what called libc's: the pc is in the ASan runtime. */
+    Dl_info di;
+    int pc_ok = dladdr((void *)strip_pac(pc), &di) != 0;
 #else
     int pc_ok = same_object(strip_pac(pc), (const void *)weft_yield);
 #endif
