@@ -3,18 +3,25 @@
 # ucontext) and run tests/ctx_smoke and examples/demo under qemu-user; the asm one again with
 # branch protection (PAC) on; also check how configure picks and refuses backends, and (asm)
 # the install test cross-built. Installs what it needs with apt-get (Debian 12, as root); does
-# nothing to the source tree but autoreconf.
+# nothing to the source tree but autoreconf (when configure is missing or stale).
 #
 # Usage: bash .ci/aarch64.sh          from anywhere; exit status 0 when every check passed
 #   env WEFT_AARCH64_CHECK=1   also run the Check suites (tests/check_*) under qemu; this adds
 #                              the arm64 architecture to dpkg to install check:arm64
-#       WEFT_AARCH64_BUILD     scratch directory (default /tmp/weft-aarch64-ci; emptied first)
+#       WEFT_AARCH64_BUILD     scratch directory, emptied first and kept (default: a new one
+#                              under /tmp, removed when every check passed)
 # Last line: "aarch64: N passed, N failed".
 set -u
 export LC_ALL=C DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-root=${WEFT_AARCH64_BUILD:-/tmp/weft-aarch64-ci}
+# A directory of this run's own: two runs at once (a developer's and CI's) must not share one.
+if [ -n "${WEFT_AARCH64_BUILD:-}" ]; then
+    root=$WEFT_AARCH64_BUILD keep_root=1
+    rm -rf "$root" && mkdir -p "$root" || exit 1
+else
+    root=$(mktemp -d "${TMPDIR:-/tmp}/weft-aarch64.XXXXXX") keep_root=0 || exit 1
+fi
 host=aarch64-linux-gnu
 start=$(date +%s)
 passed=0 failed=0
@@ -60,8 +67,11 @@ export PKG_CONFIG=pkg-config PKG_CONFIG_LIBDIR=/usr/lib/$host/pkgconfig:/usr/sha
 unset PKG_CONFIG_PATH
 qemu="qemu-aarch64"
 
-rm -rf "$root" && mkdir -p "$root" || exit 1
-if ! (cd "$src" && autoreconf -fi) >"$root/autoreconf.log" 2>&1; then
+# Bootstrap only when needed (as tools/dev does): CI may have just done it, and regenerating
+# configure under another build would make that one reconfigure.
+if ! { [ -x "$src/configure" ] && [ "$src/configure" -nt "$src/configure.ac" ] &&
+       [ "$src/Makefile.in" -nt "$src/Makefile.am" ]; } &&
+   ! (cd "$src" && autoreconf -fi) >"$root/autoreconf.log" 2>&1; then
     fail autoreconf; tail_log "$root/autoreconf.log"
     echo "aarch64: $passed passed, $failed failed"; exit 1
 fi
@@ -196,6 +206,12 @@ else
     fail "asm: $(tail -n 1 install.log)"; grep '^FAIL' install.log | sed 's/^/     | /'
 fi
 
+cd / || exit 1
+if [ "$failed" -eq 0 ] && [ "$keep_root" = 0 ]; then
+    rm -rf "$root"
+else
+    echo "aarch64: builds and logs kept in $root"
+fi
 echo "aarch64: took $(($(date +%s) - start)) s"
 echo "aarch64: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
