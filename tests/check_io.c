@@ -570,7 +570,17 @@ TASK_TEST(accept_passes_libc_errors_through)
     ck_assert_fails(weft_accept(s, NULL, NULL), EINVAL);        /* not listening */
     int port;
     int l = plain_listener(4, &port);
-    ck_assert_fails(weft_accept4(l, NULL, NULL, 0x40000000), EINVAL);   /* unknown flag */
+    /* Unknown flag. qemu-user drops flags it does not know before the kernel sees them; there
+     * accept4 would wait for a connection instead, so check that first, without parking. */
+    int nb = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in a = loopback4(0);
+    ck_assert(nb >= 0 && bind(nb, (struct sockaddr *)&a, sizeof a) == 0 && listen(nb, 1) == 0);
+    errno = 0;
+    if (accept4(nb, NULL, NULL, 0x40000000) == -1 && errno == EINVAL)
+        ck_assert_fails(weft_accept4(l, NULL, NULL, 0x40000000), EINVAL);
+    else
+        SKIP("accept4 with an unknown flag gives %s here, not EINVAL (an emulator?)", strerror(errno));
+    close(nb);
     weft_close(l);
     weft_close(s);
     weft_close(p[0]);
