@@ -1,14 +1,20 @@
 # examples/: small programs that show weft in use; the demo is the Quickstart's. The servers
 # are checked end to end over real sockets by tests/*.test (listed here, with their client).
+# -no-install: real executables in the build tree (no libtool wrapper script), so tests and
+# the benchmark see the server's own pid.
 noinst_PROGRAMS += examples/demo examples/echo examples/httpd examples/proxy
 examples_demo_SOURCES = examples/demo.c
 examples_demo_LDADD = libweft.la
+examples_demo_LDFLAGS = $(AM_LDFLAGS) -no-install
 examples_echo_SOURCES = examples/echo.c
 examples_echo_LDADD = libweft.la
+examples_echo_LDFLAGS = $(AM_LDFLAGS) -no-install
 examples_httpd_SOURCES = examples/httpd.c examples/http.h
 examples_httpd_LDADD = libweft.la
+examples_httpd_LDFLAGS = $(AM_LDFLAGS) -no-install
 examples_proxy_SOURCES = examples/proxy.c
 examples_proxy_LDADD = libweft.la
+examples_proxy_LDFLAGS = $(AM_LDFLAGS) -no-install
 
 .PHONY: demo
 demo: examples/demo$(EXEEXT)
