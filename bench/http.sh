@@ -4,7 +4,8 @@
 # is installed), each server alone on CPU $BENCH_SERVER_CPU, wrk on CPU $BENCH_CLIENT_CPU,
 # runs interleaved A B A B. Reports req/s, p99 latency and server CPU time per request.
 # Settings (environment or make variables): BENCH_DURATION (s, default 10), BENCH_WARMUP
-# (s, 2), BENCH_PAIRS (3), BENCH_CONNS ("100 10000"), BENCH_SERVERS (default: all found),
+# (s, 2), BENCH_PAIRS (3), BENCH_CONNS ("100 10000"), BENCH_SERVERS (default: all found;
+# also baseline-et, the baseline edge-triggered), BENCH_HTTPD (another httpd binary to try),
 # BENCH_OUT (results directory), BENCH_NO_INSTALL=1 (never apt-get wrk or golang-go).
 set -u
 B=${WEFT_BUILDDIR:-$(pwd)}
@@ -63,8 +64,9 @@ trap 'exit 1' INT TERM HUP
 
 cmd() {
     case $1 in
-    httpd) echo "$B/examples/httpd" ;;
+    httpd) echo "${BENCH_HTTPD:-$B/examples/httpd}" ;;
     baseline) echo "$B/bench/epoll_httpd" ;;
+    baseline-et) echo "$B/bench/epoll_httpd --edge" ;;
     go-nethttp) echo "$OUT/go/nethttp" ;;
     go-raw) echo "$OUT/go/raw" ;;
     *) die "unknown server $1" ;;
