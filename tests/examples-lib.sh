@@ -2,6 +2,8 @@
 # port, wait (bounded) for its ready line, check results, and kill every server on exit.
 # Run by automake's test driver from the build tree, which sets WEFT_BUILDDIR; by hand:
 #   cd BUILDDIR && sh SRCDIR/tests/httpd.test
+# EXAMPLES_WRAPPER runs each server under a tool, e.g. "valgrind -q": anything the tool
+# prints on stderr fails the "printed ... no errors" check.
 B=${WEFT_BUILDDIR:-$(pwd)}
 CLIENT="$B/tests/tcpclient"
 T=$(mktemp -d "${TMPDIR:-/tmp}/weft-examples.XXXXXX") || exit 99
@@ -27,7 +29,7 @@ start() {
     name=$1
     shift
     SEQ=$((SEQ + 1))
-    "$B/examples/$name" --port 0 "$@" >"$T/srv$SEQ.out" 2>"$T/srv$SEQ.err" &
+    ${EXAMPLES_WRAPPER:-} "$B/examples/$name" --port 0 "$@" >"$T/srv$SEQ.out" 2>"$T/srv$SEQ.err" &
     PID=$!
     PIDS="$PIDS $PID"
     ln -s "srv$SEQ.out" "$T/$PID.out" && ln -s "srv$SEQ.err" "$T/$PID.err" || exit 99
@@ -69,9 +71,10 @@ quiet() {
         "[ \$(wc -l <'$T/$2.out') -eq 1 ] && [ ! -s '$T/$2.err' ]"
 }
 
-# finish: the script's result for the test driver.
+# finish: the script's result for the test driver, with a summary in Check's words (tools/dev
+# counts each check).
 finish() {
-    echo "# $((CHECKS - FAILS)) passed, $FAILS failed"
+    echo "$(( (CHECKS - FAILS) * 100 / CHECKS ))%: Checks: $CHECKS, Failures: $FAILS, Errors: 0"
     [ "$FAILS" -eq 0 ]
     exit $?
 }
