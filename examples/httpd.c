@@ -12,7 +12,10 @@
 
 #include "http.h"
 
-#define OUT_SIZE 4096
+/* A connection's buffers are small and on its task's stack, so a request touches a page or
+ * two of it: that counts with 10,000 connections. A longer request head moves to the heap. */
+#define IN_SMALL 1024
+#define OUT_SIZE 1024
 
 static const char *host = "127.0.0.1";
 static int port = 8080;
@@ -20,12 +23,11 @@ static int port = 8080;
 /* Close after an error or "Connection: close": send FIN, then read (for at most a second)
  * what the client still sends, so that closing does not turn into a reset that could
  * destroy the response before the client has read it. */
-static void linger_close(int fd)
+static void linger_close(int fd, char *buf, size_t size)
 {
-    char junk[512];
     shutdown(fd, SHUT_WR);
     weft_fd_set_deadline(fd, WEFT_READ, weft_now() + 1000);
-    while (weft_read(fd, junk, sizeof junk) > 0)
+    while (weft_read(fd, buf, size) > 0)
         ;
     weft_close(fd);
 }
@@ -33,16 +35,16 @@ static void linger_close(int fd)
 static void *serve(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    char in[HTTP_HEAD_MAX], out[OUT_SIZE];
-    size_t len = 0;         /* bytes in 'in' */
+    char small[IN_SMALL], out[OUT_SIZE], *in = small;
+    size_t cap = sizeof small, len = 0;    /* in[0..len) holds unparsed bytes */
     uint64_t skip = 0;      /* body bytes of the last request still to discard */
+    int done = 0;           /* 1: answered a request that ends the connection */
     for (;;) {
-        ssize_t n = weft_read(fd, in + len, sizeof in - len);
+        ssize_t n = weft_read(fd, in + len, cap - len);
         if (n <= 0)
             break;          /* the client closed (or reset) the connection */
         len += (size_t)n;
         size_t off = 0, olen = 0;
-        int done = 0;
         while (!done) {
             size_t d = len - off < skip ? len - off : (size_t)skip;
             off += d;
@@ -61,17 +63,26 @@ static void *serve(void *arg)
             done = !rq.keep_alive;
         }
         /* One write for all the responses to the requests this read completed. */
-        if (olen && weft_write_full(fd, out, olen) != (ssize_t)olen)
+        if ((olen && weft_write_full(fd, out, olen) != (ssize_t)olen) || done)
             break;
-        if (done) {
-            linger_close(fd);
-            return NULL;
-        }
         memmove(in, in + off, len - off);
         len -= off;
+        if (len == cap && cap < HTTP_HEAD_MAX) {    /* a long head: go on in a bigger buffer */
+            char *big = malloc(HTTP_HEAD_MAX);
+            if (!big)
+                break;
+            memcpy(big, in, len);
+            in = big;
+            cap = HTTP_HEAD_MAX;
+        }
     }
 out:
-    weft_close(fd);
+    if (done)
+        linger_close(fd, in, cap);
+    else
+        weft_close(fd);
+    if (in != small)
+        free(in);
     return NULL;
 }
 
