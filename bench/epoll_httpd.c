@@ -1,8 +1,7 @@
-/* epoll_httpd: the HTTP benchmark's baseline, a hand-written single-threaded epoll server
- * with the same behaviour and response bytes as examples/httpd (it shares examples/http.h).
- * Level-triggered by default: one read per readiness event into a shared buffer, per-
- * connection memory only for a partial request or unsent output. --edge: edge-triggered,
- * reading until EAGAIN. No weft here: this is what weft's overhead is measured against. */
+/* epoll_httpd: the HTTP benchmark's baseline, a hand-written single-threaded epoll server that
+ * behaves like examples/httpd and sends the same bytes (both use examples/http.h). Level-
+ * triggered: one read per event into a shared buffer (--edge: edge-triggered, reading until
+ * EAGAIN); per-connection memory only for a partial request or unsent output. No weft. */
 #define _GNU_SOURCE     /* accept4 */
 #include <errno.h>
 #include <fcntl.h>

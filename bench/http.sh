@@ -2,7 +2,7 @@
 # bench/http.sh: the HTTP keep-alive benchmark (make bench-http; bench/README-http.md).
 # examples/httpd against bench/epoll_httpd (and Go's net/http and a raw Go responder when go
 # is installed), each server alone on CPU $BENCH_SERVER_CPU, wrk on CPU $BENCH_CLIENT_CPU,
-# runs interleaved A B A B. Reports req/s, p99 latency and server CPU time per request.
+# runs interleaved (A B, then B A, ...). Reports req/s, p99 latency and server CPU time per request.
 # Settings (environment or make variables): BENCH_DURATION (s, default 10), BENCH_WARMUP
 # (s, 2), BENCH_PAIRS (3), BENCH_CONNS ("100 10000"), BENCH_SERVERS (default: all found;
 # also baseline-et, the baseline edge-triggered), BENCH_HTTPD (another httpd binary to try),
@@ -120,7 +120,11 @@ echo "bench-http: servers: $SERVERS; server on CPU $SCPU, wrk -t1 on CPU $CCPU; 
 for c in $CONNS; do
     p=1
     while [ $p -le "$PAIRS" ]; do
-        for s in $SERVERS; do run "$s" "$c" "$p"; done
+        # Odd pairs run the servers in order, even pairs in reverse (A B, B A, A B, ...), so
+        # that neither of two compared servers always runs first.
+        order=$SERVERS
+        [ $((p % 2)) -eq 0 ] && order=$(echo $SERVERS | tr ' ' '\n' | sed -n '1!G;h;$p' | tr '\n' ' ')
+        for s in $order; do run "$s" "$c" "$p"; done
         p=$((p + 1))
     done
 done

@@ -1,8 +1,7 @@
-/* tcpclient: the raw-socket client of the example servers' tests (tests/NAME.test). It sends
- * its standard input to HOST:PORT (optionally in small chunks with pauses), half-closes unless
- * told not to, and copies what it receives to standard output until the server closes. Plain
- * blocking sockets and poll, no weft: it checks the examples from the outside. Every wait is
- * bounded: after -t seconds it gives up with exit status 3. */
+/* tcpclient: the raw-socket client of the example servers' tests (tests/NAME.test): sends its
+ * standard input to HOST:PORT (in chunks with pauses if asked), half-closes unless -k, and
+ * copies what it receives to standard output until the server closes. Plain sockets, no weft;
+ * every wait bounded (-t seconds, then exit status 3). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
