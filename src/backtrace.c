@@ -36,6 +36,21 @@
 
 static char exe_path[512];
 
+/* A return address as a frame record holds it, without its pointer authentication code: code
+ * built with -mbranch-protection=pac-ret or standard signs x30 before saving it, and on a CPU
+ * with PAC the high bits then hold the signature. xpaclri (a hint: a no-op on CPUs without
+ * PAC) strips it from x30. */
+static inline uintptr_t strip_pac(uintptr_t ret)
+{
+#if defined(__aarch64__)
+    register uintptr_t x30 __asm__("x30") = ret;
+    __asm__("hint #7" : "+r"(x30));     /* xpaclri */
+    return x30;
+#else
+    return ret;
+#endif
+}
+
 __attribute__((no_sanitize_address))
 int weft_bt_walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, uintptr_t lo, uintptr_t hi,
                  uintptr_t *pcs, int max)
@@ -48,7 +63,7 @@ int weft_bt_walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, uintptr_t lo, uintptr
     while (n < max && fp >= floor && fp <= hi - 2 * sizeof(uintptr_t) &&
            (fp & (sizeof(uintptr_t) - 1)) == 0) {
         const uintptr_t *f = (const uintptr_t *)fp;
-        uintptr_t ret = f[1];
+        uintptr_t ret = strip_pac(f[1]);
         if (ret < 4096)
             break;
         pcs[n++] = ret;

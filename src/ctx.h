@@ -46,6 +46,8 @@ static inline int ctx_saved_regs(const struct ctx *c, uintptr_t *pc, uintptr_t *
     *fp = (uintptr_t)c->uc.uc_mcontext.gregs[REG_RBP];
     return 1;
 #elif defined(WEFT_CTX_UCONTEXT) && defined(__aarch64__)
+    /* glibc's swapcontext saves a label inside itself as pc (the caller's return address goes
+     * to x1's slot), so the first frame is libc's swapcontext; fp still leads to its caller. */
     *pc = (uintptr_t)c->uc.uc_mcontext.pc;
     *sp = (uintptr_t)c->uc.uc_mcontext.sp;
     *fp = (uintptr_t)c->uc.uc_mcontext.regs[29];

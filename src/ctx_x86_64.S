@@ -12,36 +12,66 @@
 weft_ctx_swap_asm:
     .cfi_startproc
     pushq   %rbp
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset rbp, 0
     pushq   %rbx
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset rbx, 0
     pushq   %r12
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset r12, 0
     pushq   %r13
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset r13, 0
     pushq   %r14
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset r14, 0
     pushq   %r15
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset r15, 0
     subq    $8, %rsp
+    .cfi_adjust_cfa_offset 8
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
     movq    %rsp, (%rdi)
-    movq    %rsi, %rsp
+    movq    %rsi, %rsp          /* the CFI holds on: the frame restored has the same layout */
     ldmxcsr (%rsp)
     fldcw   4(%rsp)
     addq    $8, %rsp
+    .cfi_adjust_cfa_offset -8
     popq    %r15
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore r15
     popq    %r14
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore r14
     popq    %r13
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore r13
     popq    %r12
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore r12
     popq    %rbx
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore rbx
     popq    %rbp
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore rbp
     ret
     .cfi_endproc
     .size   weft_ctx_swap_asm, .-weft_ctx_swap_asm
 
-/* First code of a new context: entry is in r12. The stack is 16-byte aligned here, as a call
- * requires; rip is marked undefined so unwinders stop at this frame. entry never returns. */
+/* First code of a new context, reached by the swap's ret just past a nop: an unwinder looks a
+ * return address up at address - 1, which must fall inside this function, not the one before.
+ * entry is in r12. The stack is 16-byte aligned here, as a call requires; rip is marked
+ * undefined so unwinders stop at this frame. entry never returns. */
     .type   weft_ctx_trampoline, @function
     .p2align 4
 weft_ctx_trampoline:
     .cfi_startproc
     .cfi_undefined rip
+    nop
+.Ltrampoline_entered:
     xorl    %ebp, %ebp
     callq   *%r12
     ud2
@@ -59,7 +89,7 @@ weft_ctx_make:
     .cfi_startproc
     leaq    (%rsi,%rdx), %rax
     andq    $-16, %rax
-    leaq    weft_ctx_trampoline(%rip), %r8
+    leaq    .Ltrampoline_entered(%rip), %r8
     movq    %r8, -8(%rax)
     movq    $0, -16(%rax)
     movq    $0, -24(%rax)

@@ -3,9 +3,10 @@
  * overflowed. Which task is running, and what to print about it, is the scheduler's. */
 #include "config.h"
 #include "internal.h"
+#include "sys.h"
 
+#include <fcntl.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,9 @@
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
 #endif
 
 #define POOL_CLASSES 4      /* distinct stack sizes pooled at once */
@@ -49,6 +53,7 @@ static TLS void *altstack;
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static size_t page_size;
 static int madvise_guard = 1;           /* cleared when the kernel refuses MADV_GUARD_INSTALL */
+static int madvise_checked;             /* set once a guard installed by madvise was seen to fault */
 static long mprotect_budget;            /* stacks that may still be guarded by mprotect */
 static enum guard_kind forced_guard;    /* WEFT_GUARD=madvise|mprotect|canary, for tests */
 static atomic_long live[4];
@@ -86,15 +91,43 @@ static void global_init(void)
     sigaction(SIGSEGV, &sa, &old_segv);
 }
 
-/* Pick and install the best guard for a fresh mapping. */
+/* Does touching map fault? An emulator may answer madvise(MADV_GUARD_INSTALL) with success
+ * and install nothing (qemu-user does: it ignores advice it does not know), which would leave
+ * every stack unguarded. The kernel fails a write(2) from a guard region with EFAULT, so one
+ * byte written to a pipe tells. Returns 1 (it faults), 0 (it does not), -1 (could not tell). */
+static int guard_faults(const char *map)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
+        return -1;
+    ssize_t w = weft_sys_write(p[1], map, 1);
+    int e = errno;
+    weft_sys_close(p[0]);
+    weft_sys_close(p[1]);
+    return w < 0 && e == EFAULT ? 1 : w == 1 ? 0 : -1;
+}
+
+/* Pick and install the best guard for a fresh mapping. The first madvise guard of the process
+ * is checked to really fault; until one has, a guard that could not be checked is replaced by
+ * an mprotect one. */
 static enum guard_kind install_guard(char *map)
 {
     if (forced_guard != GUARD_MPROTECT && forced_guard != GUARD_CANARY &&
         __atomic_load_n(&madvise_guard, __ATOMIC_RELAXED)) {
-        if (madvise(map, WEFT_GUARD_SIZE, MADV_GUARD_INSTALL) == 0)
-            return GUARD_MADVISE;
-        if (errno == EINVAL)    /* kernel older than 6.13 */
+        if (madvise(map, WEFT_GUARD_SIZE, MADV_GUARD_INSTALL) == 0) {
+            if (fast(__atomic_load_n(&madvise_checked, __ATOMIC_RELAXED)))
+                return GUARD_MADVISE;
+            int faults = guard_faults(map);
+            if (faults == 1) {
+                __atomic_store_n(&madvise_checked, 1, __ATOMIC_RELAXED);
+                return GUARD_MADVISE;
+            }
+            madvise(map, WEFT_GUARD_SIZE, MADV_GUARD_REMOVE);
+            if (faults == 0)
+                __atomic_store_n(&madvise_guard, 0, __ATOMIC_RELAXED);
+        } else if (errno == EINVAL) {   /* kernel older than 6.13 */
             __atomic_store_n(&madvise_guard, 0, __ATOMIC_RELAXED);
+        }
     }
     if (forced_guard != GUARD_CANARY &&
         __atomic_sub_fetch(&mprotect_budget, 1, __ATOMIC_RELAXED) >= 0) {

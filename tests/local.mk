@@ -85,3 +85,10 @@ tests_dump_target_SOURCES = tests/dump_target.c
 tests_dump_target_LDADD = libweft.la
 TESTS += tests/dump-cli.test tests/dump-gdb.test
 EXTRA_DIST += tests/dump-cli.test tests/dump-gdb.test
+
+# A framework-free smoke test of the context layer, for cross builds run under qemu-user
+# (.ci/aarch64.sh); built on demand with `make tests/ctx_smoke`, never by make check.
+EXTRA_PROGRAMS += tests/ctx_smoke
+tests_ctx_smoke_SOURCES = tests/ctx_smoke.c
+tests_ctx_smoke_LDADD = libweft.la -lm
+CLEANFILES += tests/ctx_smoke$(EXEEXT)

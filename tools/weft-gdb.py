@@ -107,14 +107,29 @@ def saved_regs(ctx):
     return w[7], sp + 64, w[6]
 
 
+def code_mask():
+    """The address bits of a saved return address. On aarch64, code built with
+    -mbranch-protection=pac-ret or standard signs it, and on a CPU with pointer authentication
+    the signature sits in the high bits: gdb knows the mask when the target reports it;
+    otherwise keep the 48 bits of a user address."""
+    if "aarch64" not in arch():
+        return 2**64 - 1
+    try:
+        return ~int(gdb.parse_and_eval("$pauth_cmask")) & (2**64 - 1)
+    except (gdb.error, ValueError, TypeError):
+        return (1 << 48) - 1
+
+
 def walk(pc, sp, fp, lo, hi, limit=64):
     pcs = [pc]
     floor = max(sp, lo)
+    mask = code_mask()
     while len(pcs) < limit and floor <= fp <= hi - 16 and fp % 8 == 0:
         try:
             nfp, ret = read_words(fp, 2)
         except gdb.MemoryError:
             break
+        ret &= mask
         if ret < 4096:
             break
         pcs.append(ret)
