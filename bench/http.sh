@@ -113,7 +113,9 @@ run() {
     tail -n 1 "$OUT/results.tsv" | awk -F '\t' '{ printf "  %-11s c=%-6s pair %s: %9.0f req/s  p99 %8.2f ms  CPU %6.2f us/req  errors %d\n", $1, $2, $3, $4, $5, $6, $7 }'
 }
 
-COMMAND="BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_PAIRS=$PAIRS BENCH_CONNS=\"$CONNS\" make bench-http"
+COMMAND="BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_PAIRS=$PAIRS BENCH_CONNS=\"$CONNS\""
+[ -n "${BENCH_SERVERS:-}" ] && COMMAND="$COMMAND BENCH_SERVERS=\"$SERVERS\""
+COMMAND="$COMMAND make bench-http"
 echo "bench-http: $COMMAND"
 echo "bench-http: servers: $SERVERS; server on CPU $SCPU, wrk -t1 on CPU $CCPU; results in $OUT"
 : >"$OUT/results.tsv"

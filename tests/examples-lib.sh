@@ -14,7 +14,12 @@ CHECKS=0
 
 cleanup() {
     for p in $PIDS; do kill "$p" 2>/dev/null; done
-    for p in $PIDS; do wait "$p" 2>/dev/null; done
+    i=0     # give them 5 s to go, then SIGKILL: never hang here
+    for p in $PIDS; do
+        while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        kill -9 "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
     rm -rf "$T"
 }
 trap cleanup EXIT
