@@ -19,3 +19,14 @@ bench-programs: $(BENCH_PROGS)
 bench:
 	WEFT_SRCDIR='$(abs_top_srcdir)' WEFT_BUILDDIR='$(abs_top_builddir)' \
 	  $(SHELL) '$(abs_top_srcdir)/bench/run.sh'
+
+# The HTTP benchmark (bench/README-http.md): examples/httpd against a hand-written epoll
+# server (and Go's net/http, when go is installed), driven by wrk. make bench-http.
+EXTRA_PROGRAMS += bench/epoll_httpd
+bench_epoll_httpd_SOURCES = bench/epoll_httpd.c examples/http.h
+CLEANFILES += bench/epoll_httpd$(EXEEXT)
+EXTRA_DIST += bench/http.sh bench/README-http.md bench/go/nethttp/main.go bench/go/raw/main.go
+
+.PHONY: bench-http
+bench-http: examples/httpd$(EXEEXT) bench/epoll_httpd$(EXEEXT)
+	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/http.sh

@@ -1,7 +1,20 @@
-# examples/: small programs that show weft in use; the demo is the Quickstart's.
-noinst_PROGRAMS += examples/demo
+# examples/: small programs that show weft in use; the demo is the Quickstart's. The servers
+# are checked end to end over real sockets by tests/*.test (listed here, with their client).
+# -no-install: real executables in the build tree (no libtool wrapper script), so tests and
+# the benchmark see the server's own pid.
+noinst_PROGRAMS += examples/demo examples/echo examples/httpd examples/proxy
 examples_demo_SOURCES = examples/demo.c
 examples_demo_LDADD = libweft.la
+examples_demo_LDFLAGS = $(AM_LDFLAGS) -no-install
+examples_echo_SOURCES = examples/echo.c
+examples_echo_LDADD = libweft.la
+examples_echo_LDFLAGS = $(AM_LDFLAGS) -no-install
+examples_httpd_SOURCES = examples/httpd.c examples/http.h
+examples_httpd_LDADD = libweft.la
+examples_httpd_LDFLAGS = $(AM_LDFLAGS) -no-install
+examples_proxy_SOURCES = examples/proxy.c
+examples_proxy_LDADD = libweft.la
+examples_proxy_LDFLAGS = $(AM_LDFLAGS) -no-install
 
 .PHONY: demo
 demo: examples/demo$(EXEEXT)
@@ -20,3 +33,14 @@ examples_redis_fanout_nowrap_SOURCES = examples/redis-fanout.c
 examples_redis_fanout_nowrap_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS)
 examples_redis_fanout_nowrap_LDADD = $(HIREDIS_STATIC) libweft.la
 endif
+
+# End-to-end tests of the servers: shell scripts run by automake's test driver, each starting
+# its servers on port 0 from $(builddir) (WEFT_BUILDDIR) and talking to them with
+# tests/tcpclient (and curl, when installed). tests/local.mk sets TEST_LOG_COMPILER = $(SHELL).
+check_PROGRAMS += tests/tcpclient
+tests_tcpclient_SOURCES = tests/tcpclient.c
+EXAMPLE_TESTS = tests/echo.test tests/httpd.test tests/httpd-curl.test tests/proxy.test
+TESTS += $(EXAMPLE_TESTS)
+EXTRA_DIST += $(EXAMPLE_TESTS) tests/examples-lib.sh
+AM_TESTS_ENVIRONMENT = WEFT_BUILDDIR='$(abs_top_builddir)'; WEFT_SRCDIR='$(abs_top_srcdir)'; \
+	export WEFT_BUILDDIR WEFT_SRCDIR;

@@ -218,6 +218,9 @@ struct fdent {
     unsigned char user_nonblock;/* the user had set O_NONBLOCK: wrappers never park */
     unsigned char is_socket;    /* writes use MSG_NOSIGNAL */
     unsigned char switched;     /* weft set O_NONBLOCK on the user's fd: undone at teardown */
+    unsigned char tcp;          /* a TCP socket: a short read leaves its receive queue empty */
+    unsigned char rd_empty;     /* a short weft_read emptied it, and no read event came since */
+    unsigned char rd_final;     /* a hang-up, error or urgent-data event came: no rd_empty */
 };
 
 /* The record of fd, made on first sight: for a wrapper ('nonblock' set) the fd is switched to
@@ -227,8 +230,8 @@ struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock);
  * valid, the fd is O_NONBLOCK underneath), else NULL; never creates one. */
 struct fdent *weft_fd_known(struct sched *s, int fd);
 /* Mark fd as a weft-made nonblocking socket (accepted, dialled, listening), skipping fcntl;
- * user_nonblock as given. */
-void weft_fd_adopt(struct sched *s, int fd, int user_nonblock);
+ * user_nonblock as given; tcp: it is a TCP socket. */
+void weft_fd_adopt(struct sched *s, int fd, int user_nonblock, int tcp);
 /* Register fd with epoll if it is not yet; returns 0 or an errno value. */
 int weft_reactor_register(struct sched *s, struct fdent *f, int fd);
 /* Park the running task until fd may be ready for dir, its deadline (the call's, the fd's,

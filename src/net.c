@@ -65,7 +65,7 @@ static int new_socket(int family, int type)
         return -1;
     struct sched *s = weft_sched_get();
     if (s)
-        weft_fd_adopt(s, fd, 0);
+        weft_fd_adopt(s, fd, 0, type == SOCK_STREAM && family != AF_UNIX);
     return fd;
 }
 

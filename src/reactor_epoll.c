@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -130,7 +132,10 @@ struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock)
     if (fl < 0)
         return NULL;
     struct stat st;
+    int proto = 0;
+    socklen_t pl = sizeof proto;
     f->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    f->tcp = f->is_socket && getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &pl) == 0 && proto == IPPROTO_TCP;
     if (!(fl & O_NONBLOCK) && weft_sys_fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return NULL;
     f->user_nonblock = (fl & O_NONBLOCK) != 0;
@@ -147,7 +152,7 @@ struct fdent *weft_fd_known(struct sched *s, int fd)
     return f;
 }
 
-void weft_fd_adopt(struct sched *s, int fd, int user_nonblock)
+void weft_fd_adopt(struct sched *s, int fd, int user_nonblock, int tcp)
 {
     struct fdent *f = weft_fd_get(s, fd, 0);
     if (f && slow(f->known || f->registered)) {
@@ -159,6 +164,7 @@ void weft_fd_adopt(struct sched *s, int fd, int user_nonblock)
     if (f) {
         f->known = 1;
         f->is_socket = 1;
+        f->tcp = (unsigned char)(tcp != 0);
         f->user_nonblock = (unsigned char)(user_nonblock != 0);
         f->switched = !f->user_nonblock;    /* the user sees a blocking socket */
     }
@@ -168,7 +174,7 @@ int weft_reactor_register(struct sched *s, struct fdent *f, int fd)
 {
     struct reactor *r = s->reactor;
     struct epoll_event ev;
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
     ev.data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)f->seq << 32;
     if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         /* EEXIST: the fd number was closed behind weft's back and reused; re-arm it. */
@@ -214,8 +220,13 @@ void weft_reactor_poll(struct sched *s, int timeout_ms)
         struct fdent *f = fd_entry(r, (int)(uint32_t)data, 0);
         if (!f || !f->registered || f->seq != (uint32_t)(data >> 32))
             continue;   /* a late event for an fd closed since */
-        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
+        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) {
+            /* Data may be there now. After a hang-up, an error or urgent data, a short
+             * read no longer proves the socket empty (EOF comes with no new event). */
+            f->rd_empty = 0;
+            f->rd_final |= (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) != 0;
             weft_sched_wake_one(s, &f->waiters[DIR_READ], 0);
+        }
         if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
             weft_sched_wake_one(s, &f->waiters[DIR_WRITE], 0);
     }
@@ -340,5 +351,7 @@ void weft_reactor_forget(struct sched *s, int fd)
     f->known = 0;
     f->user_nonblock = 0;
     f->switched = 0;
+    f->rd_empty = 0;
+    f->rd_final = 0;
     f->seq++;
 }

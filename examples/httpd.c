@@ -1,0 +1,137 @@
+/* httpd: an HTTP/1.1 hello-world server, one task per connection, written as plain blocking
+ * code: read, parse every complete request in the buffer, write the responses in one go.
+ * Keep-alive, pipelining, HTTP/1.0, errors. The parsing and the response bytes are
+ * examples/http.h's; the waiting is weft's. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <weft.h>
+
+#include "http.h"
+
+/* A connection's buffers are small and on its task's stack, so a request touches a page or
+ * two of it: that counts with 10,000 connections. A longer request head moves to the heap. */
+#define IN_SMALL 1024
+#define OUT_SIZE 1024
+
+static const char *host = "127.0.0.1";
+static int port = 8080;
+
+/* Close after an error or "Connection: close": send FIN, then read (for at most a second)
+ * what the client still sends, so that closing does not turn into a reset that could
+ * destroy the response before the client has read it. */
+static void linger_close(int fd, char *buf, size_t size)
+{
+    shutdown(fd, SHUT_WR);
+    weft_fd_set_deadline(fd, WEFT_READ, weft_now() + 1000);
+    while (weft_read(fd, buf, size) > 0)
+        ;
+    weft_close(fd);
+}
+
+static void *serve(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char small[IN_SMALL], out[OUT_SIZE], *in = small;
+    size_t cap = sizeof small, len = 0;    /* in[0..len) holds unparsed bytes */
+    uint64_t skip = 0;      /* body bytes of the last request still to discard */
+    int done = 0;           /* 1: answered a request that ends the connection */
+    for (;;) {
+        ssize_t n = weft_read(fd, in + len, cap - len);
+        if (n <= 0)
+            break;          /* the client closed (or reset) the connection */
+        len += (size_t)n;
+        size_t off = 0, olen = 0;
+        while (!done) {
+            size_t d = len - off < skip ? len - off : (size_t)skip;
+            off += d;
+            skip -= d;
+            struct http_req rq;
+            if (skip || !http_parse(in + off, len - off, &rq))
+                break;      /* need more bytes */
+            if (olen + HTTP_RESPONSE_MAX > sizeof out) {
+                if (weft_write_full(fd, out, olen) != (ssize_t)olen)
+                    goto out;
+                olen = 0;
+            }
+            olen += http_respond(out + olen, &rq);
+            off += rq.head_len;
+            skip = rq.body_len;
+            done = !rq.keep_alive;
+        }
+        /* One write for all the responses to the requests this read completed. */
+        if ((olen && weft_write_full(fd, out, olen) != (ssize_t)olen) || done)
+            break;
+        memmove(in, in + off, len - off);
+        len -= off;
+        if (len == cap && cap < HTTP_HEAD_MAX) {    /* a long head: go on in a bigger buffer */
+            char *big = malloc(HTTP_HEAD_MAX);
+            if (!big)
+                break;
+            memcpy(big, in, len);
+            in = big;
+            cap = HTTP_HEAD_MAX;
+        }
+    }
+out:
+    if (done)
+        linger_close(fd, in, cap);
+    else
+        weft_close(fd);
+    if (in != small)
+        free(in);
+    return NULL;
+}
+
+static void *accept_loop(void *arg)
+{
+    int lfd = *(int *)arg;
+    weft_attr conn = { .stack_size = 64 * 1024, .detached = 1, .name = "conn" };
+    for (;;) {
+        int fd = weft_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                weft_sleep(50);     /* out of fds or memory: let connections finish first */
+            } else if (errno != ECONNABORTED && errno != EINTR && errno != EPROTO) {
+                perror("httpd: accept");
+                exit(1);
+            }
+            continue;
+        }
+        if (!weft_spawn(&conn, serve, (void *)(intptr_t)fd)) {
+            weft_close(fd);         /* no memory for a task: drop this one */
+            weft_sleep(50);
+        }
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+            port = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+            host = argv[++i];
+        } else {
+            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT]\n", argv[0]);
+            return 2;
+        }
+    }
+    int lfd = weft_tcp_listen(host, port, 4096, WEFT_NODELAY);
+    if (lfd < 0) {
+        fprintf(stderr, "httpd: listen on %s:%d: %s\n", host, port, strerror(errno));
+        return 1;
+    }
+    const char *br = strchr(host, ':') ? "[" : "";
+    printf("httpd listening on %s%s%s:%d\n", br, host, *br ? "]" : "", weft_local_port(lfd));
+    fflush(stdout);
+    if (weft_main(accept_loop, &lfd) != 0) {
+        perror("weft_main");
+        return 1;
+    }
+    return 0;
+}

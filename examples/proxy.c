@@ -1,0 +1,118 @@
+/* proxy: a TCP proxy. Each client connection gets an upstream connection to --to HOST:PORT
+ * and two tasks, one pumping each direction. A FIN is passed on with shutdown(SHUT_WR), so
+ * either side may half-close and still read the other's answer; an error tears down both. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <weft.h>
+
+static const char *to_host;
+static int to_port;
+
+struct pipe {
+    int from, to;
+};
+
+/* Copy from -> to until EOF, then pass the FIN on. On an error, shut both sockets down
+ * completely, which also wakes the task pumping the other way (its read sees EOF). */
+static void *pump(void *arg)
+{
+    struct pipe *p = arg;
+    char buf[16384];
+    ssize_t n;
+    while ((n = weft_read(p->from, buf, sizeof buf)) > 0)
+        if (weft_write_full(p->to, buf, (size_t)n) != n)
+            break;
+    if (n == 0) {
+        shutdown(p->to, SHUT_WR);
+    } else {
+        shutdown(p->from, SHUT_RDWR);
+        shutdown(p->to, SHUT_RDWR);
+    }
+    return NULL;
+}
+
+static void *serve(void *arg)
+{
+    int client = (int)(intptr_t)arg;
+    int up = weft_tcp_dial(to_host, to_port, WEFT_NODELAY, weft_now() + 5000);
+    if (up < 0) {
+        weft_close(client);
+        return NULL;
+    }
+    struct pipe there = { client, up }, back = { up, client };
+    weft_attr a = { .stack_size = 64 * 1024, .name = "proxy-back" };
+    weft_task *t = weft_spawn(&a, pump, &back);
+    if (t) {
+        pump(&there);
+        weft_join(t, NULL);
+    }
+    weft_close(up);
+    weft_close(client);
+    return NULL;
+}
+
+static void *accept_loop(void *arg)
+{
+    int lfd = *(int *)arg;
+    weft_attr conn = { .stack_size = 64 * 1024, .detached = 1, .name = "proxy" };
+    for (;;) {
+        int fd = weft_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                weft_sleep(50);     /* out of fds or memory: let connections finish first */
+            } else if (errno != ECONNABORTED && errno != EINTR && errno != EPROTO) {
+                perror("proxy: accept");
+                exit(1);
+            }
+            continue;
+        }
+        if (!weft_spawn(&conn, serve, (void *)(intptr_t)fd)) {
+            weft_close(fd);
+            weft_sleep(50);
+        }
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *host = "127.0.0.1", *to = NULL;
+    int port = 8000;
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "--listen-port") == 0 || strcmp(argv[i], "--port") == 0) && i + 1 < argc) {
+            port = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+            host = argv[++i];
+        } else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) {
+            to = argv[++i];
+        } else {
+            to = NULL;
+            break;
+        }
+    }
+    char *colon = to ? strrchr(to, ':') : NULL;
+    if (!colon) {
+        fprintf(stderr, "usage: %s [--host ADDR] [--listen-port PORT] --to HOST:PORT\n", argv[0]);
+        return 2;
+    }
+    *colon = '\0';
+    to_host = to;
+    to_port = atoi(colon + 1);
+    int lfd = weft_tcp_listen(host, port, 0, WEFT_NODELAY);
+    if (lfd < 0) {
+        fprintf(stderr, "proxy: listen on %s:%d: %s\n", host, port, strerror(errno));
+        return 1;
+    }
+    const char *br = strchr(host, ':') ? "[" : "";
+    printf("proxy listening on %s%s%s:%d\n", br, host, *br ? "]" : "", weft_local_port(lfd));
+    fflush(stdout);
+    if (weft_main(accept_loop, &lfd) != 0) {
+        perror("weft_main");
+        return 1;
+    }
+    return 0;
+}
