@@ -10,11 +10,6 @@
 #include <stdio.h>
 #include <time.h>
 
-#ifdef HAVE_VALGRIND_VALGRIND_H
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 

@@ -14,11 +14,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifdef HAVE_VALGRIND_VALGRIND_H
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -39,13 +34,6 @@
 #define KIB ((size_t)1024)
 
 /* End the test early, saying why (Check has no "skipped" verdict). */
-#define SKIP_IF(cond, why)                                                                  \
-    do {                                                                                    \
-        if (cond) {                                                                         \
-            fprintf(stderr, "%s: skipped: %s\n", __func__, why);                            \
-            return;                                                                         \
-        }                                                                                   \
-    } while (0)
 
 static int nofork(void)
 {

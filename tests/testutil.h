@@ -4,10 +4,27 @@
 #define WEFT_TESTUTIL_H
 
 #include <check.h>
+#include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <weft.h>
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+/* End the test early, saying why on stderr, when cond holds (a tool or machine that cannot
+ * run it). */
+#define SKIP_IF(cond, why)                                                                  \
+    do {                                                                                    \
+        if (cond) {                                                                         \
+            fprintf(stderr, "%s: skipped: %s\n", __func__, why);                            \
+            return;                                                                         \
+        }                                                                                   \
+    } while (0)
 
 /* expr must fail with -1 (or NULL) and errno err. */
 #define ck_assert_fails(expr, err)                                                          \
