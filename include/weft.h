@@ -61,8 +61,10 @@ typedef struct weft_attr {
  * outside any task, when the scheduler runs). weft_go and weft_spawn record the call site
  * for the task dump. Errors: EINVAL (fn NULL, stack size out of range, reserved not zero),
  * ENOMEM (no memory or no address space for the stack or the task record). */
-#define weft_go(fn, arg) weft_spawn_at(NULL, (fn), (arg), __FILE__, __LINE__)
-#define weft_spawn(attr, fn, arg) weft_spawn_at((attr), (fn), (arg), __FILE__, __LINE__)
+/* Variadic so that a compound literal with commas works as the attribute:
+ *   weft_spawn(&(weft_attr){ .name = "w", .detached = 1 }, fn, arg) */
+#define weft_go(...) weft_spawn_at(NULL, __VA_ARGS__, __FILE__, __LINE__)
+#define weft_spawn(...) weft_spawn_at(__VA_ARGS__, __FILE__, __LINE__)
 WEFT_API weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg,
                                   const char *file, int line);
 

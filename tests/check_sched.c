@@ -1466,6 +1466,21 @@ END_TEST
 
 /* ---- suite -------------------------------------------------------------------------------- */
 
+static void *named_value(void *arg)
+{
+    return (void *)(intptr_t)(strcmp(weft_name(NULL), "literal") == 0 ? (intptr_t)arg : -1);
+}
+
+START_TEST(spawn_takes_a_compound_literal_attribute)
+{
+    weft_task *t = weft_spawn(&(weft_attr){ .name = "literal", .stack_size = 64 * 1024 }, named_value, (void *)7);
+    ck_assert_ptr_nonnull(t);
+    void *v = NULL;
+    ck_assert_int_eq(weft_join(t, &v), 0);
+    ck_assert_int_eq((intptr_t)v, 7);
+}
+END_TEST
+
 static Suite *sched_suite(void)
 {
     Suite *s = suite_create("sched");
@@ -1488,6 +1503,7 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, task_deadline_outside_any_task_returns_minus_one);
 
     tc = test_case(s, "join", 10);
+    tcase_add_test(tc, spawn_takes_a_compound_literal_attribute);
     tcase_add_test(tc, join_returns_the_task_return_value);
     tcase_add_test(tc, join_returns_the_weft_exit_value);
     tcase_add_test(tc, join_with_null_value_pointer_works);
