@@ -823,6 +823,18 @@ static void dumpctx_interrupted(struct dumpctx *d, int signo, const void *uc)
     }
 }
 
+/* A dump of thread e to stderr from a signal handler interrupting context uc. */
+static void stderr_dumpctx(struct dumpctx *d, struct sigbuf *b, const struct schedent *e, int signo, const void *uc)
+{
+    b->len = 0;
+    b->fd = STDERR_FILENO;
+    b->err = 0;
+    dumpctx_init(d, b, 0);
+    d->thr_lo = e->stk_lo;
+    d->thr_hi = e->stk_hi;
+    dumpctx_interrupted(d, signo, uc);
+}
+
 static int out_lock(void)
 {
     /* Schedulers on other threads may dump at the same time (a forwarded signal): take
@@ -851,14 +863,8 @@ static void on_dump_signal(int signo, siginfo_t *si, void *uc)
     if (e) {
         int held = out_lock();
         struct sigbuf b;
-        b.len = 0;
-        b.fd = STDERR_FILENO;
-        b.err = 0;
         struct dumpctx d;
-        dumpctx_init(&d, &b, 0);
-        d.thr_lo = e->stk_lo;
-        d.thr_hi = e->stk_hi;
-        dumpctx_interrupted(&d, signo, uc);
+        stderr_dumpctx(&d, &b, e, signo, uc);
         dump_sched(&d);
         weft_sigbuf_flush(&b);
         weft_bt_cache_fini(&d.cache);
@@ -946,14 +952,8 @@ static void on_watchdog_signal(int signo, siginfo_t *si, void *uc)
     }
     int held = out_lock();
     struct sigbuf b;
-    b.len = 0;
-    b.fd = STDERR_FILENO;
-    b.err = 0;
     struct dumpctx d;
-    dumpctx_init(&d, &b, 0);
-    d.thr_lo = e->stk_lo;
-    d.thr_hi = e->stk_hi;
-    dumpctx_interrupted(&d, signo, uc);
+    stderr_dumpctx(&d, &b, e, signo, uc);
     const struct weft_task *t = s->cur;
     put(&b, "weft watchdog: task ");
     put_u(&b, t->id);

@@ -48,21 +48,6 @@ static weft_task *write_later(struct later *l, int fd, const char *buf, size_t n
     return t;
 }
 
-/* Count how often a task got to run while others were parked. */
-struct ticker {
-    volatile int stop;
-    long ticks;
-};
-
-static void *tick(void *p)
-{
-    struct ticker *k = p;
-    while (!k->stop) {
-        k->ticks++;
-        weft_sleep(1);
-    }
-    return NULL;
-}
 
 /* A temporary file of n pattern bytes; returns an fd open for reading at offset 0. */
 static int temp_file(size_t n, char **content)

@@ -718,20 +718,6 @@ TASK_TEST(half_close_server_reads_eof_and_still_replies)
 
 /* ---- accept when the fd table is full ------------------------------------------------------ */
 
-struct ticker {
-    volatile int stop;
-    long ticks;
-};
-
-static void *tick(void *p)
-{
-    struct ticker *k = p;
-    while (!k->stop) {
-        k->ticks++;
-        weft_sleep(2);
-    }
-    return NULL;
-}
 
 static int64_t cpu_ms(void)
 {

@@ -268,20 +268,6 @@ TASK_TEST(poll_reports_ready_fds_at_once)
     weft_close(p[1]);
 }
 
-struct ticker {
-    volatile int stop;
-    long ticks;
-};
-
-static void *tick(void *p)
-{
-    struct ticker *k = p;
-    while (!k->stop) {
-        k->ticks++;
-        weft_sleep(1);
-    }
-    return NULL;
-}
 
 TASK_TEST(poll_parks_until_ready_while_others_run)
 {

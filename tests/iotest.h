@@ -291,4 +291,21 @@ static inline void pattern(char *buf, size_t n, unsigned seed)
         buf[i] = (char)((i * 31u + seed * 7u + (i >> 8)) & 0xff);
 }
 
+/* A task that counts how often it got to run while others were parked: proof that a wait
+ * parked the task, not the thread. Stop it with k->stop = 1. */
+struct ticker {
+    volatile int stop;
+    long ticks;
+};
+
+static inline void *tick(void *p)
+{
+    struct ticker *k = p;
+    while (!k->stop) {
+        k->ticks++;
+        weft_sleep(1);
+    }
+    return NULL;
+}
+
 #endif
