@@ -43,6 +43,9 @@ static inline char *stack_lo(const struct stack *st) { return st->map + WEFT_GUA
 int weft_stack_alloc(struct stack *st, size_t size);
 /* Hand st back: kept in the pool (trimmed past a bound) or unmapped. */
 void weft_stack_free(struct stack *st);
+/* Release the pages of pooled stacks beyond the warm ones (64 per size): the scheduler calls
+ * it when the thread is about to go idle, so a burst of tasks finds its stacks still warm. */
+void weft_stack_pool_trim(void);
 /* Unmap every pooled stack of this thread. */
 void weft_stack_pool_drain(void);
 /* Is the canary of a GUARD_CANARY stack intact? (1 for other kinds.) */

@@ -359,6 +359,7 @@ static int run_loop(struct sched *s, struct weft_task *until, int64_t deadline)
         if (wake < 0 && s->nexternal == 0)
             return EDEADLK;
         int64_t ms = wake < 0 ? -1 : wake - now;
+        weft_stack_pool_trim();     /* about to block: give back the excess stack memory */
         weft_reactor_poll(s, ms > INT_MAX ? INT_MAX : (int)ms);
     }
 }

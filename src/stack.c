@@ -37,7 +37,8 @@
 static const uint64_t canary_magic = 0x7765667453544b21ull;   /* "weftSTK!" */
 
 /* A LIFO of free stacks of one size. items[0..ncold) have had their pages released;
- * items[ncold..n), the most recently freed, are warm (at most POOL_WARM of them), so a
+ * items[ncold..n), the most recently freed, are warm (at most POOL_WARM of them once the
+ * thread has gone idle: weft_stack_pool_trim), so a
  * steady spawn/exit reuses a warm stack and makes no syscall. */
 struct pool_class {
     size_t size;
@@ -149,7 +150,8 @@ int weft_stack_canary_ok(const struct stack *st)
     return st->guard != GUARD_CANARY || memcmp(stack_lo(st), &canary_magic, sizeof canary_magic) == 0;
 }
 
-static TLS struct pool_class *pool_last;    /* the class used last: almost always the one */
+static TLS struct pool_class *pool_last;
+static TLS int pool_excess;     /* a stack was freed since the last trim */    /* the class used last: almost always the one */
 
 static struct pool_class *pool_for(size_t size, int claim)
 {
@@ -221,12 +223,22 @@ void weft_stack_free(struct stack *st)
         pc->cap = cap;
     }
     pc->items[pc->n++] = *st;
-    /* More than POOL_WARM warm stacks: give back the pages of the oldest warm one (not of
-     * this one, which is the next to be reused); the guard stays (guard markers and
-     * PROT_NONE both survive MADV_DONTNEED). */
-    if (pc->n - pc->ncold > POOL_WARM) {
-        struct stack *cold = &pc->items[pc->ncold++];
-        madvise(stack_lo(cold), cold->size, MADV_DONTNEED);
+    pool_excess = 1;    /* maybe more than POOL_WARM warm now: weft_stack_pool_trim's job */
+}
+
+void weft_stack_pool_trim(void)
+{
+    if (!pool_excess)
+        return;
+    pool_excess = 0;
+    /* Give back the pages of the oldest warm stacks (the newest are reused first); the
+     * guard stays (guard markers and PROT_NONE both survive MADV_DONTNEED). */
+    for (int i = 0; i < POOL_CLASSES; i++) {
+        struct pool_class *pc = &pool[i];
+        while (pc->n - pc->ncold > POOL_WARM) {
+            struct stack *cold = &pc->items[pc->ncold++];
+            madvise(stack_lo(cold), cold->size, MADV_DONTNEED);
+        }
     }
 }
 
