@@ -96,7 +96,7 @@ int main(int argc, char **argv)
     }
     char *colon = to ? strrchr(to, ':') : NULL;
     if (!colon) {
-        fprintf(stderr, "usage: %s [--host ADDR] [--listen-port PORT] --to HOST:PORT\n", argv[0]);
+        fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] --to HOST:PORT\n", argv[0]);
         return 2;
     }
     *colon = '\0';
