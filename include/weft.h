@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <poll.h>
+#include <time.h>
+#include <sys/select.h>
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -154,13 +156,18 @@ WEFT_API int weft_fd_set_deadline(int fd, int dirs, int64_t deadline);
 WEFT_API int64_t weft_set_task_deadline(int64_t deadline);
 
 /* Drop-in wrappers with libc's signatures and semantics (partial transfers, 0 at EOF, -1 and
- * errno). Inside a task, an operation that would block parks the task instead; the fd is
- * switched to O_NONBLOCK on first use (and back when weft_run returns with nothing
- * left, so plain calls block again afterwards), and if the user had set O_NONBLOCK themselves, the
- * call stays non-blocking (EAGAIN) as libc's would; so does a call given MSG_DONTWAIT.
+ * errno). Inside a task, an operation that would block parks the task instead. Sockets are
+ * used with MSG_DONTWAIT and keep their O_NONBLOCK flag as the user set it; other fds
+ * (pipes, terminals, ...) and the calls that have no per-call flag (accept, connect,
+ * sendfile) need O_NONBLOCK, which weft sets on the fd before the call (and clears again
+ * when weft_run returns with nothing left, at weft_fd_forget, so plain calls block again).
+ * If the user had set O_NONBLOCK, the call stays non-blocking (EAGAIN) as libc's would; so
+ * does a call given MSG_DONTWAIT. MSG_WAITALL on a stream socket waits for all n bytes (or
+ * EOF, or an error: then the bytes before it are returned), as the blocking call does.
  * Extra errnos: ETIMEDOUT (an fd or task deadline passed), ECANCELED, EBADF (fd closed by
- * weft_close while parked). Writes on sockets use MSG_NOSIGNAL, so a closed peer gives
- * EPIPE, not SIGPIPE. Outside any task, each is the plain libc call. */
+ * weft_close while the call was parked, even if the call had already been woken for data:
+ * it never reads a reused number's new file). Writes on sockets use MSG_NOSIGNAL, so a
+ * closed peer gives EPIPE, not SIGPIPE. Outside any task, each is the plain libc call. */
 WEFT_API ssize_t weft_read(int fd, void *buf, size_t n);
 WEFT_API ssize_t weft_write(int fd, const void *buf, size_t n);
 WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt);
@@ -176,19 +183,29 @@ WEFT_API ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags);
 WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
 WEFT_API int weft_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
 /* Non-blocking connect, completed when the socket turns writable; the result comes from
- * SO_ERROR, so failures give connect(2)'s errnos (ECONNREFUSED, ...). */
+ * SO_ERROR, so failures give connect(2)'s errnos (ECONNREFUSED, ...). A Unix socket whose
+ * listener's backlog is full is retried (after 1 ms, doubling to 32 ms) until a deadline or
+ * a cancel, as the blocking call waits. */
 WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 WEFT_API ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
 /* Wake every task parked on fd (they get EBADF), remove fd from the reactor, then close(2).
- * Close fds the wrappers have used with this, not close(2): weft keeps what it learnt of an
- * fd (switched to O_NONBLOCK, registered with epoll, deadlines) until weft_close, and would
- * take it for the next file given that number, unless weft makes that file itself (accept,
- * the net helpers). */
+ * Close fds the wrappers have used with this (or call weft_fd_forget before close(2)): weft
+ * keeps what it learnt of an fd (registered with epoll, deadlines, the user's O_NONBLOCK)
+ * until then. A plain close(2) and a reuse of the number by a file weft has not seen never
+ * blocks the thread (socket calls say MSG_DONTWAIT, other fds are checked for O_NONBLOCK
+ * before each call and re-armed in epoll at each park), but a parked wrapper call on a new
+ * socket behind such a stale record may wait until its deadline: forget the fd first. */
 WEFT_API int weft_close(int fd);
 
-/* poll(2) for tasks: parks until an fd is ready or timeout_ms passes (-1: no timeout), then
- * reports like poll. Extra errnos: ECANCELED, ETIMEDOUT (the task's deadline scope),
- * EINVAL (more than 65536 fds), ENOMEM. Outside any task, or with timeout 0, plain poll. */
+/* Hand fd to code outside weft: wake every task parked on it (they get EBADF), remove it
+ * from the reactor, give it back blocking if weft made it non-blocking, and forget it; the
+ * fd stays open. weft learns it afresh if a wrapper sees it again. Errors: EBADF (not open). */
+WEFT_API int weft_fd_forget(int fd);
+
+/* poll(2) for tasks: parks until an fd is ready or timeout_ms passes (-1: no timeout; never
+ * early), then reports like poll; an fd closed with weft_close meanwhile is reported
+ * POLLNVAL. Extra errnos: ECANCELED, ETIMEDOUT (the task's deadline scope), EINVAL (more
+ * than 65536 fds), ENOMEM. Outside any task, or with timeout 0, plain poll. */
 WEFT_API int weft_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
 
 /* Transfer exactly n bytes unless EOF or an error comes first. Returns n; the short count
@@ -197,22 +214,40 @@ WEFT_API int weft_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
 WEFT_API ssize_t weft_read_full(int fd, void *buf, size_t n);
 WEFT_API ssize_t weft_write_full(int fd, const void *buf, size_t n);
 
+/* The rest of what weft/posix.h and --wrap (docs/wrap.md) route, with libc's semantics:
+ * fcntl: F_GETFL shows, and F_SETFL sets, O_NONBLOCK as the caller wants it (weft keeps
+ * what it needs underneath); other commands pass through. select: poll on the same fds,
+ * Linux's update of *tv kept, never early. nanosleep, usleep, sleep_sec (sleep(3)): park the
+ * task (whole milliseconds, rounded up; a cancelled sleep fails with ECANCELED, or for
+ * sleep_sec returns the seconds left); outside any task, sleep the thread. Errors: those
+ * of the libc calls, and ECANCELED, ETIMEDOUT (the task's deadline scope), ENOMEM. */
+WEFT_API int weft_fcntl(int fd, int cmd, ...);
+WEFT_API int weft_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv);
+WEFT_API int weft_nanosleep(const struct timespec *req, struct timespec *rem);
+WEFT_API int weft_usleep(unsigned int usec);
+WEFT_API unsigned int weft_sleep_sec(unsigned int seconds);
+
 /* ---- net helpers -------------------------------------------------------------------------- */
 
 /* Flags for the helpers below. */
 #define WEFT_REUSEPORT 0x1     /* SO_REUSEPORT: one listener per scheduler thread */
 #define WEFT_NODELAY   0x2     /* TCP_NODELAY on the socket (and on accepted ones, for listen) */
+#define WEFT_NONBLOCK  0x4     /* the user keeps the socket non-blocking: the wrappers give
+                                  EAGAIN instead of parking (as after accept4's SOCK_NONBLOCK);
+                                  weft_tcp_dial still parks until connected */
 
 /* TCP listener on host:port (host: numeric IPv4 or IPv6 address, or NULL for all IPv6 and
  * IPv4 addresses); SO_REUSEADDR always. Port 0 picks a free port (see weft_local_port).
  * Returns the fd. Errors: those of socket/bind/listen; EINVAL (port out of range);
- * EAI: a host that is not a numeric address gives EINVAL (name lookup would block the
- * thread; it arrives with the offload pool). */
+ * EINVAL also for unknown flags, and for a host that is not a numeric address (name
+ * lookup would block the thread; it arrives with the offload pool). */
 WEFT_API int weft_tcp_listen(const char *host, int port, int backlog, int flags);
 /* Connect to host:port (numeric address), parking until connected. Returns the fd.
  * Errors: those of connect(2), ETIMEDOUT, ECANCELED, EINVAL (as above). */
 WEFT_API int weft_tcp_dial(const char *host, int port, int flags, int64_t deadline);
 WEFT_API int weft_unix_listen(const char *path, int backlog);
+/* Connect to a Unix stream socket. A listener whose backlog is full is waited for (retried
+ * after 1 ms, doubling to 32 ms) until the deadline, as a blocking connect waits. */
 WEFT_API int weft_unix_dial(const char *path, int64_t deadline);
 /* UDP socket bound to host:port, or connected to it. */
 WEFT_API int weft_udp_bind(const char *host, int port, int flags);

@@ -5,11 +5,13 @@
 #include "config.h"
 #include "internal.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -20,6 +22,7 @@ struct io {
     struct sched *s;
     struct fdent *f;
     int fd;
+    uint32_t seq;   /* f->seq when the call began: a change means the fd was closed */
     int woken;      /* parked once and woken by readiness: pass it on when done */
     int nowait;     /* MSG_DONTWAIT: this call never parks */
 };
@@ -41,28 +44,61 @@ static inline int io_begin(struct io *io, int fd, int dir)
     io->s = s;
     io->f = f;
     io->fd = fd;
+    io->seq = f->seq;
     io->woken = 0;
     io->nowait = 0;
     return 1;
+}
+
+/* A socket call said ENOTSOCK on a record of a socket: the number was closed with close(2)
+ * and now holds another file. Forget the stale record (its waiters get EBADF), learn the
+ * file that is there now, and let the call try again on it. 0, or -1 with errno. */
+static __attribute__((noinline, cold)) int io_relearn(struct io *io)
+{
+    weft_reactor_forget(io->s, io->fd);
+    struct fdent *f = weft_fd_get(io->s, io->fd, 1);
+    if (!f)
+        return -1;
+    io->f = f;
+    io->seq = f->seq;
+    io->woken = 0;
+    return 0;
+}
+
+/* Park for dir until woken; 0 to try again, or -1 with errno (the reason the wait ended). */
+static int io_park(struct io *io, int dir)
+{
+    int e = weft_reactor_wait(io->s, io->f, io->fd, dir, io->woken, -1, io->seq);
+    if (e == 0 || e == EAGAIN) {   /* readiness, or the fd's deadline changed */
+        io->woken = e == 0;
+        return 0;
+    }
+    errno = e;
+    return -1;
 }
 
 /* After an attempt that returned r: 0 when the call is over (return r; errno is the call's,
  * or the reason the wait ended), 1 to try again after the task was parked and woken. */
 static inline int io_retry(struct io *io, ssize_t r, int dir)
 {
-    if (fast(r >= 0) || errno != EAGAIN || io->f->user_nonblock || io->nowait) {
-        if (slow(io->woken))
-            weft_reactor_pass(io->s, io->f, dir);
-        return 0;
-    }
-    int e = weft_reactor_wait(io->s, io->f, io->fd, dir, io->woken, -1);
-    if (e == 0 || e == EAGAIN) {   /* readiness, or the fd's deadline changed */
-        io->woken = e == 0;
+    if (fast(r >= 0))
+        goto done;
+    if (errno == EAGAIN && !io->f->user_nonblock && !io->nowait)
+        return io_park(io, dir) == 0;
+    if (slow(errno == ENOTSOCK) && io->f->is_socket) {
+        if (io_relearn(io) != 0)
+            return 0;
         return 1;
     }
-    errno = e;
+done:
+    if (slow(io->woken))
+        weft_reactor_pass(io->s, io->f, dir);
     return 0;
 }
+
+/* A call that has no per-call MSG_DONTWAIT (a pipe's read, accept, connect, sendfile) needs
+ * the fd in O_NONBLOCK, which the user or a stale record may have undone: checked first. */
+#define NB(io, call) (slow(weft_fd_nonblock((io)->f, (io)->fd) != 0) ? -1 : (call))
 
 /* dontwait: the call's flags ask for MSG_DONTWAIT (EAGAIN, never a park). */
 #define IO_CALL(dir, dontwait, plain, call)               \
@@ -134,23 +170,22 @@ static inline int io_park_first(const struct io *io)
            (t->deadline < 0 || t->deadline > weft_now());
 }
 
+/* Sockets are read and written with MSG_DONTWAIT, whatever their O_NONBLOCK says, so a
+ * socket call never blocks the thread, even on a record left stale by a plain close(2). */
+#define SOCK_RD MSG_DONTWAIT
+#define SOCK_WR (MSG_DONTWAIT | MSG_NOSIGNAL)
+
 ssize_t weft_read(int fd, void *buf, size_t n)
 {
     struct io io;
     int in = io_begin(&io, fd, DIR_READ);
     if (in <= 0)
         return in < 0 ? -1 : weft_sys_read(fd, buf, n);
-    if (io_park_first(&io)) {
-        int e = weft_reactor_wait(io.s, io.f, fd, DIR_READ, 0, -1);
-        if (e != 0 && e != EAGAIN) {
-            errno = e;
-            return -1;
-        }
-        io.woken = e == 0;
-    }
+    if (io_park_first(&io) && io_park(&io, DIR_READ) != 0)
+        return -1;
     ssize_t r;
     do
-        r = weft_sys_read(fd, buf, n);
+        r = io.f->is_socket ? weft_sys_recv(fd, buf, n, SOCK_RD) : NB(&io, weft_sys_read(fd, buf, n));
     while (io_retry(&io, r, DIR_READ));
     io.f->rd_empty = r > 0 && (size_t)r < n && io.f->tcp && !io.f->rd_final;
     return r;
@@ -159,65 +194,181 @@ ssize_t weft_read(int fd, void *buf, size_t n)
 ssize_t weft_write(int fd, const void *buf, size_t n)
 {
     IO_CALL(DIR_WRITE, 0, weft_sys_write(fd, buf, n),
-            io.f->is_socket ? weft_sys_send(fd, buf, n, MSG_NOSIGNAL) : write_nosigpipe(fd, buf, n, 0, NULL, 0));
+            io.f->is_socket ? weft_sys_send(fd, buf, n, SOCK_WR) : NB(&io, write_nosigpipe(fd, buf, n, 0, NULL, 0)));
 }
 
-ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
+/* readv and writev on a socket, as recvmsg and sendmsg (which say EMSGSIZE where readv and
+ * writev say EINVAL: keep theirs). */
+static ssize_t iov_socket(int fd, const struct iovec *iov, int iovcnt, int wr)
 {
-    IO_CALL(DIR_READ, 0, weft_sys_readv(fd, iov, iovcnt), weft_sys_readv(fd, iov, iovcnt));
-}
-
-static ssize_t writev_socket(int fd, const struct iovec *iov, int iovcnt)
-{
-    if (iovcnt < 0 || iovcnt > IOV_MAX) {   /* sendmsg says EMSGSIZE: keep writev's EINVAL */
+    if (iovcnt < 0 || iovcnt > IOV_MAX) {
         errno = EINVAL;
         return -1;
     }
     struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
-    return weft_sys_sendmsg(fd, &m, MSG_NOSIGNAL);
+    return wr ? weft_sys_sendmsg(fd, &m, SOCK_WR) : weft_sys_recvmsg(fd, &m, SOCK_RD);
+}
+
+ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    IO_CALL(DIR_READ, 0, weft_sys_readv(fd, iov, iovcnt),
+            io.f->is_socket ? iov_socket(fd, iov, iovcnt, 0) : NB(&io, weft_sys_readv(fd, iov, iovcnt)));
 }
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 {
     IO_CALL(DIR_WRITE, 0, weft_sys_writev(fd, iov, iovcnt),
-            io.f->is_socket ? writev_socket(fd, iov, iovcnt) : write_nosigpipe(fd, NULL, 0, 1, iov, iovcnt));
+            io.f->is_socket ? iov_socket(fd, iov, iovcnt, 1) : NB(&io, write_nosigpipe(fd, NULL, 0, 1, iov, iovcnt)));
 }
 
-ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
+/* One recvfrom in a task: parks until data, EOF or an error. */
+static ssize_t io_recvfrom(struct io *io, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *addrlen)
 {
-    IO_CALL(DIR_READ, flags & MSG_DONTWAIT, weft_sys_recv(fd, buf, n, flags), weft_sys_recv(fd, buf, n, flags));
+    ssize_t r;
+    do
+        r = weft_sys_recvfrom(io->fd, buf, n, flags | SOCK_RD, addr, addrlen);
+    while (io_retry(io, r, DIR_READ));
+    return r;
 }
 
-ssize_t weft_send(int fd, const void *buf, size_t n, int flags)
+/* MSG_WAITALL asks a blocking receive on a stream socket for all n bytes; the kernel drops it
+ * for a non-blocking one, so it is done here: receive until n bytes, EOF or an error. A
+ * short count after an error returns what came before it (the error is lost, as with
+ * libc's call; the next call reports it). Datagram and seqpacket sockets take one message. */
+static inline int waitall(const struct io *io, int flags)
 {
-    IO_CALL(DIR_WRITE, flags & MSG_DONTWAIT, weft_sys_send(fd, buf, n, flags), weft_sys_send(fd, buf, n, flags | MSG_NOSIGNAL));
+    return (flags & MSG_WAITALL) && !(flags & (MSG_DONTWAIT | MSG_PEEK)) && io->f->stream &&
+           !io->f->user_nonblock;
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *addrlen)
 {
-    IO_CALL(DIR_READ, flags & MSG_DONTWAIT, weft_sys_recvfrom(fd, buf, n, flags, addr, addrlen), weft_sys_recvfrom(fd, buf, n, flags, addr, addrlen));
+    struct io io;
+    int in = io_begin(&io, fd, DIR_READ);
+    if (in <= 0)
+        return in < 0 ? -1 : weft_sys_recvfrom(fd, buf, n, flags, addr, addrlen);
+    io.nowait = (flags & MSG_DONTWAIT) != 0;
+    if (!io.f->is_socket || fast(!waitall(&io, flags)))
+        return io_recvfrom(&io, buf, n, flags, addr, addrlen);
+    size_t got = 0;
+    do {
+        ssize_t r = io_recvfrom(&io, (char *)buf + got, n - got, flags & ~MSG_WAITALL,
+                                got ? NULL : addr, got ? NULL : addrlen);
+        if (r <= 0)
+            return got ? (ssize_t)got : r;
+        got += (size_t)r;
+    } while (got < n && io.f->stream);
+    return (ssize_t)got;
+}
+
+ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
+{
+    return weft_recvfrom(fd, buf, n, flags, NULL, NULL);
+}
+
+ssize_t weft_send(int fd, const void *buf, size_t n, int flags)
+{
+    IO_CALL(DIR_WRITE, flags & MSG_DONTWAIT, weft_sys_send(fd, buf, n, flags), weft_sys_send(fd, buf, n, flags | SOCK_WR));
 }
 
 ssize_t weft_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t addrlen)
 {
     IO_CALL(DIR_WRITE, flags & MSG_DONTWAIT, weft_sys_sendto(fd, buf, n, flags, addr, addrlen),
-            weft_sys_sendto(fd, buf, n, flags | MSG_NOSIGNAL, addr, addrlen));
+            weft_sys_sendto(fd, buf, n, flags | SOCK_WR, addr, addrlen));
+}
+
+static ssize_t io_recvmsg(struct io *io, struct msghdr *msg, int flags)
+{
+    ssize_t r;
+    do
+        r = weft_sys_recvmsg(io->fd, msg, flags | SOCK_RD);
+    while (io_retry(io, r, DIR_READ));
+    return r;
+}
+
+#define WAITALL_STACK_IOV 16
+
+/* recvmsg with MSG_WAITALL on a stream socket (see waitall): the iovec is filled call by call.
+ * Ancillary data ends the loop once some has come, as the kernel's own wait ends at data
+ * that carries it, so control messages are never merged or lost. */
+static ssize_t recvmsg_waitall(struct io *io, struct msghdr *msg, int flags)
+{
+    size_t cnt = msg->msg_iovlen, want = 0;
+    if (cnt > IOV_MAX) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    for (size_t i = 0; i < cnt; i++)
+        want += msg->msg_iov[i].iov_len;
+    struct iovec stack_iov[WAITALL_STACK_IOV], *iov = stack_iov;
+    if (cnt > WAITALL_STACK_IOV && !(iov = malloc(cnt * sizeof *iov))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(iov, msg->msg_iov, cnt * sizeof *iov);
+    struct msghdr m = *msg;
+    m.msg_iov = iov;
+    size_t got = 0, first = 0;
+    int mflags = 0;
+    socklen_t namelen = 0;
+    ssize_t r = 0;
+    for (;;) {
+        r = io_recvmsg(io, &m, flags & ~MSG_WAITALL);
+        if (r <= 0)
+            break;
+        if (!got)
+            namelen = m.msg_namelen;
+        got += (size_t)r;
+        mflags |= m.msg_flags;
+        if (got >= want || m.msg_controllen > 0 || !io->f->stream)
+            break;
+        /* Advance past what was filled; later calls take no address. */
+        size_t left = (size_t)r;
+        while (left && left >= iov[first].iov_len)
+            left -= iov[first++].iov_len;
+        iov[first].iov_base = (char *)iov[first].iov_base + left;
+        iov[first].iov_len -= left;
+        m.msg_iov = iov + first;
+        m.msg_iovlen = cnt - first;
+        m.msg_name = NULL;
+        m.msg_namelen = 0;
+        m.msg_controllen = msg->msg_controllen;
+    }
+    int e = errno;
+    if (iov != stack_iov)
+        free(iov);
+    if (!got) {
+        errno = e;
+        return r;
+    }
+    msg->msg_namelen = namelen;
+    msg->msg_controllen = m.msg_controllen;
+    msg->msg_flags = mflags | (m.msg_flags & MSG_CTRUNC);
+    return (ssize_t)got;
 }
 
 ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    IO_CALL(DIR_READ, flags & MSG_DONTWAIT, weft_sys_recvmsg(fd, msg, flags), weft_sys_recvmsg(fd, msg, flags));
+    struct io io;
+    int in = io_begin(&io, fd, DIR_READ);
+    if (in <= 0)
+        return in < 0 ? -1 : weft_sys_recvmsg(fd, msg, flags);
+    io.nowait = (flags & MSG_DONTWAIT) != 0;
+    if (slow(msg && io.f->is_socket && waitall(&io, flags)))
+        return recvmsg_waitall(&io, msg, flags);
+    return io_recvmsg(&io, msg, flags);
 }
 
 ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    IO_CALL(DIR_WRITE, flags & MSG_DONTWAIT, weft_sys_sendmsg(fd, msg, flags), weft_sys_sendmsg(fd, msg, flags | MSG_NOSIGNAL));
+    IO_CALL(DIR_WRITE, flags & MSG_DONTWAIT, weft_sys_sendmsg(fd, msg, flags), weft_sys_sendmsg(fd, msg, flags | SOCK_WR));
 }
 
 ssize_t weft_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 {
     int fd = out_fd;
-    IO_CALL(DIR_WRITE, 0, weft_sys_sendfile(out_fd, in_fd, offset, count), sendfile_nosigpipe(out_fd, in_fd, offset, count));
+    IO_CALL(DIR_WRITE, 0, weft_sys_sendfile(out_fd, in_fd, offset, count),
+            NB(&io, sendfile_nosigpipe(out_fd, in_fd, offset, count)));
 }
 
 int weft_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
@@ -228,10 +379,10 @@ int weft_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
         return in < 0 ? -1 : weft_sys_accept4(fd, addr, addrlen, flags);
     int r;
     do
-        r = weft_sys_accept4(fd, addr, addrlen, flags | SOCK_NONBLOCK);
+        r = NB(&io, weft_sys_accept4(fd, addr, addrlen, flags));
     while (io_retry(&io, r, DIR_READ));
-    if (r >= 0)
-        weft_fd_adopt(io.s, r, flags & SOCK_NONBLOCK, io.f->tcp);
+    if (r >= 0)     /* the new socket is as the caller asked: blocking unless SOCK_NONBLOCK */
+        weft_fd_adopt(io.s, r, flags & SOCK_NONBLOCK, flags & SOCK_NONBLOCK, io.f->tcp, io.f->stream);
     return r;
 }
 
@@ -240,24 +391,60 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
     return weft_accept4(fd, addr, addrlen, 0);
 }
 
+/* A Unix socket's connect fails with EAGAIN at once, non-blocking, when the listener's backlog
+ * is full, where a blocking connect waits for room. No event announces room, so the task
+ * sleeps and tries again, 1 ms at first, doubling to 32 ms, until its deadline (the fd's
+ * write deadline, the task's scope) or a cancel ends the wait. 0 to try again, or -1. */
+#define UNIX_RETRY_MAX_MS 32
+
+static int unix_backoff(struct io *io, int64_t *delay)
+{
+    struct weft_task *t = io->s->cur;
+    int64_t fdl = io->f->deadline[DIR_WRITE];
+    int64_t wake = weft_deadline_after(*delay);
+    if (fdl >= 0 && fdl < wake)
+        wake = fdl;
+    if (*delay < UNIX_RETRY_MAX_MS)
+        *delay *= 2;
+    t->wait_fd = io->fd;
+    t->wait_events = WEFT_WRITE;
+    int e = weft_sched_park(io->s, NULL, 0, WAIT_IO, wake);
+    int64_t now = weft_now();
+    if (e == ETIMEDOUT && !(fdl >= 0 && fdl <= now) && !(t->deadline >= 0 && t->deadline <= now))
+        e = 0;      /* our own retry timer */
+    if (slow(io->f->seq != io->seq))
+        e = EBADF;
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
 int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
 {
     struct io io;
     int in = io_begin(&io, fd, DIR_WRITE);
     if (in <= 0)
         return in < 0 ? -1 : weft_sys_connect(fd, addr, addrlen);
-    if (weft_sys_connect(fd, addr, addrlen) == 0)
-        return 0;
+    int64_t delay = 1;
+    for (;;) {
+        if (NB(&io, weft_sys_connect(fd, addr, addrlen)) == 0)
+            return 0;
+        if (errno == EAGAIN && addr && addrlen >= sizeof addr->sa_family && addr->sa_family == AF_UNIX &&
+            !io.f->user_nonblock) {
+            if (unix_backoff(&io, &delay) != 0)
+                return -1;
+            continue;
+        }
+        break;
+    }
     if (errno != EINPROGRESS || io.f->user_nonblock)
         return -1;
     /* In progress: wait until writable, then SO_ERROR says how it ended. */
     for (;;) {
-        int e = weft_reactor_wait(io.s, io.f, fd, DIR_WRITE, io.woken, -1);
-        if (e != 0 && e != EAGAIN) {
-            errno = e;
+        if (io_park(&io, DIR_WRITE) != 0)
             return -1;
-        }
-        io.woken = e == 0;
         struct pollfd p = { .fd = fd, .events = POLLOUT };
         if (weft_sys_poll(&p, 1, 0) <= 0)
             continue;   /* woken early (a deadline changed): not done yet */
@@ -279,6 +466,21 @@ int weft_close(int fd)
 {
     weft_reactor_forget(weft_sched_tls, fd);
     return weft_sys_close(fd);
+}
+
+int weft_fd_forget(int fd)
+{
+    if (weft_sys_fcntl(fd, F_GETFD, 0) < 0)
+        return -1;
+    struct fdent *f = weft_fd_known(weft_sched_tls, fd);
+    if (f && f->switched && !f->user_nonblock) {
+        /* Give the fd back as its user left it: blocking. */
+        int fl = weft_sys_fcntl(fd, F_GETFL, 0);
+        if (fl >= 0 && (fl & O_NONBLOCK))
+            weft_sys_fcntl(fd, F_SETFL, (unsigned long)(unsigned)(fl & ~O_NONBLOCK));
+    }
+    weft_reactor_forget(weft_sched_tls, fd);
+    return 0;
 }
 
 ssize_t weft_read_full(int fd, void *buf, size_t n)
@@ -317,8 +519,41 @@ ssize_t weft_write_full(int fd, const void *buf, size_t n)
  * every fd at once (waiter nodes owned by this call), then poll again. */
 struct poll_wait {
     struct fdent *f;
+    uint32_t seq;
+    nfds_t i;       /* its place in fds */
     int dir;
 };
+
+/* After a wake: the fds closed meanwhile (their record's seq moved) are reported POLLNVAL,
+ * as poll(2) reports a closed fd, and are not polled again, since their numbers may now
+ * hold other files; the rest are polled once. Returns poll's count, or 0 when none was
+ * closed (then nothing is changed). */
+static int poll_closed(struct pollfd *fds, nfds_t nfds, const struct poll_wait *pw, int nw)
+{
+    int any = 0;
+    for (int k = 0; k < nw; k++) {
+        if (pw[k].f->seq != pw[k].seq && fds[pw[k].i].fd >= 0) {
+            fds[pw[k].i].fd = ~fds[pw[k].i].fd;    /* negative: poll skips it */
+            any = 1;
+        }
+    }
+    if (!any)
+        return 0;
+    int n = weft_sys_poll(fds, nfds, 0);
+    int e = errno;
+    if (n < 0)
+        n = 0;
+    for (int k = 0; k < nw; k++) {
+        struct pollfd *p = &fds[pw[k].i];
+        if (p->fd < 0 && p->revents == 0) {
+            p->fd = ~p->fd;
+            p->revents = POLLNVAL;
+            n++;
+        }
+    }
+    errno = e;
+    return n;
+}
 
 int weft_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
 {
@@ -330,7 +565,7 @@ int weft_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
         return -1;
     }
     struct weft_task *t = s->cur;
-    int64_t deadline = timeout_ms < 0 ? -1 : weft_now() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : weft_deadline_after(timeout_ms);   /* never early */
     int cut = t->deadline >= 0 && (deadline < 0 || t->deadline < deadline);
     struct waiter wl[16], *w = wl;
     struct poll_wait pl[16], *pw = pl;
@@ -360,7 +595,8 @@ int weft_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
                 e = errno;
                 break;
             }
-            if ((e = weft_reactor_register(s, f, fds[i].fd)) != 0)
+            /* Re-armed: weft may not have seen this fd's last close (poll is given any fd). */
+            if ((e = weft_reactor_arm(s, f, fds[i].fd, 1)) != 0)
                 break;
             /* Errors and hang-ups wake readers, so wait for reading unless only POLLOUT. */
             int dirs = (fds[i].events & POLLOUT) ? 2 : 0;
@@ -372,6 +608,8 @@ int weft_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
                 w[nw].task = t;
                 list_push_back(&f->waiters[d], &w[nw].link);
                 pw[nw].f = f;
+                pw[nw].seq = f->seq;
+                pw[nw].i = i;
                 pw[nw].dir = d;
                 nw++;
             }
@@ -390,12 +628,14 @@ int weft_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
             if (e == 0)     /* woken by readiness: others on those fds may want it too */
                 weft_reactor_pass(s, pw[i].f, pw[i].dir);
         }
+        if ((e == 0 || e == EAGAIN || e == EBADF) && (result = poll_closed(fds, nfds, pw, nw)) > 0)
+            break;
         if (e == ETIMEDOUT && !cut) {
             result = 0;     /* the poll's own timeout: nothing ready */
             break;
         }
-        /* EBADF: weft_close closed one of the fds; poll again, which reports POLLNVAL for
-         * it as poll(2) does (EBADF is no poll errno). EAGAIN: an fd deadline changed. */
+        /* EBADF: weft_close closed one of the fds (poll_closed reported it). EAGAIN: an fd
+         * deadline changed. */
         if (e != 0 && e != EAGAIN && e != EBADF) {
             errno = e;
             result = -1;

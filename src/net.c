@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Fill ss from a numeric host (NULL: the wildcard when 'passive'); 0, or -1 with EINVAL. */
@@ -65,8 +66,42 @@ static int new_socket(int family, int type)
         return -1;
     struct sched *s = weft_sched_get();
     if (s)
-        weft_fd_adopt(s, fd, 0, type == SOCK_STREAM && family != AF_UNIX);
+        weft_fd_adopt(s, fd, 0, 1, type == SOCK_STREAM && family != AF_UNIX, type == SOCK_STREAM);
     return fd;
+}
+
+/* WEFT_NONBLOCK: from now on the user's calls on fd get EAGAIN instead of parking. */
+static void keep_nonblocking(int fd)
+{
+    struct fdent *f = weft_fd_known(weft_sched_tls, fd);
+    if (f) {
+        f->user_nonblock = 1;
+        f->switched = 0;
+    }
+}
+
+/* A Unix connect to a full backlog fails with EAGAIN at once on a non-blocking socket, where
+ * a blocking connect waits for room; outside any task, wait here the same way (the task
+ * path is weft_connect's): sleep 1 ms, doubling to 32, and try again until the deadline. */
+static int unix_connect_wait(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline)
+{
+    long delay = 1;
+    for (;;) {
+        if (weft_sys_connect(fd, sa, len) == 0)
+            return 0;
+        if (errno != EAGAIN)
+            return -1;
+        int64_t left = deadline < 0 ? delay : deadline - weft_now();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        long ms = left < delay ? (long)left : delay;
+        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+        weft_sys_nanosleep(&ts, NULL);
+        if (delay < 32)
+            delay *= 2;
+    }
 }
 
 static int fail_close(int fd)
@@ -94,6 +129,8 @@ static int connect_until(int fd, const struct sockaddr *sa, socklen_t len, int64
         errno = e;
         return r;
     }
+    if (sa->sa_family == AF_UNIX)
+        return unix_connect_wait(fd, sa, len, deadline);
     if (weft_sys_connect(fd, sa, len) == 0)
         return 0;
     if (errno != EINPROGRESS)
@@ -160,7 +197,11 @@ static int sock_open(const struct sockaddr *sa, socklen_t len, int type, enum ro
         ok = ok && weft_sys_connect(fd, sa, len) == 0;
         break;
     }
-    return ok ? fd : fail_close(fd);
+    if (!ok)
+        return fail_close(fd);
+    if (flags & WEFT_NONBLOCK)
+        keep_nonblocking(fd);
+    return fd;
 }
 
 /* sock_open for host:port; a NULL host is the IPv6 wildcard, or IPv4's without IPv6. */
@@ -170,6 +211,10 @@ static int sock_open_inet(const char *host, int port, int type, enum role role, 
     struct sockaddr_storage ss;
     socklen_t len;
     int passive = role == LISTEN || role == BIND;
+    if (flags & ~(WEFT_REUSEPORT | WEFT_NODELAY | WEFT_NONBLOCK)) {
+        errno = EINVAL;
+        return -1;
+    }
     if (addr_parse(host, port, passive, &ss, &len) != 0)
         return -1;
     int fd = sock_open((struct sockaddr *)&ss, len, type, role, flags, backlog, deadline);
@@ -202,7 +247,7 @@ int weft_tcp_listen(const char *host, int port, int backlog, int flags)
 
 int weft_tcp_dial(const char *host, int port, int flags, int64_t deadline)
 {
-    return sock_open_inet(host, port, SOCK_STREAM, DIAL, flags & WEFT_NODELAY, 0, deadline);
+    return sock_open_inet(host, port, SOCK_STREAM, DIAL, flags & ~WEFT_REUSEPORT, 0, deadline);
 }
 
 int weft_unix_listen(const char *path, int backlog)

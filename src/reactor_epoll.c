@@ -106,7 +106,32 @@ static struct fdent *fd_entry(struct reactor *r, int fd, int create)
     return &ch[fd % FD_CHUNK];
 }
 
-struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock)
+/* Learn what fd is: a socket (of which type and protocol) or not, and whether the user set
+ * O_NONBLOCK. A non-socket is switched to O_NONBLOCK now; a socket keeps its flags. */
+static int fd_learn(struct fdent *f, int fd)
+{
+    int fl = weft_sys_fcntl(fd, F_GETFL, 0);
+    if (fl < 0)
+        return -1;
+    struct stat st;
+    int type = 0, proto = 0;
+    socklen_t tl = sizeof type, pl = sizeof proto;
+    f->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    f->stream = f->is_socket && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM;
+    f->tcp = f->stream && getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &pl) == 0 && proto == IPPROTO_TCP;
+    f->rearm = !f->is_socket;
+    f->user_nonblock = (fl & O_NONBLOCK) != 0;
+    f->switched = 0;
+    if (!f->is_socket && !f->user_nonblock) {
+        if (weft_sys_fcntl(fd, F_SETFL, (unsigned long)(unsigned)(fl | O_NONBLOCK)) < 0)
+            return -1;
+        f->switched = 1;
+    }
+    f->known = 1;
+    return 0;
+}
+
+struct fdent *weft_fd_get(struct sched *s, int fd, int learn)
 {
     struct reactor *r;
     struct fdent *f;
@@ -126,22 +151,9 @@ struct fdent *weft_fd_get(struct sched *s, int fd, int nonblock)
             return NULL;
         }
     }
-    if (fast(f->known) || !nonblock)
+    if (fast(f->known) || !learn)
         return f;
-    int fl = weft_sys_fcntl(fd, F_GETFL, 0);
-    if (fl < 0)
-        return NULL;
-    struct stat st;
-    int proto = 0;
-    socklen_t pl = sizeof proto;
-    f->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
-    f->tcp = f->is_socket && getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &pl) == 0 && proto == IPPROTO_TCP;
-    if (!(fl & O_NONBLOCK) && weft_sys_fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return NULL;
-    f->user_nonblock = (fl & O_NONBLOCK) != 0;
-    f->switched = !f->user_nonblock;
-    f->known = 1;
-    return f;
+    return fd_learn(f, fd) == 0 ? f : NULL;
 }
 
 struct fdent *weft_fd_known(struct sched *s, int fd)
@@ -152,7 +164,7 @@ struct fdent *weft_fd_known(struct sched *s, int fd)
     return f;
 }
 
-void weft_fd_adopt(struct sched *s, int fd, int user_nonblock, int tcp)
+void weft_fd_adopt(struct sched *s, int fd, int user_nonblock, int nonblock, int tcp, int stream)
 {
     struct fdent *f = weft_fd_get(s, fd, 0);
     if (f && slow(f->known || f->registered)) {
@@ -164,13 +176,31 @@ void weft_fd_adopt(struct sched *s, int fd, int user_nonblock, int tcp)
     if (f) {
         f->known = 1;
         f->is_socket = 1;
+        f->stream = (unsigned char)(stream != 0);
         f->tcp = (unsigned char)(tcp != 0);
+        f->rearm = 0;
         f->user_nonblock = (unsigned char)(user_nonblock != 0);
-        f->switched = !f->user_nonblock;    /* the user sees a blocking socket */
+        f->switched = nonblock && !user_nonblock;   /* the user sees a blocking socket */
     }
 }
 
-int weft_reactor_register(struct sched *s, struct fdent *f, int fd)
+int weft_fd_nonblock(struct fdent *f, int fd)
+{
+    int fl = weft_sys_fcntl(fd, F_GETFL, 0);
+    if (slow(fl < 0))
+        return -1;
+    if (fast(fl & O_NONBLOCK))
+        return 0;
+    /* Blocking underneath: whatever weft remembered, the user (or the new file behind a
+     * stale record) wants a blocking fd, so calls park. */
+    if (weft_sys_fcntl(fd, F_SETFL, (unsigned long)(unsigned)(fl | O_NONBLOCK)) < 0)
+        return -1;
+    f->user_nonblock = 0;
+    f->switched = 1;
+    return 0;
+}
+
+static int reactor_register(struct sched *s, struct fdent *f, int fd)
 {
     struct reactor *r = s->reactor;
     struct epoll_event ev;
@@ -185,22 +215,43 @@ int weft_reactor_register(struct sched *s, struct fdent *f, int fd)
     return 0;
 }
 
+int weft_reactor_arm(struct sched *s, struct fdent *f, int fd, int rearm)
+{
+    if (slow(!f->registered))
+        return reactor_register(s, f, fd);
+    if (fast(!rearm && !f->rearm))
+        return 0;
+    /* MOD re-arms the edge (an event comes if fd is ready now) and fails with ENOENT when
+     * the file under this number is not the one registered: a plain close(2) and a reuse
+     * of the number, which removed the old file from the set. Register the new one. */
+    struct epoll_event ev;
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
+    ev.data.u64 = (uint64_t)(uint32_t)fd | (uint64_t)f->seq << 32;
+    if (epoll_ctl(s->reactor->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return errno;
+    return reactor_register(s, f, fd);
+}
+
 static int64_t earliest(int64_t a, int64_t b)
 {
     return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
-int weft_reactor_wait(struct sched *s, struct fdent *f, int fd, int dir, int front, int64_t deadline)
+int weft_reactor_wait(struct sched *s, struct fdent *f, int fd, int dir, int front, int64_t deadline,
+                      uint32_t seq)
 {
-    if (slow(!f->registered)) {
-        int e = weft_reactor_register(s, f, fd);
-        if (e)
-            return e;
-    }
+    int e = weft_reactor_arm(s, f, fd, 0);
+    if (slow(e != 0))
+        return e;
     struct weft_task *t = s->cur;
     t->wait_fd = fd;
     t->wait_events = dir == DIR_READ ? WEFT_READ : WEFT_WRITE;
-    return weft_sched_park(s, &f->waiters[dir], front, WAIT_IO, earliest(deadline, f->deadline[dir]));
+    e = weft_sched_park(s, &f->waiters[dir], front, WAIT_IO, earliest(deadline, f->deadline[dir]));
+    /* Woken for readiness or not, the fd may have been closed (and its number reused)
+     * before this task ran again: never touch the new file. */
+    return slow(f->seq != seq) ? EBADF : e;
 }
 
 void weft_reactor_poll(struct sched *s, int timeout_ms)
@@ -270,18 +321,19 @@ int weft_fdwait(int fd, int events, int64_t deadline)
     struct fdent *f = weft_fd_get(s, fd, 0);
     if (!f)
         return -1;
+    uint32_t seq = f->seq;
     for (;;) {
         /* A level check first: the reactor is edge-triggered, and the user's fd may have
          * become ready before anyone waited. */
         int got = ready_now(fd, events);
         if (got != 0)
             return got;
-        if (!f->registered) {
-            int e = weft_reactor_register(s, f, fd);
-            if (e) {
-                errno = e;
-                return -1;
-            }
+        /* weft does not see every fd this call is given (a pipe closed with close(2) and
+         * its number reused): re-arm, so the file under the number now is the one waited on. */
+        int e = weft_reactor_arm(s, f, fd, 1);
+        if (e) {
+            errno = e;
+            return -1;
         }
         int first = (events & WEFT_READ) ? DIR_READ : DIR_WRITE;
         if (events == (WEFT_READ | WEFT_WRITE))
@@ -295,8 +347,10 @@ int weft_fdwait(int fd, int events, int64_t deadline)
             d = earliest(d, f->deadline[DIR_READ]);
         if (events & WEFT_WRITE)
             d = earliest(d, f->deadline[DIR_WRITE]);
-        int e = weft_sched_park(s, &f->waiters[first], 0, WAIT_IO, d);
+        e = weft_sched_park(s, &f->waiters[first], 0, WAIT_IO, d);
         list_remove(&t->wait[1].link);     /* when park failed before parking */
+        if (slow(f->seq != seq))
+            e = EBADF;                      /* closed since: the number is not ours now */
         if (e != 0 && e != EAGAIN) {        /* EAGAIN: the fd's deadline changed */
             errno = e;
             return -1;
@@ -349,7 +403,11 @@ void weft_reactor_forget(struct sched *s, int fd)
     }
     f->registered = 0;
     f->known = 0;
+    f->rearm = 0;
     f->user_nonblock = 0;
+    f->is_socket = 0;
+    f->stream = 0;
+    f->tcp = 0;
     f->switched = 0;
     f->rd_empty = 0;
     f->rd_final = 0;

@@ -45,6 +45,12 @@ static int64_t now_ceil(void)
     return (int64_t)ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000;
 }
 
+int64_t weft_deadline_after(int64_t ms)
+{
+    int64_t now = now_ceil();
+    return ms > INT64_MAX - now ? INT64_MAX : now + ms;   /* saturate */
+}
+
 /* ---- scheduler lifetime ------------------------------------------------------------------- */
 
 static void sched_destroy(struct sched *s)
@@ -663,8 +669,7 @@ int weft_sleep(int64_t ms)
             return 0;
         return weft_yield();
     }
-    int64_t now = now_ceil();
-    return weft_sleep_until(ms > INT64_MAX - now ? INT64_MAX : now + ms);   /* saturate */
+    return weft_sleep_until(weft_deadline_after(ms));
 }
 
 int weft_sleep_until(int64_t deadline)

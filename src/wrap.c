@@ -118,11 +118,13 @@ WRAP(ssize_t, sendfile64, (int out_fd, int in_fd, off64_t *offset, size_t count)
 
 /* ---- fcntl: O_NONBLOCK as the caller set it ----------------------------------------------- */
 
-/* A wrapper switches each fd it waits on to O_NONBLOCK and remembers whether the caller had
- * set it. Code that changes O_NONBLOCK afterwards (hiredis connects non-blocking, then clears
- * the flag) must change that memory, not the fd, or its next read would block the thread;
- * and F_GETFL must show the caller's flag. Other commands pass through. The argument is
- * read as glibc's fcntl reads it: one word, whatever the command. */
+/* weft remembers whether the caller wants an fd it knows non-blocking (if so its calls return
+ * EAGAIN instead of parking). Code that changes O_NONBLOCK itself (hiredis connects
+ * non-blocking, then clears the flag) must change that memory, and F_GETFL must show the
+ * caller's flag. A socket gets the caller's flags as they are (its calls say MSG_DONTWAIT,
+ * so a blocking socket never blocks a task's thread); any other fd stays O_NONBLOCK
+ * underneath, switched back when weft lets it go. Other commands pass through. The argument
+ * is read as glibc's fcntl reads it: one word, whatever the command. */
 static int fcntl_as_caller(int fd, int cmd, unsigned long arg)
 {
     struct fdent *f;
@@ -130,15 +132,27 @@ static int fcntl_as_caller(int fd, int cmd, unsigned long arg)
         return weft_sys_fcntl(fd, cmd, arg);
     if (cmd == F_GETFL) {
         int fl = weft_sys_fcntl(fd, F_GETFL, 0);
-        if (fl >= 0 && !f->user_nonblock)
-            fl &= ~O_NONBLOCK;
+        if (fl >= 0)
+            fl = f->user_nonblock ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
         return fl;
     }
     int want = (int)arg;
-    int r = weft_sys_fcntl(fd, F_SETFL, (unsigned long)(unsigned)(want | O_NONBLOCK));
-    if (r == 0)
-        f->user_nonblock = (want & O_NONBLOCK) != 0;
+    int nb = (want & O_NONBLOCK) != 0;
+    int r = weft_sys_fcntl(fd, F_SETFL, (unsigned long)(unsigned)(f->is_socket ? want : want | O_NONBLOCK));
+    if (r == 0) {
+        f->user_nonblock = (unsigned char)nb;
+        f->switched = !f->is_socket && !nb;    /* O_NONBLOCK is weft's now: undone at teardown */
+    }
     return r;
+}
+
+int weft_fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    return fcntl_as_caller(fd, cmd, arg);
 }
 
 WEFT_API int __wrap_fcntl(int fd, int cmd, ...);
@@ -205,7 +219,7 @@ static int select_collect(struct pollfd *p, int n, fd_set *rd, fd_set *wr, fd_se
     return count;
 }
 
-WRAP(int, select, (int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv))
+int weft_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
 {
     if (nfds < 0 || nfds > FD_SETSIZE ||
         (tv && (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000))) {
@@ -216,7 +230,7 @@ WRAP(int, select, (int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval 
     if (tv) {
         int64_t ms = (int64_t)tv->tv_sec > INT_MAX / 1000 ? INT_MAX
                    : (int64_t)tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000;
-        deadline = weft_now() + ms;
+        deadline = weft_deadline_after(ms);     /* never early */
     }
     struct pollfd pl[SELECT_STACK_FDS], *p = pl;
     int n = 0;
@@ -281,6 +295,11 @@ WRAP(int, select, (int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval 
     return result;
 }
 
+WRAP(int, select, (int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv))
+{
+    return weft_select(nfds, rd, wr, ex, tv);
+}
+
 /* ---- sleeps ----------------------------------------------------------------------------- */
 
 /* In a task, sleeping parks the task (whole milliseconds, rounded up; a cancelled task wakes
@@ -305,7 +324,7 @@ static int task_sleep(int64_t ms, int64_t *left)
     return -1;
 }
 
-WRAP(int, nanosleep, (const struct timespec *req, struct timespec *rem))
+int weft_nanosleep(const struct timespec *req, struct timespec *rem)
 {
     if (!weft_self())
         return weft_sys_nanosleep(req, rem);
@@ -327,7 +346,7 @@ WRAP(int, nanosleep, (const struct timespec *req, struct timespec *rem))
     return -1;
 }
 
-WRAP(int, usleep, (useconds_t usec))
+int weft_usleep(useconds_t usec)
 {
     int64_t left;
     if (weft_self())
@@ -336,7 +355,7 @@ WRAP(int, usleep, (useconds_t usec))
     return weft_sys_nanosleep(&ts, NULL);
 }
 
-WRAP(unsigned, sleep, (unsigned seconds))
+unsigned weft_sleep_sec(unsigned seconds)
 {
     int64_t left;
     if (weft_self()) {
@@ -348,6 +367,21 @@ WRAP(unsigned, sleep, (unsigned seconds))
     if (weft_sys_nanosleep(&ts, &rem) == 0)
         return 0;
     return (unsigned)rem.tv_sec + (rem.tv_nsec >= 500000000);
+}
+
+WRAP(int, nanosleep, (const struct timespec *req, struct timespec *rem))
+{
+    return weft_nanosleep(req, rem);
+}
+
+WRAP(int, usleep, (useconds_t usec))
+{
+    return weft_usleep(usec);
+}
+
+WRAP(unsigned, sleep, (unsigned seconds))
+{
+    return weft_sleep_sec(seconds);
 }
 
 /* ---- glibc's _FORTIFY_SOURCE entries ------------------------------------------------------ */

@@ -15,6 +15,7 @@
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -392,6 +393,58 @@ START_TEST(select_parks_the_task_until_ready_or_timeout)
 }
 END_TEST
 
+/* Timeouts never end early, also while the loop is busy (a task yielding all the time makes
+ * the loop look at its timers between switches, with the clock read in whole milliseconds).
+ * Measured with the nanosecond clock, over many short timeouts. */
+static volatile int spin_stop;
+static void *spinner(void *arg)
+{
+    (void)arg;
+    while (!spin_stop)
+        weft_yield();
+    return NULL;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *early_checker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 40; i++) {
+        int ms = 1 + i % 3;
+        struct pollfd p = { .fd = fds[0], .events = POLLIN };
+        int64_t t0 = now_ns();
+        ck_assert_int_eq(poll(&p, 1, ms), 0);
+        int64_t el = now_ns() - t0;
+        ck_assert_msg(el >= (int64_t)ms * 1000000, "poll(%d ms) returned after %lld ns", ms, (long long)el);
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(fds[0], &rd);
+        struct timeval tv = { 0, ms * 1000 };
+        t0 = now_ns();
+        ck_assert_int_eq(select(fds[0] + 1, &rd, NULL, NULL, &tv), 0);
+        el = now_ns() - t0;
+        ck_assert_msg(el >= (int64_t)ms * 1000000, "select(%d ms) returned after %lld ns", ms, (long long)el);
+    }
+    spin_stop = 1;
+    return NULL;
+}
+
+START_TEST(poll_and_select_timeouts_never_end_early_on_a_busy_loop)
+{
+    ck_assert_ok(pipe(fds));
+    spin_stop = 0;
+    run_tasks(early_checker, spinner);
+    ck_assert_ok(close(fds[0]));
+    ck_assert_ok(close(fds[1]));
+}
+END_TEST
+
 static void *bad_selector(void *arg)
 {
     (void)arg;
@@ -429,7 +482,11 @@ static void *flag_flipper(void *arg)
     ck_assert(fcntl(fds[0], F_GETFL) & O_NONBLOCK);
     ck_assert_ok(fcntl(fds[0], F_SETFL, fl & ~O_NONBLOCK));
     ck_assert_int_eq(fcntl(fds[0], F_GETFL) & O_NONBLOCK, 0);
-    ck_assert(syscall(SYS_fcntl, fds[0], F_GETFL) & O_NONBLOCK);    /* still, underneath */
+    /* A socket keeps the caller's flags underneath (weft's calls on it say MSG_DONTWAIT); a
+     * pipe stays non-blocking underneath. */
+    struct stat st;
+    ck_assert_ok(fstat(fds[0], &st));
+    ck_assert_int_eq((syscall(SYS_fcntl, fds[0], F_GETFL) & O_NONBLOCK) != 0, !S_ISSOCK(st.st_mode));
     ck_assert_int_eq(lfs_fcntl(fds[0], F_GETFL, 0) & O_NONBLOCK, 0); /* fcntl64 agrees */
     mark(1);
     ck_assert_int_eq(read(fds[0], &c, 1), 1);
@@ -446,6 +503,60 @@ START_TEST(fcntl_clearing_nonblock_makes_reads_park_again)
     make_socketpair();
     run_tasks(flag_flipper, late_writer);
     ck_assert_order(1, 2, 3);
+}
+END_TEST
+
+/* The same on a pipe, which has no per-call flag: it stays O_NONBLOCK underneath while weft
+ * uses it, and the caller sees its own flag. */
+START_TEST(fcntl_clearing_nonblock_on_a_pipe_makes_reads_park_again)
+{
+    ck_assert_ok(pipe(fds));
+    run_tasks(flag_flipper, late_writer);
+    ck_assert_order(1, 2, 3);
+}
+END_TEST
+
+/* The user sets O_NONBLOCK, then clears it through the wrapped fcntl (hiredis connects
+ * non-blocking, then reads blocking): once weft_run returns, the fd is blocking, as the user
+ * last asked, so plain calls block again. */
+static void *nonblock_then_blocking(void *arg)
+{
+    (void)arg;
+    char c;
+    int fl = fcntl(fds[0], F_GETFL);
+    ck_assert_ok(fcntl(fds[0], F_SETFL, fl | O_NONBLOCK));
+    ck_assert_fails(read(fds[0], &c, 1), EAGAIN);
+    ck_assert_ok(fcntl(fds[0], F_SETFL, fl & ~O_NONBLOCK));
+    mark(1);
+    ck_assert_int_eq(read(fds[0], &c, 1), 1);    /* parks */
+    mark(3);
+    return NULL;
+}
+
+static void teardown_after_nonblock_cleared(void)
+{
+    /* Detached, so nothing is left when weft_run returns and the scheduler is released. */
+    weft_attr d = { .detached = 1 };
+    ck_assert_ptr_nonnull(weft_spawn(&d, nonblock_then_blocking, NULL));
+    ck_assert_ptr_nonnull(weft_spawn(&d, late_writer, NULL));
+    ck_assert_int_eq(weft_run(), 0);
+    ck_assert_order(1, 2, 3);
+    ck_assert_int_eq(syscall(SYS_fcntl, fds[0], F_GETFL) & O_NONBLOCK, 0);
+    ck_assert_ok(close(fds[0]));
+    ck_assert_ok(close(fds[1]));
+}
+
+START_TEST(teardown_leaves_a_socket_blocking_after_fcntl_cleared_nonblock)
+{
+    make_socketpair();
+    teardown_after_nonblock_cleared();
+}
+END_TEST
+
+START_TEST(teardown_leaves_a_pipe_blocking_after_fcntl_cleared_nonblock)
+{
+    ck_assert_ok(pipe(fds));
+    teardown_after_nonblock_cleared();
 }
 END_TEST
 
@@ -635,9 +746,13 @@ static Suite *wrap_suite(void)
     tcase_add_test(tc, poll_parks_the_task_until_ready_or_timeout);
     tcase_add_test(tc, select_parks_the_task_until_ready_or_timeout);
     tcase_add_test(tc, select_fails_on_a_closed_fd_and_bad_arguments);
+    tcase_add_test(tc, poll_and_select_timeouts_never_end_early_on_a_busy_loop);
     tc = test_case(s, "fcntl", 10);
     tcase_add_checked_fixture(tc, reset, NULL);
     tcase_add_test(tc, fcntl_clearing_nonblock_makes_reads_park_again);
+    tcase_add_test(tc, fcntl_clearing_nonblock_on_a_pipe_makes_reads_park_again);
+    tcase_add_test(tc, teardown_leaves_a_socket_blocking_after_fcntl_cleared_nonblock);
+    tcase_add_test(tc, teardown_leaves_a_pipe_blocking_after_fcntl_cleared_nonblock);
     tc = test_case(s, "sleep", 10);
     tcase_add_checked_fixture(tc, reset, NULL);
     tcase_add_test(tc, sleeps_park_the_task);

@@ -30,9 +30,9 @@ tests_check_ctx_CFLAGS = $(TEST_CFLAGS)
 tests_check_ctx_LDADD = $(TEST_LIBS) -lm
 
 # The reactor and IO wrappers (check_io, check_reactor) and the net helpers (check_net).
-check_PROGRAMS += tests/check_io tests/check_reactor tests/check_net
-TESTS += tests/check_io tests/check_reactor tests/check_net
-CHECK_SUITES += tests/check_io tests/check_reactor tests/check_net
+check_PROGRAMS += tests/check_io tests/check_reactor tests/check_net tests/check_fd
+TESTS += tests/check_io tests/check_reactor tests/check_net tests/check_fd
+CHECK_SUITES += tests/check_io tests/check_reactor tests/check_net tests/check_fd
 tests_check_io_SOURCES = tests/check_io.c tests/iotest.h tests/testutil.h
 tests_check_io_CFLAGS = $(TEST_CFLAGS)
 tests_check_io_LDADD = $(TEST_LIBS)
@@ -42,6 +42,10 @@ tests_check_reactor_LDADD = $(TEST_LIBS)
 tests_check_net_SOURCES = tests/check_net.c tests/iotest.h tests/testutil.h
 tests_check_net_CFLAGS = $(TEST_CFLAGS)
 tests_check_net_LDADD = $(TEST_LIBS)
+# fd records: close while woken, stale records after close(2), weft_fd_forget, teardown.
+tests_check_fd_SOURCES = tests/check_fd.c tests/iotest.h tests/testutil.h
+tests_check_fd_CFLAGS = $(TEST_CFLAGS)
+tests_check_fd_LDADD = $(TEST_LIBS)
 endif
 
 # Link-time wrapping (src/wrap.c, docs/wrap.md). check_wrap calls libc by its own names and

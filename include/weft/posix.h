@@ -1,6 +1,6 @@
 /* weft/posix.h: port a translation unit to weft by including this after the system headers.
  * It maps the blocking calls to their weft wrappers, which have the same signatures, so
- * read(fd, buf, n) becomes weft_read(fd, buf, n). The maps are function-like macros: they
+ * read(fd, buf, n) becomes weft_read(fd, buf, n): the same calls as --wrap (docs/wrap.md). The maps are function-like macros: they
  * rename calls, not other uses of the names, but they do rename a call through a struct
  * member of the same name (ops->read(...)); include weft.h instead in such a file.
  * Code you cannot recompile is wrapped at link time instead: see docs/wrap.md. */
@@ -25,5 +25,10 @@
 #define sendfile(o, i, off, n) weft_sendfile(o, i, off, n)
 #define poll(fds, n, ms) weft_poll(fds, n, ms)
 #define close(fd) weft_close(fd)
+#define fcntl(fd, ...) weft_fcntl(fd, __VA_ARGS__)
+#define select(n, r, w, e, tv) weft_select(n, r, w, e, tv)
+#define sleep(s) weft_sleep_sec(s)
+#define usleep(us) weft_usleep(us)
+#define nanosleep(req, rem) weft_nanosleep(req, rem)
 
 #endif
