@@ -23,6 +23,7 @@ struct later {
     size_t n;
     int64_t ms;
     int close_after;
+    weft_task *task;
 };
 
 static void *later_write(void *p)
@@ -45,6 +46,7 @@ static weft_task *write_later(struct later *l, int fd, const char *buf, size_t n
     l->close_after = 0;
     weft_task *t = weft_go(later_write, l);
     ck_assert_ptr_nonnull(t);
+    l->task = t;
     return t;
 }
 
@@ -298,6 +300,125 @@ TASK_TEST(recv_parks_and_honours_flags)
     ck_assert_int_eq(weft_recv(sv[1], buf, sizeof buf, 0), 4);
     ck_assert_int_eq(memcmp(buf, "wxyz", 4), 0);
     op_join(w);
+    weft_close(sv[0]);
+    weft_close(sv[1]);
+}
+
+/* ---- MSG_WAITALL: all n bytes, as the blocking call waits for them ------------------------- */
+
+/* Five bytes now, five more 30 ms later (on the TCP pair as well as a Unix one). */
+static void halves(int fd, struct later *l)
+{
+    ck_assert_int_eq(write(fd, "01234", 5), 5);
+    write_later(l, fd, "56789", 5, 30);
+}
+
+TASK_TEST(recv_waitall_waits_for_all_bytes)
+{
+    for (int tcp = 0; tcp < 2; tcp++) {
+        int sv[2];
+        if (tcp)
+            make_tcp_pair(sv);
+        else
+            make_socketpair(sv);
+        struct later l;
+        char buf[16] = { 0 };
+        halves(sv[0], &l);
+        ck_assert_int_eq(weft_recv(sv[1], buf, 10, MSG_WAITALL), 10);
+        ck_assert_int_eq(memcmp(buf, "0123456789", 10), 0);
+        ck_assert_int_eq(weft_join(l.task, NULL), 0);
+        /* recvfrom too */
+        struct later l2;
+        halves(sv[0], &l2);
+        memset(buf, 0, sizeof buf);
+        ck_assert_int_eq(weft_recvfrom(sv[1], buf, 10, MSG_WAITALL, NULL, NULL), 10);
+        ck_assert_int_eq(memcmp(buf, "0123456789", 10), 0);
+        ck_assert_int_eq(weft_join(l2.task, NULL), 0);
+        weft_close(sv[0]);
+        weft_close(sv[1]);
+    }
+}
+
+TASK_TEST(recvmsg_waitall_fills_every_iovec)
+{
+    int sv[2];
+    make_socketpair(sv);
+    struct later l;
+    halves(sv[0], &l);
+    char a[3], b[7];
+    struct iovec iov[2] = { { a, sizeof a }, { b, sizeof b } };
+    struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
+    ck_assert_int_eq(weft_recvmsg(sv[1], &m, MSG_WAITALL), 10);
+    ck_assert_int_eq(memcmp(a, "012", 3), 0);
+    ck_assert_int_eq(memcmp(b, "3456789", 7), 0);
+    ck_assert_int_eq(iov[0].iov_len, 3);       /* the caller's iovec is left as it was */
+    ck_assert_int_eq(weft_join(l.task, NULL), 0);
+    weft_close(sv[0]);
+    weft_close(sv[1]);
+}
+
+TASK_TEST(recv_waitall_returns_the_short_count_at_eof_or_deadline)
+{
+    int sv[2];
+    char buf[16];
+    make_socketpair(sv);
+    struct later l;
+    ck_assert_int_eq(write(sv[0], "01234", 5), 5);
+    write_later(&l, sv[0], NULL, 0, 30);
+    l.close_after = 1;
+    ck_assert_int_eq(weft_recv(sv[1], buf, 10, MSG_WAITALL), 5);     /* then EOF */
+    ck_assert_int_eq(weft_join(l.task, NULL), 0);
+    weft_close(sv[1]);
+    /* A deadline in the middle: the bytes that came are returned, none lost. */
+    make_socketpair(sv);
+    ck_assert_int_eq(write(sv[0], "abc", 3), 3);
+    ck_assert_ok(weft_fd_set_deadline(sv[1], WEFT_READ, weft_now() + 50));
+    ck_assert_int_eq(weft_recv(sv[1], buf, 10, MSG_WAITALL), 3);
+    ck_assert_int_eq(memcmp(buf, "abc", 3), 0);
+    ck_assert_fails(weft_recv(sv[1], buf, 10, MSG_WAITALL), ETIMEDOUT);
+    weft_close(sv[0]);
+    weft_close(sv[1]);
+}
+
+static void *waitall_reader(void *p)
+{
+    int fd = *(int *)p;
+    char buf[10];
+    ssize_t r = weft_recv(fd, buf, sizeof buf, MSG_WAITALL);
+    return (void *)(intptr_t)(r >= 0 ? r : -errno);
+}
+
+TASK_TEST(recv_waitall_cancelled_returns_what_came)
+{
+    int sv[2];
+    make_socketpair(sv);
+    weft_task *t = weft_go(waitall_reader, &sv[1]);
+    settle();
+    ck_assert_int_eq(write(sv[0], "xyz", 3), 3);
+    weft_sleep(10);
+    ck_assert_int_eq(weft_cancel(t), 0);
+    void *v;
+    ck_assert_int_eq(weft_join(t, &v), 0);
+    ck_assert_int_eq((int)(intptr_t)v, 3);
+    /* Nothing came: the cancel is the result. */
+    t = weft_go(waitall_reader, &sv[1]);
+    settle();
+    ck_assert_int_eq(weft_cancel(t), 0);
+    ck_assert_int_eq(weft_join(t, &v), 0);
+    ck_assert_int_eq((int)(intptr_t)v, -ECANCELED);
+    weft_close(sv[0]);
+    weft_close(sv[1]);
+}
+
+TASK_TEST(recv_waitall_on_a_datagram_socket_takes_one_message)
+{
+    int sv[2];
+    ck_assert_ok(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv));
+    ck_assert_int_eq(send(sv[0], "abc", 3, 0), 3);
+    ck_assert_int_eq(send(sv[0], "defg", 4, 0), 4);
+    char buf[16];
+    ck_assert_int_eq(weft_recv(sv[1], buf, sizeof buf, MSG_WAITALL), 3);
+    ck_assert_int_eq(weft_recv(sv[1], buf, sizeof buf, MSG_WAITALL), 4);
     weft_close(sv[0]);
     weft_close(sv[1]);
 }
@@ -1376,6 +1497,11 @@ static Suite *io_suite(void)
     ADD_TEST(s, writev_rejects_bad_iovcnt, 5);
     ADD_TEST(s, recv_parks_and_honours_flags, 5);
     ADD_TEST(s, recv_with_msg_dontwait_does_not_park, 5);
+    ADD_TEST(s, recv_waitall_waits_for_all_bytes, 10);
+    ADD_TEST(s, recvmsg_waitall_fills_every_iovec, 5);
+    ADD_TEST(s, recv_waitall_returns_the_short_count_at_eof_or_deadline, 5);
+    ADD_TEST(s, recv_waitall_cancelled_returns_what_came, 5);
+    ADD_TEST(s, recv_waitall_on_a_datagram_socket_takes_one_message, 5);
     ADD_TEST(s, recv_and_send_on_a_pipe_fail_with_enotsock, 5);
     ADD_TEST(s, send_parks_when_full_and_delivers_everything, 10);
     ADD_TEST(s, send_on_unconnected_tcp_socket_fails, 5);

@@ -423,6 +423,163 @@ TASK_TEST(tcp_dial_is_cancellable)
     weft_close(l);
 }
 
+/* ---- Unix: a full backlog is waited for, as a blocking connect waits ---------------------- */
+
+/* A Unix listener whose backlog is full: connections never accepted until one more fails
+ * with EAGAIN. Returns the listener; the fillers' fds in fill[], their count in *n. */
+static int full_unix_listener(const char *path, int *fill, int *n)
+{
+    int l = weft_unix_listen(path, 1);
+    ck_assert_int_ge(l, 0);
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    strcpy(sun.sun_path, path);
+    for (*n = 0; *n < 64; (*n)++) {
+        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        ck_assert_int_ge(c, 0);
+        if (connect(c, (struct sockaddr *)&sun, sizeof sun) != 0) {
+            ck_assert_int_eq(errno, EAGAIN);
+            close(c);
+            return l;
+        }
+        fill[*n] = c;
+    }
+    ck_abort_msg("the backlog never filled");
+    return -1;
+}
+
+struct late_accept {
+    int l, ms, fd;
+};
+
+static void *accept_later(void *p)
+{
+    struct late_accept *a = p;
+    weft_sleep(a->ms);
+    a->fd = weft_accept(a->l, NULL, NULL);
+    return NULL;
+}
+
+TASK_TEST(unix_dial_waits_for_room_in_a_full_backlog)
+{
+    char path[108];
+    int fill[64], n;
+    unix_path(path, sizeof path, "full");
+    int l = full_unix_listener(path, fill, &n);
+    struct late_accept a = { l, 100, -1 };
+    weft_task *t = weft_go(accept_later, &a);
+    int64_t t0 = weft_now();
+    int c = weft_unix_dial(path, t0 + 5000);
+    ck_assert_msg(c >= 0, "dial: %s", strerror(errno));
+    ck_assert_elapsed(t0, 90, 4900);
+    ck_assert_int_eq(weft_join(t, NULL), 0);
+    ck_assert_int_ge(a.fd, 0);
+    weft_close(c);
+    weft_close(a.fd);
+    for (int i = 0; i < n; i++)
+        close(fill[i]);
+    weft_close(l);
+    unlink(path);
+}
+
+TASK_TEST(unix_dial_to_a_full_backlog_times_out_at_its_deadline)
+{
+    char path[108];
+    int fill[64], n;
+    unix_path(path, sizeof path, "fullto");
+    int l = full_unix_listener(path, fill, &n);
+    int64_t t0 = weft_now();
+    ck_assert_fails(weft_unix_dial(path, t0 + 150), ETIMEDOUT);
+    ck_assert_elapsed(t0, 150, 3000);
+    /* weft_connect on the user's own socket waits the same way, under a task deadline. */
+    int c = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    strcpy(sun.sun_path, path);
+    int64_t old = weft_set_task_deadline(weft_now() + 100);
+    t0 = weft_now();
+    ck_assert_fails(weft_connect(c, (struct sockaddr *)&sun, sizeof sun), ETIMEDOUT);
+    ck_assert_elapsed(t0, 100, 3000);
+    weft_set_task_deadline(old);
+    weft_close(c);
+    for (int i = 0; i < n; i++)
+        close(fill[i]);
+    weft_close(l);
+    unlink(path);
+}
+
+static void *dial_path(void *p)
+{
+    int r = weft_unix_dial(p, -1);
+    return (void *)(intptr_t)(r >= 0 ? 0 : errno);
+}
+
+TASK_TEST(unix_dial_to_a_full_backlog_is_cancellable)
+{
+    char path[108];
+    int fill[64], n;
+    unix_path(path, sizeof path, "fullc");
+    int l = full_unix_listener(path, fill, &n);
+    weft_task *t = weft_go(dial_path, path);
+    weft_sleep(20);
+    ck_assert_int_eq(weft_cancel(t), 0);
+    void *v;
+    ck_assert_int_eq(weft_join(t, &v), 0);
+    ck_assert_int_eq((int)(intptr_t)v, ECANCELED);
+    for (int i = 0; i < n; i++)
+        close(fill[i]);
+    weft_close(l);
+    unlink(path);
+}
+
+START_TEST(unix_dial_outside_a_task_waits_for_its_deadline)
+{
+    char path[108];
+    int fill[64], n;
+    unix_path(path, sizeof path, "fullout");
+    int l = full_unix_listener(path, fill, &n);
+    int64_t t0 = weft_now();
+    ck_assert_fails(weft_unix_dial(path, t0 + 100), ETIMEDOUT);
+    ck_assert_elapsed(t0, 100, 3000);
+    close(fill[0]);     /* room again: an accept frees a slot */
+    int a = accept(l, NULL, NULL);
+    ck_assert_int_ge(a, 0);
+    int c = weft_unix_dial(path, weft_now() + 3000);
+    ck_assert_int_ge(c, 0);
+    close(c);
+    close(a);
+    for (int i = 1; i < n; i++)
+        close(fill[i]);
+    weft_close(l);
+    unlink(path);
+}
+END_TEST
+
+/* ---- WEFT_NONBLOCK: a socket the user keeps non-blocking ---------------------------------- */
+
+TASK_TEST(nonblock_flag_gives_sockets_that_fail_with_eagain)
+{
+    int l = weft_tcp_listen("127.0.0.1", 0, 16, WEFT_NONBLOCK);
+    ck_assert_int_ge(l, 0);
+    ck_assert_fails(weft_accept(l, NULL, NULL), EAGAIN);
+    int c = weft_tcp_dial("127.0.0.1", weft_local_port(l), WEFT_NONBLOCK, weft_now() + 5000);
+    ck_assert_int_ge(c, 0);         /* connected: the dial itself still parked for it */
+    ck_assert(fcntl(c, F_GETFL) & O_NONBLOCK);
+    char b;
+    ck_assert_fails(weft_read(c, &b, 1), EAGAIN);
+    ck_assert_int_eq(weft_fdwait(l, WEFT_READ, weft_now() + 5000), WEFT_READ);
+    int a = weft_accept(l, NULL, NULL);
+    ck_assert_int_ge(a, 0);
+    exchange(c, a);
+    /* Without the flag the same calls park. */
+    int c2 = weft_tcp_dial("127.0.0.1", weft_local_port(l), 0, weft_now() + 5000);
+    ck_assert_int_ge(c2, 0);
+    ck_assert_fails(weft_tcp_dial("127.0.0.1", 1, 0x100, -1), EINVAL);
+    ck_assert_fails(weft_tcp_listen("127.0.0.1", 0, 16, 0x100), EINVAL);
+    weft_close(c2);
+    weft_close(a);
+    weft_close(c);
+    weft_close(l);
+}
+
 /* ---- Unix ------------------------------------------------------------------------------ */
 
 TASK_TEST(unix_listen_and_dial_round_trip)
@@ -858,6 +1015,11 @@ static Suite *net_suite(void)
     ADD_TEST(s, half_close_server_reads_eof_and_still_replies, 5);
     ADD_TEST(s, accept_under_emfile_fails_without_blocking_or_spinning, 10);
     ADD_TEST(s, first_wrapper_call_with_a_full_fd_table_fails_with_emfile, 5);
+    ADD_TEST(s, unix_dial_waits_for_room_in_a_full_backlog, 10);
+    ADD_TEST(s, unix_dial_to_a_full_backlog_times_out_at_its_deadline, 10);
+    ADD_TEST(s, unix_dial_to_a_full_backlog_is_cancellable, 10);
+    ADD_TEST(s, unix_dial_outside_a_task_waits_for_its_deadline, 10);
+    ADD_TEST(s, nonblock_flag_gives_sockets_that_fail_with_eagain, 10);
     return s;
 }
 

@@ -42,6 +42,13 @@ tests_check_reactor_LDADD = $(TEST_LIBS)
 tests_check_net_SOURCES = tests/check_net.c tests/iotest.h tests/testutil.h
 tests_check_net_CFLAGS = $(TEST_CFLAGS)
 tests_check_net_LDADD = $(TEST_LIBS)
+# weft/posix.h: plain POSIX calls mapped to the wrappers.
+check_PROGRAMS += tests/check_posix
+TESTS += tests/check_posix
+CHECK_SUITES += tests/check_posix
+tests_check_posix_SOURCES = tests/check_posix.c tests/testutil.h
+tests_check_posix_CFLAGS = $(TEST_CFLAGS)
+tests_check_posix_LDADD = $(TEST_LIBS)
 # fd records: close while woken, stale records after close(2), weft_fd_forget, teardown.
 tests_check_fd_SOURCES = tests/check_fd.c tests/iotest.h tests/testutil.h
 tests_check_fd_CFLAGS = $(TEST_CFLAGS)
