@@ -2,6 +2,20 @@
  * r12-r15, the MXCSR control bits and the x87 control word; no signal mask, no syscall.
  * Saved frame, from the saved stack pointer up:
  *   +0 mxcsr  +4 x87 cw  +8 r15  +16 r14  +24 r13  +32 r12  +40 rbx  +48 rbp  +56 return pc */
+
+/* Control-flow enforcement (CET). Under IBT an indirect call or jump must land on endbr64, so
+ * the two functions whose address can be taken start with one (it is a no-op on CPUs without
+ * CET), and the GNU property note at the end says this object is fit for IBT. Without the
+ * note, linking it into a library built with -fcf-protection would silently drop IBT for the
+ * whole library. The note is emitted always, not only under -fcf-protection: the linker ANDs
+ * the property over every object it links, so a library whose C code is built without it is
+ * not marked either way, and the assembler's flags need not match the compiler's.
+ * The note never claims SHSTK (shadow stacks): the swap changes stacks and returns with a
+ * plain ret to the address saved on the incoming task's stack, which the shadow stack, holding
+ * the outgoing task's return addresses, would refuse. Supporting it would take a shadow stack
+ * per task (map_shadow_stack), a restore token on each, and the swap saving the outgoing
+ * shadow stack pointer and switching to the incoming one (saveprevssp/rstorssp). Until then
+ * the library must leave SHSTK off for the programs that link it. */
     .text
 
 /* void weft_ctx_swap_asm(void **from_sp, void *to_sp) */
@@ -11,6 +25,7 @@
     .p2align 4
 weft_ctx_swap_asm:
     .cfi_startproc
+    endbr64
     pushq   %rbp
     .cfi_adjust_cfa_offset 8
     .cfi_rel_offset rbp, 0
@@ -63,6 +78,9 @@ weft_ctx_swap_asm:
 
 /* First code of a new context, reached by the swap's ret just past a nop: an unwinder looks a
  * return address up at address - 1, which must fall inside this function, not the one before.
+ * No endbr64: a ret is no indirect branch to IBT (returns are the shadow stack's to check),
+ * and nothing calls or jumps here. The indirect call of entry needs one at entry, which the
+ * compiler puts there under -fcf-protection.
  * entry is in r12. The stack is 16-byte aligned here, as a call requires; rip is marked
  * undefined so unwinders stop at this frame. entry never returns. */
     .type   weft_ctx_trampoline, @function
@@ -87,6 +105,7 @@ weft_ctx_trampoline:
     .p2align 4
 weft_ctx_make:
     .cfi_startproc
+    endbr64
     leaq    (%rsi,%rdx), %rax
     andq    $-16, %rax
     leaq    .Ltrampoline_entered(%rip), %r8
@@ -106,3 +125,16 @@ weft_ctx_make:
     .size   weft_ctx_make, .-weft_ctx_make
 
     .section .note.GNU-stack,"",@progbits
+
+/* GNU_PROPERTY_X86_FEATURE_1_AND: this object is fit for IBT (and not for SHSTK: see above). */
+    .pushsection .note.gnu.property, "a"
+    .p2align 3
+    .long   4                   /* name size */
+    .long   16                  /* descriptor size */
+    .long   5                   /* NT_GNU_PROPERTY_TYPE_0 */
+    .asciz  "GNU"
+    .long   0xc0000002          /* GNU_PROPERTY_X86_FEATURE_1_AND */
+    .long   4                   /* data size */
+    .long   1                   /* GNU_PROPERTY_X86_FEATURE_1_IBT */
+    .long   0                   /* padding to 8 bytes */
+    .popsection

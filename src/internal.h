@@ -50,8 +50,14 @@ void weft_stack_pool_trim(void);
 void weft_stack_pool_drain(void);
 /* Is the canary of a GUARD_CANARY stack intact? (1 for other kinds.) */
 int weft_stack_canary_ok(const struct stack *st);
-/* Does a fault at addr fall in st's guard region (or just below it, for a big frame)? */
-int weft_stack_guard_hit(const struct stack *st, const void *addr);
+/* Is p in st's mapping, guard region included (p at the top counts: an empty stack's sp)? */
+int weft_stack_holds(const struct stack *st, uintptr_t p);
+/* Did code running on st hit its guard: is the fault at addr in st's guard region, with the
+ * faulting stack pointer sp in st's mapping (or not known: 0)? Never for a canary stack. */
+int weft_stack_guard_hit(const struct stack *st, const void *addr, uintptr_t sp);
+/* Did a frame too big for the guard run past it: is sp below st's low end, by at most 1 MiB,
+ * with the fault at addr below that end and not far under sp? 0 when sp is 0 (not known). */
+int weft_stack_frame_past_guard(const struct stack *st, const void *addr, uintptr_t sp);
 /* Bytes of st resident in memory: its high-water mark (mincore; one syscall, for the dump). */
 size_t weft_stack_resident(const struct stack *st);
 /* Install the process-wide SIGSEGV handler (once) and this thread's alternate signal stack. */
@@ -205,9 +211,10 @@ int weft_sched_wake_one(struct sched *s, struct list *queue, int err);
 /* Fire the timers due at 'now'. */
 void weft_sched_fire_timers(struct sched *s, int64_t now);
 
-/* Called by the SIGSEGV handler: if addr is in the running task's guard, print which task
- * overflowed (async-signal-safe) and return 1. */
-int weft_sched_overflow_report(const void *addr);
+/* Called by the SIGSEGV handler with the fault address and the faulting stack pointer (0 when
+ * not known): if a task's stack overflowed (the running task's, or the one switching out, whose
+ * switch ran out of stack), print which task (async-signal-safe) and return 1; else 0. */
+int weft_sched_overflow_report(const void *addr, uintptr_t sp);
 
 /* ---- reactor (reactor_epoll.c) ---------------------------------------------------------- */
 

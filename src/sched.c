@@ -184,13 +184,39 @@ static void overflow_print(const struct weft_task *t, const void *addr, const ch
     weft_sigbuf_flush(&b);
 }
 
-int weft_sched_overflow_report(const void *addr)
+int weft_sched_overflow_report(const void *addr, uintptr_t sp)
 {
     struct sched *s = weft_sched_tls;
-    if (!s || !s->cur || !weft_stack_guard_hit(&s->cur->stack, addr))
+    if (!s)
         return 0;
-    overflow_print(s->cur, addr, "guard page hit");
-    return 1;
+    const struct weft_task *cur = s->cur, *hit = NULL;
+    if (cur && weft_stack_guard_hit(&cur->stack, addr, sp))
+        hit = cur;
+    /* A switch makes the next task current before the swap saves registers on the one going
+     * out, so when those pushes hit its guard, s->cur is not the task that overflowed. Look
+     * for it among the others (ended ones gave their stack back) rather than have every
+     * switch note it; the walk is bounded in case the list is damaged. It also tells whether
+     * sp is on another task's stack, which rules out a frame of cur's past its guard. */
+    int sp_elsewhere = 0;
+    size_t left = s->ntasks;
+    for (const struct list *it = s->all.next; !hit && sp && it != &s->all && left > 0;
+         it = it->next, left--) {
+        const struct weft_task *t = list_entry(it, struct weft_task, all);
+        if (t == cur || t->state == TS_DONE)
+            continue;
+        if (weft_stack_guard_hit(&t->stack, addr, sp))
+            hit = t;
+        sp_elsewhere |= weft_stack_holds(&t->stack, sp);
+    }
+    if (hit) {
+        overflow_print(hit, addr, "guard page hit");
+        return 1;
+    }
+    if (cur && !sp_elsewhere && weft_stack_frame_past_guard(&cur->stack, addr, sp)) {
+        overflow_print(cur, addr, "frame past the guard");
+        return 1;
+    }
+    return 0;
 }
 
 static void canary_abort(struct weft_task *t)

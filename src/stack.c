@@ -1,6 +1,7 @@
 /* Task stacks: mmap'd, committed lazily, a guard region below each, a per-thread pool of freed
- * stacks, and the SIGSEGV handler that turns a guard hit into a report of which task
- * overflowed. Which task is running, and what to print about it, is the scheduler's. */
+ * stacks, and the SIGSEGV handler that turns an overflow (a guard hit, or a frame that jumped
+ * past the guard) into a report of which task overflowed. Which task that is, and what to
+ * print about it, is the scheduler's. */
 #include "config.h"
 #include "internal.h"
 #include "sys.h"
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #ifdef HAVE_VALGRIND_VALGRIND_H
@@ -33,6 +35,8 @@
 #define POOL_MAX 65536      /* beyond the warm ones, kept with their pages released: cheaper
                                than munmap, which splits the merged mapping the stacks share */
 #define ALTSTACK_SIZE ((size_t)64 * 1024)
+#define FRAME_REACH ((uintptr_t)1024 * 1024) /* how far below its stack a frame too big for the
+                                                guard may have put the stack pointer */
 
 static const uint64_t canary_magic = 0x7765667453544b21ull;   /* "weftSTK!" */
 
@@ -275,10 +279,26 @@ void weft_stack_pool_drain(void)
     pool_last = NULL;
 }
 
-int weft_stack_guard_hit(const struct stack *st, const void *addr)
+int weft_stack_holds(const struct stack *st, uintptr_t p)
+{
+    uintptr_t g = (uintptr_t)st->map;
+    return p >= g && p - g <= WEFT_GUARD_SIZE + st->size;
+}
+
+int weft_stack_guard_hit(const struct stack *st, const void *addr, uintptr_t sp)
 {
     uintptr_t a = (uintptr_t)addr, g = (uintptr_t)st->map;
-    return st->guard != GUARD_CANARY && a >= g && a < g + WEFT_GUARD_SIZE;
+    if (st->guard == GUARD_CANARY || a < g || a >= g + WEFT_GUARD_SIZE)
+        return 0;
+    return sp == 0 || weft_stack_holds(st, sp);
+}
+
+int weft_stack_frame_past_guard(const struct stack *st, const void *addr, uintptr_t sp)
+{
+    uintptr_t a = (uintptr_t)addr, lo = (uintptr_t)stack_lo(st);
+    /* Code stores at or above the stack pointer, or a little below it (the red zone, a probe),
+     * never far below. */
+    return sp != 0 && sp < lo && lo - sp <= FRAME_REACH && a < lo && a + WEFT_GUARD_SIZE >= sp;
 }
 
 size_t weft_stack_resident(const struct stack *st)
@@ -301,11 +321,28 @@ void weft_stack_counts(size_t counts[4])
         counts[i] = (size_t)atomic_load(&live[i]);
 }
 
-/* A guard hit in the running task is reported and aborts; any other fault goes to whatever
- * handled SIGSEGV before us, or to the default action (a core dump as usual). */
+/* The stack pointer of the code that faulted, from the signal's context; 0 when it is not
+ * known here, or when that code ran on the alternate signal stack (a signal handler, whose
+ * frames are no task's). */
+static uintptr_t faulting_sp(const void *ucv)
+{
+    const ucontext_t *uc = ucv;
+    if (uc->uc_stack.ss_flags & SS_ONSTACK)
+        return 0;
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.sp;
+#else
+    return 0;
+#endif
+}
+
+/* A task's stack overflow is reported and aborts; any other fault goes to whatever handled
+ * SIGSEGV before us, or to the default action (a core dump as usual). */
 static void segv_handler(int sig, siginfo_t *si, void *uc)
 {
-    if (weft_sched_overflow_report(si->si_addr)) {
+    if (weft_sched_overflow_report(si->si_addr, faulting_sp(uc))) {
         signal(SIGABRT, SIG_DFL);
         abort();
     }

@@ -1,7 +1,8 @@
 /* Task stacks (src/stack.c) through the public API: deep recursion within the size asked
  * for, sizes other than the default, reuse from the pool, lazy commit, ENOMEM when address
- * space runs out, and overflow caught and reported for each guard kind (in forked children,
- * with WEFT_GUARD set before their first weft call). Scheduling is check_sched's. */
+ * space runs out, and overflow caught and reported for each guard kind, inside a switch and
+ * past the guard too, but not for other faults (in forked children, with WEFT_GUARD set
+ * before their first weft call). Scheduling is check_sched's. */
 #include "config.h"
 #include "testutil.h"
 
@@ -275,6 +276,7 @@ struct child_info {
     int stage;                  /* how far the child got */
     int spawned, spawn_errno, join_failures, respawn_ok;
     int as_unlimited;           /* RLIMIT_AS was accepted but not enforced (qemu-user) */
+    const char *skipped;        /* why the child could not set its test up (a string literal) */
 };
 
 static struct child_info *info;
@@ -362,33 +364,41 @@ static void *overflow_task(void *arg)
     return V(dig_forever(1));
 }
 
+/* The low end of the running task's stack of OVERFLOW_STACK bytes. Called by the task's
+ * function, whose frame is in the stack's top page. */
+__attribute__((noinline)) static uintptr_t overflow_stack_lo(void)
+{
+    uintptr_t pg = page_size();
+    return ((FRAME() + pg - 1) & ~(pg - 1)) - OVERFLOW_STACK;
+}
+
+/* Recurse until a frame is less than 2 KiB above lo, the stack's low end; call at_floor(lo)
+ * there. */
+__attribute__((noinline)) static unsigned dig_to_floor(uintptr_t lo, unsigned depth, void (*at_floor)(uintptr_t))
+{
+    volatile unsigned char buf[256];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (unsigned char)depth;
+    if (FRAME() - lo < 2048) {
+        at_floor(lo);
+        return depth;
+    }
+    return dig_to_floor(lo, depth + 1, at_floor) + buf[depth % sizeof buf] - (unsigned char)depth;
+}
+
 /* The canary is a word at the stack's lowest address, checked when the task switches out.
  * Recurse until a frame is near that end, then write a buffer that reaches past it into the
  * guard region below (mapped, unused memory for this kind) and nothing else; then yield. */
-__attribute__((noinline)) static void smash_below(void)
+__attribute__((noinline)) static void smash_below(uintptr_t lo)
 {
     volatile unsigned char big[4096];
     for (size_t i = 0; i < sizeof big; i++)
         big[i] = 0x5a;
 }
 
-__attribute__((noinline)) static unsigned dig_to_floor(uintptr_t lo, unsigned depth)
-{
-    volatile unsigned char buf[256];
-    for (size_t i = 0; i < sizeof buf; i++)
-        buf[i] = (unsigned char)depth;
-    if (FRAME() - lo < 2048) {
-        smash_below();
-        return depth;
-    }
-    return dig_to_floor(lo, depth + 1) + buf[depth % sizeof buf] - (unsigned char)depth;
-}
-
 static void *canary_task(void *arg)
 {
-    uintptr_t pg = page_size();
-    uintptr_t top = (FRAME() + pg - 1) & ~(pg - 1);     /* this frame is in the top page */
-    dig_to_floor(top - OVERFLOW_STACK, 1);
+    dig_to_floor(overflow_stack_lo(), 1, smash_below);
     weft_yield();
     return NULL;
 }
@@ -460,23 +470,56 @@ static void child_pooled_canary(void)
     weft_run();
 }
 
-static void expect_overflow_report(const char *guard, void (*body)(void), const char *how)
+/* The child running body must die of SIGABRT after one report of the overflowing task's
+ * overflow, 'how' it was caught; 'where' (may be "") prefixes any failure message. */
+static void expect_overflow_report_at(const char *guard, void (*body)(void), const char *how,
+                                      const char *where)
 {
     const char *kind = strcmp(guard, "canary") == 0 ? "canary"
                      : strcmp(guard, "mprotect") == 0 || !madvise_guard_works() ? "mprotect guard"
                      : "madvise guard";
     static struct child_result res;
     run_child(guard, body, &res);
-    ck_assert_msg(info->stage == 2, "child stopped at stage %d; stderr: %s", info->stage, res.err);
+    if (info->skipped) {
+        fprintf(stderr, "%sskipped: %s\n", where, info->skipped);
+        munmap(info, sizeof *info);
+        return;
+    }
+    ck_assert_msg(info->stage == 2, "%schild stopped at stage %d; stderr: %.2000s", where, info->stage, res.err);
     ck_assert_msg(WIFSIGNALED(res.status) && WTERMSIG(res.status) == SIGABRT,
-                  "child status %#x (signal %d), expected SIGABRT; stderr: %s", res.status,
+                  "%schild status %#x (signal %d), expected SIGABRT; stderr: %.2000s", where, res.status,
                   WIFSIGNALED(res.status) ? WTERMSIG(res.status) : 0, res.err);
     char want[512];
     snprintf(want, sizeof want, "stack overflow in task %llu \"%s\" spawned at %s:%d, stack %zu bytes (%s): %s",
              (unsigned long long)info->id, OVERFLOW_NAME, __FILE__, info->line, OVERFLOW_STACK, kind, how);
-    ck_assert_msg(strstr(res.err, want) != NULL, "stderr lacks\n  %s\nit has\n  %s", want, res.err);
+    ck_assert_msg(strstr(res.err, want) != NULL, "%sstderr lacks\n  %s\nit has\n  %.2000s", where, want, res.err);
     ck_assert_msg(strstr(strstr(res.err, want) + 1, "stack overflow") == NULL,
-                  "more than one report: %s", res.err);
+                  "%smore than one report: %.2000s", where, res.err);
+    munmap(info, sizeof *info);
+}
+
+static void expect_overflow_report(const char *guard, void (*body)(void), const char *how)
+{
+    expect_overflow_report_at(guard, body, how, "");
+}
+
+/* The child running body must die of the fault it makes at stage 2 (SIGSEGV, or an error exit
+ * where a sanitizer's handler took the signal) without reporting a stack overflow. */
+static void expect_no_overflow_report(const char *guard, void (*body)(void), const char *what)
+{
+    static struct child_result res;
+    run_child(guard, body, &res);
+    if (info->skipped) {
+        fprintf(stderr, "%s: skipped: %s\n", what, info->skipped);
+        munmap(info, sizeof *info);
+        return;
+    }
+    ck_assert_msg(info->stage == 2, "%s: child stopped at stage %d; stderr: %.2000s", what, info->stage, res.err);
+    ck_assert_msg(strstr(res.err, "stack overflow") == NULL, "%s: reported as an overflow: %.2000s", what, res.err);
+    int segv = WIFSIGNALED(res.status) && WTERMSIG(res.status) == SIGSEGV;
+    int sanitizer_exit = UNDER_ASAN && WIFEXITED(res.status) && WEXITSTATUS(res.status) != 0;
+    ck_assert_msg(segv || sanitizer_exit, "%s: child status %#x, expected SIGSEGV; stderr: %.2000s", what,
+                  res.status, res.err);
     munmap(info, sizeof *info);
 }
 
@@ -525,6 +568,233 @@ START_TEST(overflow_on_a_pooled_released_stack_is_caught_canary)
 {
     SKIP_IF_NO_FORKED_CHILDREN();
     expect_overflow_report("canary", child_pooled_canary, "canary overwritten");
+}
+END_TEST
+
+/* ---- overflow inside the switch ---------------------------------------------------------- */
+
+/* A switch needs stack of its own: the yield's frame, then the call and the register saves of
+ * the context swap, which run after the scheduler has made the next task current (or none, on
+ * the way to the main context). The task below switches with switch_room bytes of stack left,
+ * give or take a few words of its own frame; wherever the switch runs out, that must be
+ * reported like any other overflow. When the switch fits, the task overflows by recursion
+ * afterwards, so every child has an overflow to report. Calls are made with the stack pointer
+ * 16-byte aligned, so steps of 16 bytes meet every distinct case. */
+#define SWITCH_ROOM_MAX 768
+#define SWITCH_ROOM_STEP 16
+
+static long switch_room;
+static int switch_to_main;      /* join a sleeping task, so the main context runs next, rather
+                                   than yield to a runnable one */
+static weft_task *partner;
+
+/* Not instrumented by ASan, which would round the pad up to 32 bytes and add redzones. */
+__attribute__((noinline, no_sanitize_address)) static void switch_with_room(uintptr_t lo)
+{
+    long pad = (long)(FRAME() - lo) - switch_room;
+    volatile unsigned char room[pad > 16 ? pad : 16];
+    __asm__ volatile("" : : "r"(room) : "memory");     /* nothing reads the pad: keep it */
+    if (switch_to_main)
+        weft_join(partner, NULL);       /* parks with no deadline: no timer call before the switch */
+    else
+        weft_yield();
+    dig_forever(1);
+}
+
+static void *switch_task(void *arg)
+{
+    dig_to_floor(overflow_stack_lo(), 1, switch_with_room);
+    return NULL;
+}
+
+static void *partner_task(void *arg)
+{
+    if (switch_to_main) {
+        weft_sleep(5);
+    } else {
+        for (int i = 0; i < 1000; i++)
+            weft_yield();
+    }
+    return NULL;
+}
+
+static void child_switch_overflow(void)
+{
+    info->stage = 2;
+    /* Bind weft_join now (the partner's first weft_yield binds that one): resolving a symbol
+     * at its first call takes about a kilobyte of stack, and would overflow first. */
+    weft_join(NULL, NULL);
+    if (!(partner = weft_go(partner_task, NULL)))       /* runs first, then yields or sleeps */
+        _exit(3);
+    spawn_overflow(switch_task);
+    weft_run();
+}
+
+static void sweep_switch_room(const char *guard, int to_main)
+{
+    switch_to_main = to_main;
+    for (long room = 0; room <= SWITCH_ROOM_MAX; room += SWITCH_ROOM_STEP) {
+        switch_room = room;
+        char where[96];
+        snprintf(where, sizeof where, "%s with about %ld bytes left: ",
+                 to_main ? "parking" : "yielding", room);
+        expect_overflow_report_at(guard, child_switch_overflow, "guard page hit at 0x", where);
+    }
+}
+
+START_TEST(overflow_inside_the_switch_is_reported_at_every_depth_madvise)
+{
+    SKIP_IF_NO_FORKED_CHILDREN();
+    sweep_switch_room("madvise", 0);
+}
+END_TEST
+
+START_TEST(overflow_inside_the_switch_is_reported_at_every_depth_mprotect)
+{
+    SKIP_IF_NO_FORKED_CHILDREN();
+    sweep_switch_room("mprotect", 0);
+}
+END_TEST
+
+START_TEST(overflow_inside_the_switch_to_the_main_context_is_reported_at_every_depth)
+{
+    SKIP_IF_NO_FORKED_CHILDREN();
+    sweep_switch_room("madvise", 1);
+}
+END_TEST
+
+/* ---- a frame bigger than the guard ------------------------------------------------------- */
+
+/* A function whose frame is bigger than the guard region moves the stack pointer past the
+ * guard in one step, and its first write faults below the guard, not in it. For that fault to
+ * be certain, the task first claims the range under its guard as PROT_NONE, with
+ * MAP_FIXED_NOREPLACE, which fails rather than replace a mapping already there. New mappings
+ * go below the ones before, so that range is usually free; when it is not (ASan's runtime maps
+ * a page there after the first stack), the task leaves its stack to a new task on a new one. */
+#define GUARD_BYTES (16 * KIB)          /* WEFT_GUARD_SIZE in src/internal.h */
+#define BIG_FRAME (64 * KIB)
+#define BELOW_GUARD (64 * KIB)          /* claimed under the guard: where BIG_FRAME reaches */
+#define CLAIM_TRIES 8
+
+/* Claim the range under the guard of the running task's stack (its low end lo). When that
+ * fails, spawn fn in its place (this task stays parked, so the new one gets another stack)
+ * and return 0, or give up after CLAIM_TRIES stacks, saying why in info->skipped. */
+static int claim_below_guard(uintptr_t lo, void *(*fn)(void *))
+{
+    static int tries;
+    void *want = (void *)(lo - GUARD_BYTES - BELOW_GUARD);
+    void *got = mmap(want, BELOW_GUARD, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (got == want)
+        return 1;
+    if (got != MAP_FAILED)      /* a kernel older than MAP_FIXED_NOREPLACE took it as a hint */
+        munmap(got, BELOW_GUARD);
+    if (++tries < CLAIM_TRIES) {
+        spawn_overflow(fn);
+        weft_sleep(60000);
+    } else {
+        info->skipped = "no stack had the range below its guard free to claim";
+    }
+    return 0;
+}
+
+/* Built without stack clash protection (some distributions' compilers turn it on), which
+ * would probe the frame page by page, so that its first probe hits the guard: the frame jumps
+ * the guard here as in code built without it. GCC can say so for one function. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_STACK_CLASH_PROBES __attribute__((optimize("no-stack-clash-protection")))
+#else
+#define NO_STACK_CLASH_PROBES
+#endif
+
+__attribute__((noinline)) NO_STACK_CLASH_PROBES static unsigned big_frame(void)
+{
+    volatile unsigned char a[BIG_FRAME];
+    a[0] = 1;                   /* the lowest byte: 16 KiB under the guard */
+    return a[0];
+}
+
+static void *big_frame_task(void *arg)
+{
+    if (!claim_below_guard(overflow_stack_lo(), big_frame_task))
+        _exit(0);
+    info->stage = 2;
+    return V(big_frame());
+}
+
+static void child_big_frame(void)
+{
+    spawn_overflow(big_frame_task);
+    weft_run();
+}
+
+START_TEST(frame_bigger_than_the_guard_is_reported_below_it)
+{
+    SKIP_IF_NO_FORKED_CHILDREN();
+    static const char *const guards[] = { "madvise", "mprotect", "canary" };
+    for (size_t i = 0; i < sizeof guards / sizeof guards[0]; i++) {
+        char where[64];
+        snprintf(where, sizeof where, "%s: ", guards[i]);
+        expect_overflow_report_at(guards[i], child_big_frame, "frame past the guard at 0x", where);
+    }
+}
+END_TEST
+
+/* Not every fault near a stack is its overflow: a store through a wild pointer, made with the
+ * stack pointer well inside the task's own stack, is left to the default action. */
+static void *wild_below_task(void *arg)
+{
+    uintptr_t lo = overflow_stack_lo();
+    if (!claim_below_guard(lo, wild_below_task))
+        _exit(0);
+    __atomic_store_n(&info->stage, 2, __ATOMIC_SEQ_CST);   /* before the store that faults */
+    *(volatile unsigned char *)(lo - GUARD_BYTES - 8 * KIB) = 1;
+    return NULL;
+}
+
+static void child_wild_below(void)
+{
+    spawn_overflow(wild_below_task);
+    weft_run();
+}
+
+START_TEST(wild_store_below_a_guard_is_not_reported_as_an_overflow)
+{
+    SKIP_IF_NO_FORKED_CHILDREN();
+    expect_no_overflow_report("mprotect", child_wild_below, "store below the guard");
+}
+END_TEST
+
+static uintptr_t parked_lo;
+
+static void *parked_task(void *arg)
+{
+    parked_lo = overflow_stack_lo();
+    weft_sleep(60000);
+    return NULL;
+}
+
+static void *wild_guard_task(void *arg)
+{
+    __atomic_store_n(&info->stage, 2, __ATOMIC_SEQ_CST);   /* before the store that faults */
+    *(volatile unsigned char *)(parked_lo - GUARD_BYTES / 2) = 1;
+    return NULL;
+}
+
+static void child_wild_guard(void)
+{
+    weft_attr a = { .stack_size = OVERFLOW_STACK, .name = "parked" };
+    if (!weft_spawn(&a, parked_task, NULL))     /* runs first, and parks */
+        _exit(3);
+    spawn_overflow(wild_guard_task);
+    weft_run();
+}
+
+START_TEST(wild_store_into_another_tasks_guard_is_not_reported_as_its_overflow)
+{
+    SKIP_IF_NO_FORKED_CHILDREN();
+    expect_no_overflow_report("madvise", child_wild_guard, "store into a parked task's guard (madvise)");
+    expect_no_overflow_report("mprotect", child_wild_guard, "store into a parked task's guard (mprotect)");
 }
 END_TEST
 
@@ -615,6 +885,12 @@ static Suite *stack_suite(void)
     tcase_add_test(tc, overflow_on_a_pooled_released_stack_is_caught_madvise);
     tcase_add_test(tc, overflow_on_a_pooled_released_stack_is_caught_mprotect);
     tcase_add_test(tc, overflow_on_a_pooled_released_stack_is_caught_canary);
+    tcase_add_test(tc, overflow_inside_the_switch_is_reported_at_every_depth_madvise);
+    tcase_add_test(tc, overflow_inside_the_switch_is_reported_at_every_depth_mprotect);
+    tcase_add_test(tc, overflow_inside_the_switch_to_the_main_context_is_reported_at_every_depth);
+    tcase_add_test(tc, frame_bigger_than_the_guard_is_reported_below_it);
+    tcase_add_test(tc, wild_store_below_a_guard_is_not_reported_as_an_overflow);
+    tcase_add_test(tc, wild_store_into_another_tasks_guard_is_not_reported_as_its_overflow);
 
     tc = test_case(s, "enomem", 40);
     tcase_add_test(tc, spawn_fails_enomem_when_address_space_runs_out);

@@ -81,6 +81,10 @@ TESTS += tests/check_wrap tests/check_wrap_static
 CHECK_SUITES += tests/check_wrap tests/check_wrap_static
 endif
 
+# x86-64 CET: the context switch's object keeps a library built with -fcf-protection marked
+# for IBT (and never for shadow stacks), and libweft's objects are built for IBT.
+TESTS += tests/cet-note.test
+
 # The task dump (src/dump.c, docs/dump.md): the Check suite, and tools/weft-dump and
 # tools/weft-gdb.py run against a live process, tests/dump_target.
 if HAVE_CHECK
