@@ -40,7 +40,15 @@ extern "C" {
 
 /* ---- tasks -------------------------------------------------------------------------------- */
 
-typedef struct weft_task weft_task;
+/* A task handle: an opaque value, never dereferenced and never NULL for a live task. It
+ * names its task until the task's resources go (after weft_join, or when a detached task
+ * ends); from then on every call given the handle fails with EINVAL (weft_id gives 0),
+ * even once a new task reuses the task's place. Handles are per thread: they mean nothing
+ * to another thread's scheduler, nor after weft_run has released this one's (every call
+ * gives EINVAL). The one limit: a handle carries a 32-bit generation of its place, which
+ * is reused only after every other free place, so a stale handle could name a new task
+ * only after 2^32 tasks have ended in that one place. */
+typedef struct weft_handle weft_task;
 
 /* Stack sizes: the default, and the bounds spawn accepts. Stacks are mmap'd and committed
  * lazily (a task that never goes deep uses a page or two of memory), with a guard below. */
@@ -77,13 +85,14 @@ WEFT_API int weft_yield(void);
 WEFT_API weft_task *weft_self(void);
 
 /* A task's id (unique in the thread, never reused; the first task is 1). t NULL: the running
- * task; 0 outside any task. */
+ * task; 0 outside any task. A stale handle gives 0 with errno EINVAL. */
 WEFT_API uint64_t weft_id(const weft_task *t);
 
 /* Name a task for the dump (copied, truncated to 31 bytes; NULL clears). t NULL: the running
- * task. Errors: EPERM (t NULL outside any task). */
+ * task. Errors: EPERM (t NULL outside any task), EINVAL (stale handle). */
 WEFT_API int weft_set_name(weft_task *t, const char *name);
-/* The task's name, "" when unnamed. t NULL: the running task (NULL outside any task). */
+/* The task's name, "" when unnamed. t NULL: the running task (NULL outside any task). A
+ * stale handle gives NULL with errno EINVAL. */
 WEFT_API const char *weft_name(const weft_task *t);
 
 /* End the running task with value (what weft_join reports). Does not return inside a task.
@@ -91,21 +100,23 @@ WEFT_API const char *weft_name(const weft_task *t);
 WEFT_API int weft_exit(void *value);
 
 /* Wait for t to end and collect its value (may be NULL); the handle is invalid afterwards.
- * A task that ended is reported at once. Errors: EINVAL (t NULL, detached, already joined,
- * or being joined by another task), EDEADLK (t is the caller), ETIMEDOUT (the deadline
+ * A task that ended is reported at once. Errors: EINVAL (t NULL or stale, detached,
+ * already joined, or being joined by another task), EDEADLK (t is the caller), ETIMEDOUT (the deadline
  * passed; t runs on and can be joined again), ECANCELED (the caller was cancelled).
  * Outside any task, runs the scheduler until t ends or the deadline passes; there it also
  * fails with EDEADLK when nothing could ever wake t (every task waits on another task). */
 WEFT_API int weft_join(weft_task *t, void **value);
 WEFT_API int weft_join_until(weft_task *t, void **value, int64_t deadline);
 
-/* Nobody will join t; its resources go when it ends (at once if it has ended).
- * Errors: EINVAL (t NULL, already detached or joined, or being joined). */
+/* Nobody will join t; its resources go when it ends (at once if it has ended), and the
+ * handle goes stale then. Errors: EINVAL (t NULL or stale, already detached or joined, or
+ * being joined). */
 WEFT_API int weft_detach(weft_task *t);
 
 /* Cancel t: its current or next blocking weft call returns -1 with ECANCELED, and so does
  * every later one (see Conventions). A task parked in sleep, join or IO wakes at once.
- * Cancelling an ended task does nothing. Errors: EINVAL (t NULL or already joined). */
+ * Cancelling an ended task does nothing. Errors: EINVAL (t NULL or stale: joined, or
+ * detached and ended). */
 WEFT_API int weft_cancel(weft_task *t);
 
 /* Sleep ms milliseconds (<= 0: just yield) or until an absolute deadline (-1: until

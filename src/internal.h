@@ -115,6 +115,17 @@ enum task_flag {
                            cancelled by weft_run once the user's tasks are all done */
 };
 
+/* One entry of the scheduler's handle table. A public weft_task * is not a record's address
+ * but ((uint64_t)gen << 32) | (slot + 1): it names rec while the slot's gen still matches.
+ * Releasing the record bumps gen, so every handle to it goes stale at once. */
+struct task_slot {
+    struct weft_task *rec;      /* the record; NULL while the slot is free */
+    uint32_t gen;
+    uint32_t next_free;         /* free-list link (a slot index); SLOT_NONE at the tail */
+};
+
+#define SLOT_NONE UINT32_MAX
+
 #define WEFT_NAME_MAX 32
 
 /* A task's place on a wait queue. A task has two, so weft_fdwait can wait on both of an
@@ -137,6 +148,7 @@ struct weft_task {
     void *(*fn)(void *);
     void *arg;
     void *result;
+    weft_task *handle;          /* what weft_self and weft_spawn give out for this task */
     uint64_t id;
     uint64_t parent;            /* id of the spawning task; 0 for the main context */
     uint64_t switches;          /* times switched in */
@@ -165,6 +177,9 @@ struct sched {
     struct list all;            /* registry, oldest first */
     struct list free_tasks;     /* task records to reuse, FIFO */
     struct list chunks;         /* record chunks, freed at teardown */
+    struct task_slot *slots;    /* the handle table: grows, never shrinks, freed at teardown */
+    uint32_t nslots;
+    uint32_t free_head, free_tail;  /* free slots, reused FIFO (SLOT_NONE: none) */
     struct timers timers;
     struct weft_task *dead;     /* ended task whose stack is released after the next switch */
     struct weft_task *main_joins; /* the task the main context waits for in weft_join, or NULL */

@@ -14,6 +14,9 @@
 
 #define POLL_EVERY 64       /* switches between non-blocking polls while tasks stay busy */
 #define CHUNK_TASKS 64      /* task records allocated at a time */
+#define SLOTS_FIRST 64      /* handle table entries at first; it doubles when full */
+
+_Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "a handle is a 64-bit value in a pointer");
 
 TLS struct sched *weft_sched_tls;
 
@@ -27,6 +30,7 @@ struct chunk {
 };
 
 static void task_entry(void);
+static void task_cancel(struct sched *s, struct weft_task *t);
 
 /* ---- time --------------------------------------------------------------------------------- */
 
@@ -47,6 +51,10 @@ static int64_t now_ceil(void)
 
 /* ---- scheduler lifetime ------------------------------------------------------------------- */
 
+/* The generation a new scheduler's slots start at: above every one the thread's earlier
+ * schedulers gave out, so a handle kept across weft_run's teardown is stale too. */
+static TLS uint32_t gen_floor;
+
 static void sched_destroy(struct sched *s)
 {
     weft_dump_sched_destroyed(s);
@@ -60,6 +68,10 @@ static void sched_destroy(struct sched *s)
     weft_timers_free(&s->timers);
     while ((it = list_pop_front(&s->chunks)))
         free(list_entry(it, struct chunk, link));
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (s->slots[i].gen >= gen_floor)
+            gen_floor = s->slots[i].gen + 1;
+    free(s->slots);
     weft_stack_thread_fini();
     weft_sched_tls = NULL;
     pthread_setspecific(sched_key, NULL);
@@ -93,6 +105,7 @@ struct sched *weft_sched_get(void)
     list_init(&s->all);
     list_init(&s->free_tasks);
     list_init(&s->chunks);
+    s->free_head = s->free_tail = SLOT_NONE;
     s->next_id = 1;
     s->loop_now = weft_now();
     s->main_deadline = -1;
@@ -107,10 +120,97 @@ struct sched *weft_sched_get(void)
     return s;
 }
 
+/* ---- handles ----------------------------------------------------------------------------- */
+
+static inline weft_task *handle_make(uint32_t slot, uint32_t gen)
+{
+    return (weft_task *)(uintptr_t)(((uint64_t)gen << 32) | ((uint64_t)slot + 1));
+}
+
+/* The record h names in s, or NULL when h is NULL, stale, or not one of s's handles. */
+static inline struct weft_task *handle_rec(const struct sched *s, const weft_task *h)
+{
+    uint64_t v = (uint64_t)(uintptr_t)h;
+    uint32_t i = (uint32_t)v - 1;       /* NULL wraps to SLOT_NONE: out of range */
+    if (slow(i >= s->nslots) || slow(s->slots[i].gen != (uint32_t)(v >> 32)))
+        return NULL;
+    return s->slots[i].rec;
+}
+
+/* The record h names in this thread's scheduler; NULL with errno EINVAL when it names none. */
+static inline struct weft_task *task_of(const weft_task *h)
+{
+    struct sched *s = weft_sched_tls;
+    struct weft_task *t = fast(s != NULL) ? handle_rec(s, h) : NULL;
+    if (slow(!t))
+        errno = EINVAL;
+    return t;
+}
+
+/* The running task's record, or NULL outside any task. */
+static inline struct weft_task *self_rec(void)
+{
+    struct sched *s = weft_sched_tls;
+    return s ? s->cur : NULL;
+}
+
+/* Double the handle table, its new slots going to the (empty) free list. Returns 0, or -1
+ * when there is no memory. */
+static __attribute__((noinline)) int slots_grow(struct sched *s)
+{
+    uint32_t old = s->nslots;
+    if (old > UINT32_MAX / 4)
+        return -1;
+    uint32_t n = old ? old * 2 : SLOTS_FIRST;
+    struct task_slot *sl = realloc(s->slots, (size_t)n * sizeof *sl);
+    if (!sl)
+        return -1;
+    for (uint32_t i = old; i < n; i++) {
+        sl[i].rec = NULL;
+        sl[i].gen = gen_floor;
+        sl[i].next_free = i + 1 < n ? i + 1 : SLOT_NONE;
+    }
+    s->slots = sl;
+    s->nslots = n;
+    s->free_head = old;
+    s->free_tail = n - 1;
+    return 0;
+}
+
+/* Give t the oldest free slot and its handle. Returns 0, or -1 when there is no memory. */
+static inline int slot_alloc(struct sched *s, struct weft_task *t)
+{
+    if (slow(s->free_head == SLOT_NONE) && slots_grow(s) != 0)
+        return -1;
+    uint32_t i = s->free_head;
+    struct task_slot *sl = &s->slots[i];
+    s->free_head = sl->next_free;
+    if (s->free_head == SLOT_NONE)
+        s->free_tail = SLOT_NONE;
+    sl->rec = t;
+    t->handle = handle_make(i, sl->gen);
+    return 0;
+}
+
+/* Free t's slot: its handles go stale; the slot is reused after every other free one. */
+static inline void slot_release(struct sched *s, struct weft_task *t)
+{
+    uint32_t i = (uint32_t)(uintptr_t)t->handle - 1;
+    struct task_slot *sl = &s->slots[i];
+    sl->rec = NULL;
+    sl->gen++;
+    sl->next_free = SLOT_NONE;
+    if (s->free_tail == SLOT_NONE)
+        s->free_head = i;
+    else
+        s->slots[s->free_tail].next_free = i;
+    s->free_tail = i;
+}
+
 /* ---- task records ------------------------------------------------------------------------ */
 
-/* Records are never returned to malloc while the scheduler lives, so a stale handle still
- * points at a record (TS_FREE, or reused after a full trip through the FIFO free list). */
+/* Records are reused FIFO; what a handle names is decided by the handle table, not by
+ * where a record lives. */
 static struct weft_task *record_alloc(struct sched *s)
 {
     struct list *n = list_pop_front(&s->free_tasks);
@@ -141,6 +241,7 @@ static struct weft_task *record_alloc(struct sched *s)
 
 static void record_release(struct sched *s, struct weft_task *t)
 {
+    slot_release(s, t);
     list_remove(&t->all);
     t->state = TS_FREE;
     s->ntasks--;
@@ -385,7 +486,7 @@ int weft_run(void)
         struct weft_task *t = list_entry(it, struct weft_task, all);
         if ((t->flags & TF_SYSTEM) && t->state != TS_DONE) {
             background = 1;
-            weft_cancel(t);
+            task_cancel(s, t);
         }
     }
     if (background)
@@ -428,7 +529,10 @@ static void task_entry(void)
     task_finish(s, t, t->fn(t->arg));
 }
 
-weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, int line)
+/* weft_spawn_at with extra task flags (TF_SYSTEM: not counted as alive); the record, or NULL
+ * and errno. Inlined into both callers: spawn is on the hot path. */
+static inline __attribute__((always_inline)) struct weft_task *spawn(const weft_attr *attr, void *(*fn)(void *), void *arg,
+                               const char *file, int line, unsigned flags)
 {
     size_t size = WEFT_STACK_DEFAULT;
     int detached = 0;
@@ -468,6 +572,12 @@ weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, 
         errno = ENOMEM;
         return NULL;
     }
+    if (slow(slot_alloc(s, t) != 0)) {
+        weft_stack_free(&t->stack);
+        list_push_front(&s->free_tasks, &t->rq);
+        errno = ENOMEM;
+        return NULL;
+    }
     t->fn = fn;
     t->arg = arg;
     t->result = NULL;
@@ -485,7 +595,7 @@ weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, 
     t->wait_events = 0;
     t->wake_err = 0;
     t->wait_kind = WAIT_NONE;
-    t->flags = detached ? TF_DETACHED : 0;
+    t->flags = (unsigned char)(flags | (detached ? TF_DETACHED : 0));
     t->name[0] = '\0';
     if (name) {
         strncpy(t->name, name, WEFT_NAME_MAX - 1);
@@ -495,21 +605,24 @@ weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, 
     ctx_set_stack(&t->ctx, stack_lo(&t->stack), t->stack.size);
     list_push_back(&s->all, &t->all);
     s->ntasks++;
-    s->nalive++;    /* weft_spawn_system takes it back */
+    if (!(flags & TF_SYSTEM))
+        s->nalive++;
     t->state = TS_RUNNABLE;
     list_push_back(&s->runq, &t->rq);
     return t;
 }
 
+weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, int line)
+{
+    struct weft_task *t = spawn(attr, fn, arg, file, line, 0);
+    return fast(t != NULL) ? t->handle : NULL;
+}
+
 weft_task *weft_spawn_system(void *(*fn)(void *), void *arg, const char *name)
 {
     weft_attr a = { .detached = 1, .name = name };
-    struct weft_task *t = weft_spawn_at(&a, fn, arg, __FILE__, __LINE__);
-    if (t) {
-        t->flags |= TF_SYSTEM;
-        weft_sched_tls->nalive--;
-    }
-    return t;
+    struct weft_task *t = spawn(&a, fn, arg, __FILE__, __LINE__, TF_SYSTEM);
+    return t ? t->handle : NULL;
 }
 
 int weft_yield(void)
@@ -533,26 +646,23 @@ int weft_yield(void)
 weft_task *weft_self(void)
 {
     struct sched *s = weft_sched_tls;
-    return s ? s->cur : NULL;
+    return s && s->cur ? s->cur->handle : NULL;
 }
 
-uint64_t weft_id(const weft_task *t)
+uint64_t weft_id(const weft_task *h)
 {
-    if (!t)
-        t = weft_self();
+    const struct weft_task *t = h ? task_of(h) : self_rec();
     return t ? t->id : 0;
 }
 
-int weft_set_name(weft_task *t, const char *name)
+int weft_set_name(weft_task *h, const char *name)
 {
-    if (!t)
-        t = weft_self();
-    if (!t) {
+    struct weft_task *t;
+    if (h) {
+        if (!(t = task_of(h)))
+            return -1;
+    } else if (!(t = self_rec())) {
         errno = EPERM;
-        return -1;
-    }
-    if (t->state == TS_FREE) {
-        errno = EINVAL;
         return -1;
     }
     t->name[0] = '\0';
@@ -563,10 +673,9 @@ int weft_set_name(weft_task *t, const char *name)
     return 0;
 }
 
-const char *weft_name(const weft_task *t)
+const char *weft_name(const weft_task *h)
 {
-    if (!t)
-        t = weft_self();
+    const struct weft_task *t = h ? task_of(h) : self_rec();
     return t ? t->name : NULL;
 }
 
@@ -591,14 +700,17 @@ static int being_joined(const struct sched *s, const struct weft_task *t)
     return !list_empty(&t->joiners) || t == s->main_joins;
 }
 
-int weft_join_until(weft_task *t, void **value, int64_t deadline)
+int weft_join_until(weft_task *h, void **value, int64_t deadline)
 {
+    struct weft_task *t = task_of(h);
+    if (slow(!t))
+        return -1;
     struct sched *s = weft_sched_tls;
-    if (t && s && t == s->cur) {    /* whoever else may be joining us */
+    if (slow(t == s->cur)) {        /* whoever else may be joining us */
         errno = EDEADLK;
         return -1;
     }
-    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || being_joined(s, t)) {
+    if (slow((t->flags & TF_DETACHED) || being_joined(s, t))) {
         errno = EINVAL;
         return -1;
     }
@@ -627,10 +739,13 @@ int weft_join_until(weft_task *t, void **value, int64_t deadline)
     return 0;
 }
 
-int weft_detach(weft_task *t)
+int weft_detach(weft_task *h)
 {
+    struct weft_task *t = task_of(h);
+    if (!t)
+        return -1;
     struct sched *s = weft_sched_tls;
-    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || being_joined(s, t)) {
+    if ((t->flags & TF_DETACHED) || being_joined(s, t)) {
         errno = EINVAL;
         return -1;
     }
@@ -640,18 +755,22 @@ int weft_detach(weft_task *t)
     return 0;
 }
 
-int weft_cancel(weft_task *t)
+/* Mark t cancelled and wake it if it is parked; nothing for an ended task. */
+static void task_cancel(struct sched *s, struct weft_task *t)
 {
-    struct sched *s = weft_sched_tls;
-    if (!t || !s || t->state == TS_FREE) {
-        errno = EINVAL;
-        return -1;
-    }
     if (t->state == TS_DONE)
-        return 0;
+        return;
     t->flags |= TF_CANCELLED;
     if (t->state == TS_WAITING)
         weft_sched_wake(s, t, ECANCELED);
+}
+
+int weft_cancel(weft_task *h)
+{
+    struct weft_task *t = task_of(h);
+    if (!t)
+        return -1;
+    task_cancel(weft_sched_tls, t);
     return 0;
 }
 

@@ -1150,6 +1150,144 @@ START_TEST(ids_start_at_one_increase_and_are_never_reused)
 }
 END_TEST
 
+/* ---- stale handles ---------------------------------------------------------------------- */
+
+/* More tasks than a record chunk or a first handle table hold: some of them take the place of
+ * the task whose handle went stale. */
+enum { NEWGEN = 300 };
+static weft_task *newgen[NEWGEN];
+static int newgen_done, newgen_bad;
+
+/* A task of the new generation: lives across the stale calls (it yields and sleeps), then
+ * checks that it was not cancelled and still has its name. */
+static void *newgen_task(void *arg)
+{
+    char want[32];
+    snprintf(want, sizeof want, "new-%d", I(arg));
+    for (int i = 0; i < 3; i++)
+        newgen_bad += weft_yield() != 0;
+    newgen_bad += weft_sleep(1) != 0;
+    newgen_bad += strcmp(weft_name(NULL), want) != 0;
+    newgen_done++;
+    return arg;
+}
+
+static void newgen_spawn(void)
+{
+    newgen_done = newgen_bad = 0;
+    for (int i = 0; i < NEWGEN; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "new-%d", i);
+        weft_attr a = { .name = name };
+        newgen[i] = weft_spawn(&a, newgen_task, V(i));
+        test_require(newgen[i] != NULL, "spawn %d: %s", i, strerror(errno));
+    }
+}
+
+/* Every new task runs to its end, uncancelled, with its own name and value. */
+static void newgen_join(void)
+{
+    for (int i = 0; i < NEWGEN; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "new-%d", i);
+        ck_assert_str_eq(weft_name(newgen[i]), want);
+        void *v = NULL;
+        ck_assert_int_eq(weft_join(newgen[i], &v), 0);
+        ck_assert_ptr_eq(v, V(i));
+    }
+    ck_assert_int_eq(newgen_done, NEWGEN);
+    ck_assert_int_eq(newgen_bad, 0);
+}
+
+/* Each call given a stale handle fails with EINVAL (weft_id: 0). */
+static void stale_calls_fail_einval(weft_task *stale)
+{
+    ck_assert_fails(weft_id(stale), EINVAL);
+    ck_assert_fails(weft_name(stale), EINVAL);
+    ck_assert_fails(weft_set_name(stale, "hijacked"), EINVAL);
+    ck_assert_fails(weft_cancel(stale), EINVAL);
+    ck_assert_fails(weft_detach(stale), EINVAL);
+    ck_assert_fails(weft_join(stale, NULL), EINVAL);
+    ck_assert_fails(weft_join_until(stale, NULL, weft_now() + 100), EINVAL);
+}
+
+START_TEST(stale_handle_after_join_fails_einval_and_spares_the_new_tasks)
+{
+    weft_task *old = weft_go(ret_arg, V(1));
+    ck_assert_ptr_nonnull(old);
+    ck_assert_int_eq(weft_join(old, NULL), 0);
+    stale_calls_fail_einval(old);       /* at once */
+    newgen_spawn();
+    stale_calls_fail_einval(old);       /* and with its place taken by a new task */
+    newgen_join();
+    run_ok();
+}
+END_TEST
+
+static void *stale_from_a_task(void *arg)
+{
+    weft_task *old = weft_go(ret_arg, NULL);
+    ck_assert_ptr_nonnull(old);
+    ck_assert_int_eq(weft_join(old, NULL), 0);
+    newgen_spawn();
+    ck_assert_int_eq(weft_yield(), 0);  /* the new tasks are running */
+    stale_calls_fail_einval(old);
+    newgen_join();
+    return V(1);
+}
+
+START_TEST(stale_handle_in_a_task_fails_einval_and_spares_the_new_tasks)
+{
+    ck_assert_ptr_eq(in_task(stale_from_a_task, NULL), V(1));
+}
+END_TEST
+
+START_TEST(stale_handle_of_an_ended_detached_task_fails_einval)
+{
+    weft_attr a = { .detached = 1, .name = "old" };
+    weft_task *old = weft_spawn(&a, ret_arg, NULL);
+    ck_assert_ptr_nonnull(old);
+    weft_task *k = weft_go(ret_arg, NULL);      /* runs after old has ended */
+    ck_assert_ptr_nonnull(k);
+    ck_assert_int_eq(weft_join(k, NULL), 0);
+    stale_calls_fail_einval(old);
+    newgen_spawn();
+    stale_calls_fail_einval(old);
+    newgen_join();
+    run_ok();
+}
+END_TEST
+
+START_TEST(stale_handle_from_a_released_scheduler_fails_einval)
+{
+    weft_task *old = weft_go(ret_arg, NULL);
+    ck_assert_ptr_nonnull(old);
+    ck_assert_int_eq(weft_join(old, NULL), 0);
+    run_ok();                           /* nothing left: the scheduler is released */
+    stale_calls_fail_einval(old);       /* no scheduler on the thread */
+    newgen_spawn();                     /* a new one, its tasks in the same places */
+    stale_calls_fail_einval(old);
+    newgen_join();
+    run_ok();
+}
+END_TEST
+
+static void *report_self(void *arg)
+{
+    return weft_self();
+}
+
+START_TEST(self_is_the_handle_spawn_returned)
+{
+    weft_task *t = weft_go(report_self, NULL);
+    ck_assert_ptr_nonnull(t);
+    void *v = NULL;
+    ck_assert_int_eq(weft_join(t, &v), 0);
+    ck_assert_ptr_eq(v, t);
+    run_ok();
+}
+END_TEST
+
 /* ---- spawn errors ----------------------------------------------------------------------- */
 
 START_TEST(spawn_with_null_fn_fails_einval)
@@ -1551,6 +1689,13 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, set_name_truncates_to_31_bytes_and_null_clears);
     tcase_add_test(tc, spawn_copies_the_attr_name);
     tcase_add_test(tc, ids_start_at_one_increase_and_are_never_reused);
+
+    tc = test_case(s, "stale", 20);
+    tcase_add_test(tc, stale_handle_after_join_fails_einval_and_spares_the_new_tasks);
+    tcase_add_test(tc, stale_handle_in_a_task_fails_einval_and_spares_the_new_tasks);
+    tcase_add_test(tc, stale_handle_of_an_ended_detached_task_fails_einval);
+    tcase_add_test(tc, stale_handle_from_a_released_scheduler_fails_einval);
+    tcase_add_test(tc, self_is_the_handle_spawn_returned);
 
     tc = test_case(s, "spawn", 10);
     tcase_add_test(tc, spawn_with_null_fn_fails_einval);
