@@ -10,7 +10,7 @@
  *   value; -1 means no deadline; a deadline already past fails at once with ETIMEDOUT.
  * - Cancellation: after weft_cancel(t), every blocking weft call in t (sleep, join, IO waits,
  *   yield) fails with ECANCELED, including one t is parked in now. It is sticky, so a
- *   cancelled task cannot block again; it cleans up and returns.
+ *   cancelled task cannot block again (weft_yield still yields); it cleans up and returns.
  * - Outside any task (e.g. in main before weft_run), a blocking call behaves as the plain
  *   blocking call: weft_sleep sleeps the thread, the IO wrappers make the libc call, and
  *   weft_join drives the scheduler until the task ends. Calls that only make sense inside a
@@ -78,7 +78,8 @@ WEFT_API weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), vo
 
 /* Let the other runnable tasks run; the caller goes to the back of the run queue. Also polls
  * the reactor now and then, so a busy task never starves IO. Errors: ECANCELED (the task has
- * been cancelled; it does not yield), EPERM (outside any task). */
+ * been cancelled; it yields all the same, so `while (!done) weft_yield();` in a cancelled
+ * task still lets the task that sets done run), EPERM (outside any task). */
 WEFT_API int weft_yield(void);
 
 /* The running task, or NULL outside any task. */

@@ -633,13 +633,14 @@ int weft_yield(void)
         return -1;
     }
     struct weft_task *t = s->cur;
+    t->state = TS_RUNNABLE;
+    list_push_back(&s->runq, &t->rq);
+    switch_next(s, t, 0);
+    /* A cancelled task yields all the same: a loop polling on weft_yield lets the others run. */
     if (slow(t->flags & TF_CANCELLED)) {
         errno = ECANCELED;
         return -1;
     }
-    t->state = TS_RUNNABLE;
-    list_push_back(&s->runq, &t->rq);
-    switch_next(s, t, 0);
     return 0;
 }
 

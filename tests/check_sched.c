@@ -910,6 +910,78 @@ START_TEST(yield_after_cancel_fails_ecanceled)
 }
 END_TEST
 
+static int spin_flag;
+
+/* Polls on weft_yield until spin_flag is set (giving up after many rounds); returns 1 when
+ * every yield failed with ECANCELED, 0 when one did not, -1 when it gave up. */
+static void *spin_on_yield(void *arg)
+{
+    int all_cancelled = 1;
+    for (long i = 0; !spin_flag; i++) {
+        if (i == 10 * 1000 * 1000)
+            return V(-1);
+        if (weft_yield() != -1 || errno != ECANCELED)
+            all_cancelled = 0;
+    }
+    return V(all_cancelled);
+}
+
+static void *set_spin_flag(void *arg)
+{
+    spin_flag = 1;
+    return NULL;
+}
+
+START_TEST(cancelled_task_polling_on_yield_lets_the_flag_setter_run)
+{
+    spin_flag = 0;
+    weft_task *t = weft_go(spin_on_yield, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(weft_cancel(t), 0);
+    weft_task *f = weft_go(set_spin_flag, NULL);
+    ck_assert_ptr_nonnull(f);
+    void *v = NULL;
+    ck_assert_int_eq(weft_join(t, &v), 0);
+    ck_assert_ptr_eq(v, V(1));
+    ck_assert_int_eq(weft_join(f, NULL), 0);
+    run_ok();
+}
+END_TEST
+
+static void *cancelled_logger(void *arg)
+{
+    ck_assert_int_eq(weft_cancel(weft_self()), 0);
+    log_add(1);
+    ck_assert_fails(weft_yield(), ECANCELED);
+    log_add(3);
+    ck_assert_fails(weft_sleep(0), ECANCELED);
+    log_add(5);
+    return NULL;
+}
+
+static void *plain_logger(void *arg)
+{
+    log_add(2);
+    ck_assert_int_eq(weft_yield(), 0);
+    log_add(4);
+    return NULL;
+}
+
+START_TEST(cancelled_task_yield_and_sleep_zero_still_yield)
+{
+    log_reset();
+    weft_task *a = weft_go(cancelled_logger, NULL);
+    weft_task *b = weft_go(plain_logger, NULL);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(weft_join(a, NULL), 0);
+    ck_assert_int_eq(weft_join(b, NULL), 0);
+    static const int want[] = { 1, 2, 3, 4, 5 };
+    log_expect(want, 5);
+    run_ok();
+}
+END_TEST
+
 START_TEST(cancel_of_an_ended_task_does_nothing)
 {
     weft_task *t = weft_go(ret_arg, V(13));
@@ -1672,6 +1744,8 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, cancel_of_a_runnable_task_fails_its_next_blocking_calls);
     tcase_add_test(tc, cancel_is_sticky);
     tcase_add_test(tc, yield_after_cancel_fails_ecanceled);
+    tcase_add_test(tc, cancelled_task_polling_on_yield_lets_the_flag_setter_run);
+    tcase_add_test(tc, cancelled_task_yield_and_sleep_zero_still_yield);
     tcase_add_test(tc, cancel_of_an_ended_task_does_nothing);
     tcase_add_test(tc, cancel_null_fails_einval);
 
