@@ -96,6 +96,12 @@ WEFT_API int weft_set_name(weft_task *t, const char *name);
  * stale handle gives NULL with errno EINVAL. */
 WEFT_API const char *weft_name(const weft_task *t);
 
+/* A pointer of the user's, kept with the task (NULL until set; weft never looks at it).
+ * t NULL: the running task. weft_data gives NULL for a task with none set, and NULL with
+ * errno set on failure. Errors: EPERM (t NULL outside any task), EINVAL (stale handle). */
+WEFT_API int weft_set_data(weft_task *t, void *p);
+WEFT_API void *weft_data(const weft_task *t);
+
 /* End the running task with value (what weft_join reports). Does not return inside a task.
  * Errors: EPERM (outside any task). */
 WEFT_API int weft_exit(void *value);

@@ -148,6 +148,7 @@ struct weft_task {
     void *(*fn)(void *);
     void *arg;
     void *result;
+    void *data;                 /* the user's pointer (weft_set_data) */
     weft_task *handle;          /* what weft_self and weft_spawn give out for this task */
     uint64_t id;
     uint64_t parent;            /* id of the spawning task; 0 for the main context */

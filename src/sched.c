@@ -154,6 +154,18 @@ static inline struct weft_task *self_rec(void)
     return s ? s->cur : NULL;
 }
 
+/* The record h names, or the running task's when h is NULL; NULL with errno EINVAL (h stale)
+ * or EPERM (h NULL outside any task). */
+static inline struct weft_task *task_or_self(const weft_task *h)
+{
+    if (h)
+        return task_of(h);
+    struct weft_task *t = self_rec();
+    if (slow(!t))
+        errno = EPERM;
+    return t;
+}
+
 /* Double the handle table, its new slots going to the (empty) free list. Returns 0, or -1
  * when there is no memory. */
 static __attribute__((noinline)) int slots_grow(struct sched *s)
@@ -581,6 +593,7 @@ static inline __attribute__((always_inline)) struct weft_task *spawn(const weft_
     t->fn = fn;
     t->arg = arg;
     t->result = NULL;
+    t->data = NULL;
     t->id = s->next_id++;
     t->parent = s->cur ? s->cur->id : 0;
     t->switches = 0;
@@ -658,14 +671,9 @@ uint64_t weft_id(const weft_task *h)
 
 int weft_set_name(weft_task *h, const char *name)
 {
-    struct weft_task *t;
-    if (h) {
-        if (!(t = task_of(h)))
-            return -1;
-    } else if (!(t = self_rec())) {
-        errno = EPERM;
+    struct weft_task *t = task_or_self(h);
+    if (!t)
         return -1;
-    }
     t->name[0] = '\0';
     if (name) {
         strncpy(t->name, name, WEFT_NAME_MAX - 1);
@@ -678,6 +686,21 @@ const char *weft_name(const weft_task *h)
 {
     const struct weft_task *t = h ? task_of(h) : self_rec();
     return t ? t->name : NULL;
+}
+
+int weft_set_data(weft_task *h, void *p)
+{
+    struct weft_task *t = task_or_self(h);
+    if (!t)
+        return -1;
+    t->data = p;
+    return 0;
+}
+
+void *weft_data(const weft_task *h)
+{
+    const struct weft_task *t = task_or_self(h);
+    return t ? t->data : NULL;
 }
 
 int weft_exit(void *value)

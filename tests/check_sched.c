@@ -1222,6 +1222,82 @@ START_TEST(ids_start_at_one_increase_and_are_never_reused)
 }
 END_TEST
 
+/* ---- user data ------------------------------------------------------------------------- */
+
+static int data_a, data_b, data_c;
+static weft_task *data_peer;
+
+/* Runs with its data set by the spawner; reads it, changes it, and sets its peer's. */
+static void *data_user(void *arg)
+{
+    ck_assert_ptr_eq(weft_data(NULL), &data_a);
+    ck_assert_ptr_eq(weft_data(weft_self()), &data_a);
+    ck_assert_int_eq(weft_set_data(NULL, &data_b), 0);
+    ck_assert_ptr_eq(weft_data(NULL), &data_b);
+    ck_assert_ptr_eq(weft_data(data_peer), NULL);           /* unset: NULL */
+    ck_assert_int_eq(weft_set_data(data_peer, &data_c), 0);
+    ck_assert_int_eq(weft_yield(), 0);                      /* the peer checks it */
+    return weft_data(NULL);
+}
+
+static void *data_peer_task(void *arg)
+{
+    ck_assert_ptr_eq(weft_data(NULL), &data_c);
+    ck_assert_int_eq(weft_set_data(weft_self(), NULL), 0);
+    ck_assert_ptr_eq(weft_data(NULL), NULL);
+    return NULL;
+}
+
+START_TEST(task_data_is_set_and_read_on_self_and_other_tasks)
+{
+    weft_task *t = weft_go(data_user, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_ptr_nonnull(data_peer = weft_go(data_peer_task, NULL));
+    ck_assert_ptr_eq(weft_data(t), NULL);
+    ck_assert_int_eq(weft_set_data(t, &data_a), 0);         /* from outside any task */
+    ck_assert_ptr_eq(weft_data(t), &data_a);
+    void *v = NULL;
+    ck_assert_int_eq(weft_join(t, &v), 0);
+    ck_assert_ptr_eq(v, &data_b);
+    ck_assert_int_eq(weft_join(data_peer, NULL), 0);
+    run_ok();
+}
+END_TEST
+
+START_TEST(task_data_outside_any_task_fails_eperm)
+{
+    ck_assert_fails(weft_set_data(NULL, &data_a), EPERM);   /* no scheduler yet */
+    ck_assert_fails(weft_data(NULL), EPERM);
+    weft_task *t = weft_go(ret_arg, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_fails(weft_set_data(NULL, &data_a), EPERM);   /* a scheduler, but no task */
+    ck_assert_fails(weft_data(NULL), EPERM);
+    ck_assert_int_eq(weft_join(t, NULL), 0);
+    run_ok();
+}
+END_TEST
+
+/* A stale handle's data calls fail, and the tasks now in its place start with none. */
+START_TEST(task_data_of_a_stale_handle_fails_einval)
+{
+    weft_task *old = weft_go(ret_arg, NULL);
+    ck_assert_ptr_nonnull(old);
+    ck_assert_int_eq(weft_set_data(old, &data_a), 0);
+    ck_assert_int_eq(weft_join(old, NULL), 0);
+    ck_assert_fails(weft_set_data(old, &data_b), EINVAL);
+    ck_assert_fails(weft_data(old), EINVAL);
+    for (int i = 0; i < 300; i++) {
+        weft_task *t = weft_go(ret_arg, NULL);
+        ck_assert_ptr_nonnull(t);
+        test_require(weft_data(t) == NULL, "task %d starts with data", i);
+        ck_assert_int_eq(weft_set_data(t, &data_c), 0);
+        ck_assert_int_eq(weft_join(t, NULL), 0);
+        test_require(weft_data(old) == NULL && errno == EINVAL, "stale data call %d", i);
+    }
+    run_ok();
+}
+END_TEST
+
 /* ---- stale handles ---------------------------------------------------------------------- */
 
 /* More tasks than a record chunk or a first handle table hold: some of them take the place of
@@ -1763,6 +1839,11 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, set_name_truncates_to_31_bytes_and_null_clears);
     tcase_add_test(tc, spawn_copies_the_attr_name);
     tcase_add_test(tc, ids_start_at_one_increase_and_are_never_reused);
+
+    tc = test_case(s, "data", 10);
+    tcase_add_test(tc, task_data_is_set_and_read_on_self_and_other_tasks);
+    tcase_add_test(tc, task_data_outside_any_task_fails_eperm);
+    tcase_add_test(tc, task_data_of_a_stale_handle_fails_einval);
 
     tc = test_case(s, "stale", 20);
     tcase_add_test(tc, stale_handle_after_join_fails_einval_and_spares_the_new_tasks);
