@@ -62,7 +62,9 @@ typedef struct weft_attr {
     size_t stack_size;     /* 0: WEFT_STACK_DEFAULT; else WEFT_STACK_MIN..WEFT_STACK_MAX */
     const char *name;      /* copied (up to 31 bytes); NULL: unnamed */
     int detached;          /* nonzero: nobody joins; resources go when the task ends */
-    int reserved[5];       /* must be zero */
+    int daemon;            /* nonzero: does not keep weft_run going (see weft_run); the
+                              dump marks it "daemon" */
+    int reserved[4];       /* must be zero */
 } weft_attr;
 
 /* Start fn(arg) as a new task; it first runs when the spawner blocks or yields (or, from
@@ -138,8 +140,11 @@ WEFT_API int64_t weft_now(void);
 
 /* Run the scheduler on this thread until no task is left. Returns 0; when every remaining
  * task waits for another task (nothing can ever wake them: no timer, no fd, no offload),
- * returns -1 with EDEADLK and leaves them for weft_dump. Errors also: EPERM (inside a task).
- * When nothing is left, the thread's scheduler memory (pooled stacks included) is released. */
+ * returns -1 with EDEADLK and leaves them for weft_dump. Daemon tasks (weft_attr.daemon) do
+ * not count: once only daemons are left, busy or waiting on anything (other tasks included),
+ * weft_run cancels them and runs until they have ended, then returns 0. A joinable daemon
+ * can still be joined afterwards. Errors also: EPERM (inside a task). When nothing is
+ * left, the thread's scheduler memory (pooled stacks included) is released. */
 WEFT_API int weft_run(void);
 
 /* Spawn fn(arg) and run the scheduler until no task is left: a program's main in one line.

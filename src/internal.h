@@ -113,7 +113,10 @@ enum task_flag {
     TF_CANCELLED = 2,
     TF_SYSTEM = 4,      /* weft's own background task (debug server): not counted as alive,
                            cancelled by weft_run once the user's tasks are all done */
+    TF_DAEMON = 8,      /* weft_attr.daemon: treated as TF_SYSTEM is, but shown in the dump */
 };
+
+#define TF_BACKGROUND (TF_SYSTEM | TF_DAEMON)   /* not counted as alive */
 
 /* One entry of the scheduler's handle table. A public weft_task * is not a record's address
  * but ((uint64_t)gen << 32) | (slot + 1): it names rec while the slot's gen still matches.
@@ -190,7 +193,7 @@ struct sched {
     uint64_t next_id;
     uint64_t switches;          /* total switches: the watchdog's sign of progress */
     size_t ntasks;              /* records not yet freed */
-    size_t nalive;              /* tasks not yet ended */
+    size_t nalive;              /* tasks not yet ended, TF_BACKGROUND ones aside */
     size_t nexternal;           /* tasks waiting on something outside the scheduler (IO, ...) */
     unsigned ticks;             /* switches since the reactor was last polled */
     int64_t loop_now;           /* weft_now() as of the last poll */

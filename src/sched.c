@@ -438,13 +438,16 @@ void weft_sched_fire_timers(struct sched *s, int64_t now)
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
-/* Run tasks from the main context until 'until' ends (NULL: until no task is alive) or the
- * deadline passes. Returns 0, ETIMEDOUT, or EDEADLK when nothing could ever wake anyone. */
-static int run_loop(struct sched *s, struct weft_task *until, int64_t deadline)
+/* Run tasks from the main context until 'until' ends or the deadline passes; 'until' NULL:
+ * until no task is alive, background ones aside, and when 'drain', nothing is runnable
+ * either. Returns 0, ETIMEDOUT, or EDEADLK when nothing could ever wake anyone. */
+static int run_loop(struct sched *s, struct weft_task *until, int64_t deadline, int drain)
 {
     for (;;) {
         s->main_due = 0;
         if (until && until->state == TS_DONE)
+            return 0;
+        if (!until && !drain && s->nalive == 0)    /* busy background tasks don't count */
             return 0;
         if (deadline >= 0 && s->loop_now >= deadline)
             return ETIMEDOUT;
@@ -477,6 +480,21 @@ static int run_loop(struct sched *s, struct weft_task *until, int64_t deadline)
     }
 }
 
+/* Cancel every background task that has not ended nor been cancelled; returns how many. */
+static size_t cancel_background(struct sched *s)
+{
+    size_t n = 0;
+    struct list *it;
+    list_for_each(it, &s->all) {
+        struct weft_task *t = list_entry(it, struct weft_task, all);
+        if ((t->flags & TF_BACKGROUND) && !(t->flags & TF_CANCELLED) && t->state != TS_DONE) {
+            task_cancel(s, t);
+            n++;
+        }
+    }
+    return n;
+}
+
 int weft_run(void)
 {
     struct sched *s = weft_sched_tls;
@@ -486,23 +504,19 @@ int weft_run(void)
         errno = EPERM;
         return -1;
     }
-    int e = run_loop(s, NULL, -1);
+    int e = run_loop(s, NULL, -1, 0);
     if (e) {
         errno = e;
         return -1;
     }
-    /* Only weft's background tasks are left: cancel them, and let them finish. */
-    struct list *it;
-    int background = 0;
-    list_for_each(it, &s->all) {
-        struct weft_task *t = list_entry(it, struct weft_task, all);
-        if ((t->flags & TF_SYSTEM) && t->state != TS_DONE) {
-            background = 1;
-            task_cancel(s, t);
+    /* Only background tasks (daemons, weft's own) are left: cancel them, and let them finish.
+     * A cancelled task cannot park, so one round ends them, unless they spawn more. */
+    while (cancel_background(s)) {
+        if ((e = run_loop(s, NULL, -1, 1)) != 0) {
+            errno = e;
+            return -1;
         }
     }
-    if (background)
-        run_loop(s, NULL, -1);
     if (s->ntasks == 0)
         sched_destroy(s);
     return 0;
@@ -522,8 +536,8 @@ static _Noreturn void task_finish(struct sched *s, struct weft_task *t, void *va
 {
     t->result = value;
     t->state = TS_DONE;
-    if (!(t->flags & TF_SYSTEM))
-        s->nalive--;
+    if (!(t->flags & TF_BACKGROUND) && --s->nalive == 0)
+        s->main_due = 1;        /* weft_run may be done, however busy the background is */
     weft_sched_wake_one(s, &t->joiners, 0);
     s->dead = t;
     if (t == s->main_joins)
@@ -541,7 +555,7 @@ static void task_entry(void)
     task_finish(s, t, t->fn(t->arg));
 }
 
-/* weft_spawn_at with extra task flags (TF_SYSTEM: not counted as alive); the record, or NULL
+/* weft_spawn_at with extra task flags (TF_SYSTEM); the record, or NULL
  * and errno. Inlined into both callers: spawn is on the hot path. */
 static inline __attribute__((always_inline)) struct weft_task *spawn(const weft_attr *attr, void *(*fn)(void *), void *arg,
                                const char *file, int line, unsigned flags)
@@ -568,6 +582,8 @@ static inline __attribute__((always_inline)) struct weft_task *spawn(const weft_
             size = attr->stack_size;
         }
         detached = attr->detached != 0;
+        if (attr->daemon)
+            flags |= TF_DAEMON;
         name = attr->name;
     }
     struct sched *s = weft_sched_get();
@@ -618,7 +634,7 @@ static inline __attribute__((always_inline)) struct weft_task *spawn(const weft_
     ctx_set_stack(&t->ctx, stack_lo(&t->stack), t->stack.size);
     list_push_back(&s->all, &t->all);
     s->ntasks++;
-    if (!(flags & TF_SYSTEM))
+    if (!(flags & TF_BACKGROUND))
         s->nalive++;
     t->state = TS_RUNNABLE;
     list_push_back(&s->runq, &t->rq);
@@ -748,7 +764,7 @@ int weft_join_until(weft_task *h, void **value, int64_t deadline)
         } else {
             s->main_joins = t;
             s->main_deadline = deadline;
-            e = run_loop(s, t, deadline);
+            e = run_loop(s, t, deadline, 0);
             s->main_joins = NULL;
             s->main_deadline = -1;
         }

@@ -1222,6 +1222,178 @@ START_TEST(ids_start_at_one_increase_and_are_never_reused)
 }
 END_TEST
 
+/* ---- daemons ---------------------------------------------------------------------------- */
+
+static int user_done, daemon_cleanups, daemon_saw_user_done;
+
+static void *user_sleeps_then_ends(void *arg)
+{
+    ck_assert_int_eq(weft_sleep(20), 0);
+    user_done = 1;
+    return NULL;
+}
+
+/* Sleeps until cancelled; its cleanup notes whether the user task had ended by then. */
+static void *daemon_sleeps_forever(void *arg)
+{
+    int e = err_of(weft_sleep_until(-1));
+    daemon_saw_user_done += user_done;
+    daemon_cleanups++;
+    return V(e);
+}
+
+static void daemons_reset(void)
+{
+    user_done = daemon_cleanups = daemon_saw_user_done = 0;
+}
+
+START_TEST(daemon_sleeping_forever_does_not_keep_weft_run_going)
+{
+    daemons_reset();
+    weft_attr d = { .daemon = 1, .name = "daemon" };
+    weft_task *t = weft_spawn(&d, daemon_sleeps_forever, NULL);
+    ck_assert_ptr_nonnull(t);
+    weft_attr dd = { .daemon = 1, .detached = 1 };
+    ck_assert_ptr_nonnull(weft_spawn(&dd, daemon_sleeps_forever, NULL));
+    ck_assert_ptr_nonnull(weft_spawn(&(weft_attr){ .detached = 1 }, user_sleeps_then_ends, NULL));
+    run_ok();
+    ck_assert_int_eq(user_done, 1);
+    ck_assert_int_eq(daemon_cleanups, 2);               /* cancelled, and their cleanups ran */
+    ck_assert_int_eq(daemon_saw_user_done, 2);          /* only once the user task had ended */
+    void *v = NULL;
+    ck_assert_int_eq(weft_join(t, &v), 0);              /* a joinable daemon stays joinable */
+    ck_assert_int_eq(I(v), ECANCELED);
+    run_ok();
+}
+END_TEST
+
+START_TEST(weft_run_with_only_daemons_cancels_them_at_once)
+{
+    daemons_reset();
+    weft_attr d = { .daemon = 1, .detached = 1 };
+    ck_assert_ptr_nonnull(weft_spawn(&d, daemon_sleeps_forever, NULL));
+    run_ok();
+    ck_assert_int_eq(daemon_cleanups, 1);
+}
+END_TEST
+
+static weft_task *dj[2];
+static int dj_err[2];
+
+/* Daemon i joins daemon 1 - i: a cycle nothing but a cancel can break. */
+static void *daemon_joins_the_other(void *arg)
+{
+    int i = I(arg);
+    dj_err[i] = err_of(weft_join(dj[1 - i], NULL));
+    daemon_cleanups++;
+    return NULL;
+}
+
+START_TEST(daemons_waiting_on_each_other_do_not_make_weft_run_fail_edeadlk)
+{
+    daemons_reset();
+    weft_attr d = { .daemon = 1 };
+    for (int i = 0; i < 2; i++)
+        ck_assert_ptr_nonnull(dj[i] = weft_spawn(&d, daemon_joins_the_other, V(i)));
+    ck_assert_ptr_nonnull(weft_spawn(&(weft_attr){ .detached = 1 }, user_sleeps_then_ends, NULL));
+    run_ok();
+    ck_assert_int_eq(user_done, 1);
+    ck_assert_int_eq(daemon_cleanups, 2);
+    /* Whichever of them the cancel woke first failed its join with ECANCELED, which ended
+     * it, so the other one's join may have succeeded. */
+    ck_assert(dj_err[0] == ECANCELED || dj_err[1] == ECANCELED);
+    weft_join(dj[0], NULL);     /* whichever the other did not join */
+    weft_join(dj[1], NULL);
+    ck_assert_fails(weft_join(dj[0], NULL), EINVAL);
+    ck_assert_fails(weft_join(dj[1], NULL), EINVAL);
+    run_ok();
+}
+END_TEST
+
+static long daemon_spins;
+
+static void *daemon_spins_on_yield(void *arg)
+{
+    while (weft_yield() == 0)
+        daemon_spins++;
+    ck_assert_int_eq(errno, ECANCELED);
+    daemon_saw_user_done += user_done;
+    daemon_cleanups++;
+    return NULL;
+}
+
+static void *user_yields_then_ends(void *arg)
+{
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(weft_yield(), 0);
+    user_done = 1;
+    return NULL;
+}
+
+START_TEST(busy_daemon_does_not_keep_weft_run_going)
+{
+    daemons_reset();
+    daemon_spins = 0;
+    weft_attr d = { .daemon = 1, .detached = 1 };
+    ck_assert_ptr_nonnull(weft_spawn(&d, daemon_spins_on_yield, NULL));
+    ck_assert_ptr_nonnull(weft_spawn(&d, daemon_spins_on_yield, NULL));
+    ck_assert_ptr_nonnull(weft_spawn(&(weft_attr){ .detached = 1 }, user_yields_then_ends, NULL));
+    run_ok();
+    ck_assert_int_eq(daemon_cleanups, 2);
+    ck_assert_int_eq(daemon_saw_user_done, 2);
+    ck_assert_int_ge(daemon_spins, 100);                /* they ran alongside the user task */
+}
+END_TEST
+
+/* Cancelled, it starts another daemon on its way out: weft_run cancels that one too. */
+static void *daemon_spawns_a_daemon_when_cancelled(void *arg)
+{
+    ck_assert_fails(weft_sleep_until(-1), ECANCELED);
+    weft_attr d = { .daemon = 1, .detached = 1 };
+    ck_assert_ptr_nonnull(weft_spawn(&d, daemon_sleeps_forever, NULL));
+    daemon_cleanups++;
+    return NULL;
+}
+
+START_TEST(daemon_spawned_while_weft_run_ends_is_cancelled_too)
+{
+    daemons_reset();
+    weft_attr d = { .daemon = 1, .detached = 1 };
+    ck_assert_ptr_nonnull(weft_spawn(&d, daemon_spawns_a_daemon_when_cancelled, NULL));
+    ck_assert_ptr_nonnull(weft_spawn(&(weft_attr){ .detached = 1 }, user_sleeps_then_ends, NULL));
+    run_ok();
+    ck_assert_int_eq(daemon_cleanups, 2);
+}
+END_TEST
+
+static void *dump_to(void *arg)
+{
+    ck_assert_int_eq(weft_dump(I(arg), WEFT_DUMP_NO_BACKTRACE), 0);
+    ck_assert_int_eq(weft_dump(I(arg), WEFT_DUMP_NO_BACKTRACE | WEFT_DUMP_JSON), 0);
+    return NULL;
+}
+
+START_TEST(dump_marks_daemon_tasks)
+{
+    daemons_reset();
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    weft_attr d = { .daemon = 1, .detached = 1, .name = "the-daemon" };
+    ck_assert_ptr_nonnull(weft_spawn(&d, daemon_sleeps_forever, NULL));
+    ck_assert_ptr_nonnull(weft_spawn(&(weft_attr){ .detached = 1 }, dump_to, V(fileno(f))));
+    run_ok();
+    char buf[16384];
+    rewind(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, ", daemon\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "\"name\":\"the-daemon\""));
+    ck_assert_ptr_nonnull(strstr(buf, "\"daemon\":true"));
+    ck_assert_ptr_nonnull(strstr(buf, "\"daemon\":false"));  /* the dumping task */
+}
+END_TEST
+
 /* ---- user data ------------------------------------------------------------------------- */
 
 static int data_a, data_b, data_c;
@@ -1461,7 +1633,8 @@ END_TEST
 
 START_TEST(spawn_with_nonzero_reserved_fails_einval)
 {
-    for (int i = 0; i < 5; i++) {
+    weft_attr a0;
+    for (int i = 0; i < (int)(sizeof a0.reserved / sizeof a0.reserved[0]); i++) {
         weft_attr a = { .name = "r" };
         a.reserved[i] = 1;
         ck_assert_fails(weft_spawn(&a, ret_arg, NULL), EINVAL);
@@ -1839,6 +2012,14 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, set_name_truncates_to_31_bytes_and_null_clears);
     tcase_add_test(tc, spawn_copies_the_attr_name);
     tcase_add_test(tc, ids_start_at_one_increase_and_are_never_reused);
+
+    tc = test_case(s, "daemon", 10);
+    tcase_add_test(tc, daemon_sleeping_forever_does_not_keep_weft_run_going);
+    tcase_add_test(tc, weft_run_with_only_daemons_cancels_them_at_once);
+    tcase_add_test(tc, daemons_waiting_on_each_other_do_not_make_weft_run_fail_edeadlk);
+    tcase_add_test(tc, busy_daemon_does_not_keep_weft_run_going);
+    tcase_add_test(tc, daemon_spawned_while_weft_run_ends_is_cancelled_too);
+    tcase_add_test(tc, dump_marks_daemon_tasks);
 
     tc = test_case(s, "data", 10);
     tcase_add_test(tc, task_data_is_set_and_read_on_self_and_other_tasks);
