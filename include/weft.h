@@ -148,8 +148,14 @@ WEFT_API int64_t weft_now(void);
 WEFT_API int weft_run(void);
 
 /* Spawn fn(arg) and run the scheduler until no task is left: a program's main in one line.
- * Errors: those of weft_spawn and weft_run. */
+ * The task is named "main". Errors: those of weft_spawn and weft_run; EPERM (inside a task:
+ * nothing is spawned). */
 WEFT_API int weft_main(void *(*fn)(void *), void *arg);
+/* weft_main with spawn attributes for fn's task (stack size, name; NULL name: "main"). The
+ * task is always detached and never a daemon, whatever attr says; attr NULL: weft_main.
+ * Errors: those of weft_spawn (EINVAL: fn NULL, stack size out of range, reserved not
+ * zero; ENOMEM) and weft_run (EDEADLK); EPERM (inside a task: nothing is spawned). */
+WEFT_API int weft_main_attr(const weft_attr *attr, void *(*fn)(void *), void *arg);
 
 /* ---- reactor and IO ----------------------------------------------------------------------- */
 

@@ -522,12 +522,26 @@ int weft_run(void)
     return 0;
 }
 
-int weft_main(void *(*fn)(void *), void *arg)
+int weft_main_attr(const weft_attr *attr, void *(*fn)(void *), void *arg)
 {
-    weft_attr a = { .detached = 1, .name = "main" };
+    struct sched *s = weft_sched_tls;
+    if (s && s->cur) {
+        errno = EPERM;
+        return -1;
+    }
+    weft_attr a = attr ? *attr : (weft_attr){ 0 };
+    a.detached = 1;
+    a.daemon = 0;
+    if (!a.name)
+        a.name = "main";
     if (!weft_spawn_at(&a, fn, arg, "weft_main", 0))
         return -1;
     return weft_run();
+}
+
+int weft_main(void *(*fn)(void *), void *arg)
+{
+    return weft_main_attr(NULL, fn, arg);
 }
 
 /* ---- tasks -------------------------------------------------------------------------------- */

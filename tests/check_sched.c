@@ -1061,16 +1061,27 @@ START_TEST(run_with_no_tasks_returns_zero)
 }
 END_TEST
 
+static int inside_spawned;
+
+static void *count_inside_spawned(void *arg)
+{
+    inside_spawned++;
+    return NULL;
+}
+
 static void *run_inside(void *arg)
 {
     ck_assert_fails(weft_run(), EPERM);
-    ck_assert_fails(weft_main(ret_arg, NULL), EPERM);
+    ck_assert_fails(weft_main(count_inside_spawned, NULL), EPERM);
+    ck_assert_fails(weft_main_attr(&(weft_attr){ .name = "m" }, count_inside_spawned, NULL), EPERM);
     return V(1);
 }
 
 START_TEST(run_inside_a_task_fails_eperm)
 {
+    inside_spawned = 0;
     ck_assert_ptr_eq(in_task(run_inside, NULL), V(1));
+    ck_assert_int_eq(inside_spawned, 0);    /* weft_main spawned nothing */
 }
 END_TEST
 
@@ -1105,6 +1116,57 @@ START_TEST(weft_main_runs_fn_in_a_task_until_every_task_ends)
     ck_assert_int_eq(main_fn_ran, 1);
     ck_assert_int_eq(main_children_done, 3);
     ck_assert_ptr_null(weft_self());
+}
+END_TEST
+
+enum { BIG_FRAME = 600 * 1024 };  /* far more than the default stack holds */
+static int main_attr_ran;
+
+/* Needs a stack bigger than the default, and checks its name; takes a while to end. */
+static void *main_attr_fn(void *arg)
+{
+    volatile char big[BIG_FRAME];
+    memset((char *)big, 1, sizeof big);
+    ck_assert_int_eq(big[BIG_FRAME - 1] + big[0], 2);
+    ck_assert_str_eq(weft_name(NULL), arg ? (const char *)arg : "main");
+    ck_assert_int_eq(weft_sleep(5), 0);     /* not cancelled: it is no daemon */
+    main_attr_ran++;
+    return NULL;
+}
+
+START_TEST(weft_main_attr_uses_the_stack_size_and_name)
+{
+    main_attr_ran = 0;
+    weft_attr a = { .stack_size = 1024 * 1024, .name = "entry" };
+    ck_assert_int_eq(weft_main_attr(&a, main_attr_fn, "entry"), 0);
+    ck_assert_int_eq(main_attr_ran, 1);
+    ck_assert_ptr_null(weft_self());
+}
+END_TEST
+
+START_TEST(weft_main_attr_task_is_detached_no_daemon_and_named_main_by_default)
+{
+    main_attr_ran = 0;
+    weft_attr a = { .stack_size = 1024 * 1024, .detached = 0, .daemon = 1 };
+    ck_assert_int_eq(weft_main_attr(&a, main_attr_fn, NULL), 0);
+    ck_assert_int_eq(main_attr_ran, 1);
+    /* Detached: nothing was left to join, so the scheduler was released and ids restart. */
+    weft_task *t = weft_go(ret_arg, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(weft_id(t), 1);
+    ck_assert_int_eq(weft_join(t, NULL), 0);
+    run_ok();
+}
+END_TEST
+
+START_TEST(weft_main_attr_rejects_bad_attributes_with_einval)
+{
+    weft_attr a = { .stack_size = 1 };
+    ck_assert_fails(weft_main_attr(&a, ret_arg, NULL), EINVAL);
+    weft_attr r = { .reserved = { 1 } };
+    ck_assert_fails(weft_main_attr(&r, ret_arg, NULL), EINVAL);
+    ck_assert_fails(weft_main_attr(NULL, NULL, NULL), EINVAL);
+    run_ok();
 }
 END_TEST
 
@@ -2006,6 +2068,9 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, run_inside_a_task_fails_eperm);
     tcase_add_test(tc, weft_main_runs_fn_in_a_task_until_every_task_ends);
     tcase_add_test(tc, weft_main_with_null_fn_fails_einval);
+    tcase_add_test(tc, weft_main_attr_uses_the_stack_size_and_name);
+    tcase_add_test(tc, weft_main_attr_task_is_detached_no_daemon_and_named_main_by_default);
+    tcase_add_test(tc, weft_main_attr_rejects_bad_attributes_with_einval);
     tcase_add_test(tc, weft_main_reports_edeadlk);
 
     tc = test_case(s, "names", 10);
