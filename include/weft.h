@@ -84,6 +84,11 @@ WEFT_API weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), vo
  * task still lets the task that sets done run), EPERM (outside any task). */
 WEFT_API int weft_yield(void);
 
+/* How many tasks are runnable now, not counting the caller: the run queue's length (tasks
+ * spawned and not yet started count, parked ones do not). O(1). 0 outside any scheduler;
+ * from outside any task, every runnable task. No errors. */
+WEFT_API int weft_runnable(void);
+
 /* The running task, or NULL outside any task. */
 WEFT_API weft_task *weft_self(void);
 

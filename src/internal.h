@@ -178,6 +178,7 @@ struct sched {
     struct weft_task *cur;      /* running task; NULL while the main context runs */
     struct ctx main;            /* the context that called weft_run / weft_join */
     struct list runq;
+    size_t nrunq;               /* tasks on runq */
     struct list all;            /* registry, oldest first */
     struct list free_tasks;     /* task records to reuse, FIFO */
     struct list chunks;         /* record chunks, freed at teardown */

@@ -337,6 +337,21 @@ static __attribute__((noinline, cold)) void poll_busy(struct sched *s)
         s->main_due = 1;
 }
 
+/* The run queue, FIFO, with its length kept for weft_runnable. */
+static inline void runq_push(struct sched *s, struct weft_task *t)
+{
+    list_push_back(&s->runq, &t->rq);
+    s->nrunq++;
+}
+
+static inline struct list *runq_pop(struct sched *s)
+{
+    struct list *n = list_pop_front(&s->runq);
+    if (fast(n != NULL))
+        s->nrunq--;
+    return n;
+}
+
 static inline void switch_in(struct sched *s, struct weft_task *t)
 {
     t->state = TS_RUNNING;
@@ -356,7 +371,7 @@ static inline __attribute__((always_inline)) void switch_next(struct sched *s, s
         poll_busy(s);
     if (slow(cur->stack.guard == GUARD_CANARY) && !weft_stack_canary_ok(&cur->stack))
         canary_abort(cur);
-    struct list *n = slow(s->main_due) ? NULL : list_pop_front(&s->runq);
+    struct list *n = slow(s->main_due) ? NULL : runq_pop(s);
     struct ctx *to;
     if (fast(n != NULL)) {
         struct weft_task *next = list_entry(n, struct weft_task, rq);
@@ -418,7 +433,7 @@ void weft_sched_wake(struct sched *s, struct weft_task *t, int err)
     t->wait_obj = NULL;
     t->wake_err = err;
     t->state = TS_RUNNABLE;
-    list_push_back(&s->runq, &t->rq);
+    runq_push(s, t);
 }
 
 int weft_sched_wake_one(struct sched *s, struct list *queue, int err)
@@ -451,7 +466,7 @@ static int run_loop(struct sched *s, struct weft_task *until, int64_t deadline, 
             return 0;
         if (deadline >= 0 && s->loop_now >= deadline)
             return ETIMEDOUT;
-        struct list *n = list_pop_front(&s->runq);
+        struct list *n = runq_pop(s);
         if (n) {
             struct weft_task *t = list_entry(n, struct weft_task, rq);
             switch_in(s, t);
@@ -651,7 +666,7 @@ static inline __attribute__((always_inline)) struct weft_task *spawn(const weft_
     if (!(flags & TF_BACKGROUND))
         s->nalive++;
     t->state = TS_RUNNABLE;
-    list_push_back(&s->runq, &t->rq);
+    runq_push(s, t);
     return t;
 }
 
@@ -677,7 +692,7 @@ int weft_yield(void)
     }
     struct weft_task *t = s->cur;
     t->state = TS_RUNNABLE;
-    list_push_back(&s->runq, &t->rq);
+    runq_push(s, t);
     switch_next(s, t, 0);
     /* A cancelled task yields all the same: a loop polling on weft_yield lets the others run. */
     if (slow(t->flags & TF_CANCELLED)) {
@@ -731,6 +746,14 @@ void *weft_data(const weft_task *h)
 {
     const struct weft_task *t = task_or_self(h);
     return t ? t->data : NULL;
+}
+
+int weft_runnable(void)
+{
+    struct sched *s = weft_sched_tls;
+    if (!s)
+        return 0;
+    return s->nrunq > INT_MAX ? INT_MAX : (int)s->nrunq;
 }
 
 int weft_exit(void *value)

@@ -1284,6 +1284,70 @@ START_TEST(ids_start_at_one_increase_and_are_never_reused)
 }
 END_TEST
 
+/* ---- weft_runnable ---------------------------------------------------------------------- */
+
+enum { RUNNABLE_N = 6 };
+static int runnable_seen[RUNNABLE_N];
+
+static void *note_runnable(void *arg)
+{
+    runnable_seen[I(arg)] = weft_runnable();
+    return NULL;
+}
+
+static void *count_runnable(void *arg)
+{
+    ck_assert_int_eq(weft_runnable(), 0);               /* the caller does not count */
+    weft_task *t[RUNNABLE_N];
+    for (int i = 0; i < RUNNABLE_N; i++) {
+        ck_assert_ptr_nonnull(t[i] = weft_go(note_runnable, V(i)));
+        ck_assert_int_eq(weft_runnable(), i + 1);
+    }
+    ck_assert_int_eq(weft_yield(), 0);
+    /* Each saw the ones after it and this task, queued behind them. */
+    for (int i = 0; i < RUNNABLE_N; i++)
+        ck_assert_int_eq(runnable_seen[i], RUNNABLE_N - i);
+    ck_assert_int_eq(weft_runnable(), 0);
+    for (int i = 0; i < RUNNABLE_N; i++)
+        ck_assert_int_eq(weft_join(t[i], NULL), 0);
+    /* A parked task is not runnable; woken, it is. */
+    weft_task *sl = weft_go(sleep_forever, NULL);
+    ck_assert_ptr_nonnull(sl);
+    ck_assert_int_eq(weft_runnable(), 1);
+    ck_assert_int_eq(weft_yield(), 0);                  /* it parks */
+    ck_assert_int_eq(weft_runnable(), 0);
+    ck_assert_int_eq(weft_cancel(sl), 0);
+    ck_assert_int_eq(weft_runnable(), 1);
+    ck_assert_int_eq(weft_join(sl, NULL), 0);
+    ck_assert_int_eq(weft_runnable(), 0);
+    return V(1);
+}
+
+START_TEST(runnable_counts_the_run_queue_and_drops_as_tasks_run)
+{
+    ck_assert_ptr_eq(in_task(count_runnable, NULL), V(1));
+}
+END_TEST
+
+START_TEST(runnable_outside_any_task_counts_every_runnable_task)
+{
+    run_ok();
+    ck_assert_int_eq(weft_runnable(), 0);               /* no scheduler */
+    weft_task *t[RUNNABLE_N];
+    for (int i = 0; i < RUNNABLE_N; i++) {
+        ck_assert_ptr_nonnull(t[i] = weft_go(note_runnable, V(i)));
+        ck_assert_int_eq(weft_runnable(), i + 1);
+    }
+    ck_assert_int_eq(weft_join(t[RUNNABLE_N - 1], NULL), 0);   /* the last: they all run */
+    ck_assert_int_eq(weft_runnable(), 0);
+    for (int i = 0; i < RUNNABLE_N; i++)
+        ck_assert_int_eq(runnable_seen[i], RUNNABLE_N - 1 - i);
+    for (int i = 0; i < RUNNABLE_N - 1; i++)
+        ck_assert_int_eq(weft_join(t[i], NULL), 0);
+    run_ok();
+}
+END_TEST
+
 /* ---- daemons ---------------------------------------------------------------------------- */
 
 static int user_done, daemon_cleanups, daemon_saw_user_done;
@@ -2077,6 +2141,10 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, set_name_truncates_to_31_bytes_and_null_clears);
     tcase_add_test(tc, spawn_copies_the_attr_name);
     tcase_add_test(tc, ids_start_at_one_increase_and_are_never_reused);
+
+    tc = test_case(s, "runnable", 10);
+    tcase_add_test(tc, runnable_counts_the_run_queue_and_drops_as_tasks_run);
+    tcase_add_test(tc, runnable_outside_any_task_counts_every_runnable_task);
 
     tc = test_case(s, "daemon", 10);
     tcase_add_test(tc, daemon_sleeping_forever_does_not_keep_weft_run_going);
