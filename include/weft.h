@@ -40,14 +40,14 @@ extern "C" {
 
 /* ---- tasks -------------------------------------------------------------------------------- */
 
-/* A task handle: an opaque value, never dereferenced and never NULL for a live task. It
- * names its task until the task's resources go (after weft_join, or when a detached task
- * ends); from then on every call given the handle fails with EINVAL (weft_id gives 0),
- * even once a new task reuses the task's place. Handles are per thread: they mean nothing
- * to another thread's scheduler, nor after weft_run has released this one's (every call
- * gives EINVAL). The one limit: a handle carries a 32-bit generation of its place, which
- * is reused only after every other free place, so a stale handle could name a new task
- * only after 2^32 tasks have ended in that one place. */
+/* A task handle: an opaque value, not a pointer to dereference, never NULL. It names its
+ * task until the task's resources go (after weft_join, or when a detached task ends); from
+ * then on every call given the handle fails with EINVAL (weft_id gives 0), even once a new
+ * task has taken the old one's place, and also after weft_run has released the thread's
+ * scheduler and a new one has started. The one limit: a handle carries a 32-bit generation
+ * of its place, and a freed place is reused only after every other free one, so a stale
+ * handle could name a new task only after 2^32 tasks have ended in that one place. Handles
+ * are per thread: given to another thread's calls, one may name a task of that thread. */
 typedef struct weft_handle weft_task;
 
 /* Stack sizes: the default, and the bounds spawn accepts. Stacks are mmap'd and committed
@@ -113,12 +113,13 @@ WEFT_API void *weft_data(const weft_task *t);
  * Errors: EPERM (outside any task). */
 WEFT_API int weft_exit(void *value);
 
-/* Wait for t to end and collect its value (may be NULL); the handle is invalid afterwards.
+/* Wait for t to end and collect its value (may be NULL); the handle is stale afterwards.
  * A task that ended is reported at once. Errors: EINVAL (t NULL or stale, detached,
- * already joined, or being joined by another task), EDEADLK (t is the caller), ETIMEDOUT (the deadline
- * passed; t runs on and can be joined again), ECANCELED (the caller was cancelled).
- * Outside any task, runs the scheduler until t ends or the deadline passes; there it also
- * fails with EDEADLK when nothing could ever wake t (every task waits on another task). */
+ * already joined, or being joined by another task), EDEADLK (t is the caller), ETIMEDOUT
+ * (the deadline passed; t runs on and can be joined again), ECANCELED (the caller was
+ * cancelled). Outside any task, runs the scheduler until t ends or the deadline passes;
+ * there it also fails with EDEADLK when nothing could ever wake t (every task waits on
+ * another task). */
 WEFT_API int weft_join(weft_task *t, void **value);
 WEFT_API int weft_join_until(weft_task *t, void **value, int64_t deadline);
 

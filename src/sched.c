@@ -584,10 +584,11 @@ static void task_entry(void)
     task_finish(s, t, t->fn(t->arg));
 }
 
-/* weft_spawn_at with extra task flags (TF_SYSTEM); the record, or NULL
- * and errno. Inlined into both callers: spawn is on the hot path. */
-static inline __attribute__((always_inline)) struct weft_task *spawn(const weft_attr *attr, void *(*fn)(void *), void *arg,
-                               const char *file, int line, unsigned flags)
+/* weft_spawn_at with extra task flags (TF_SYSTEM); the record, or NULL and errno. Inlined
+ * into both callers: spawn is on the hot path. */
+static inline __attribute__((always_inline)) struct weft_task *
+spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, int line,
+      unsigned flags)
 {
     size_t size = WEFT_STACK_DEFAULT;
     int detached = 0;
