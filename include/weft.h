@@ -10,7 +10,7 @@
  *   value; -1 means no deadline; a deadline already past fails at once with ETIMEDOUT.
  * - Cancellation: after weft_cancel(t), every blocking weft call in t (sleep, join, IO waits,
  *   yield) fails with ECANCELED, including one t is parked in now. It is sticky, so a
- *   cancelled task cannot block again; it cleans up and returns.
+ *   cancelled task cannot block again (weft_yield still yields); it cleans up and returns.
  * - Outside any task (e.g. in main before weft_run), a blocking call behaves as the plain
  *   blocking call: weft_sleep sleeps the thread, the IO wrappers make the libc call, and
  *   weft_join drives the scheduler until the task ends. Calls that only make sense inside a
@@ -42,7 +42,15 @@ extern "C" {
 
 /* ---- tasks -------------------------------------------------------------------------------- */
 
-typedef struct weft_task weft_task;
+/* A task handle: an opaque value, not a pointer to dereference, never NULL. It names its
+ * task until the task's resources go (after weft_join, or when a detached task ends); from
+ * then on every call given the handle fails with EINVAL (weft_id gives 0), even once a new
+ * task has taken the old one's place, and also after weft_run has released the thread's
+ * scheduler and a new one has started. The one limit: a handle carries a 32-bit generation
+ * of its place, and a freed place is reused only after every other free one, so a stale
+ * handle could name a new task only after 2^32 tasks have ended in that one place. Handles
+ * are per thread: given to another thread's calls, one may name a task of that thread. */
+typedef struct weft_handle weft_task;
 
 /* Stack sizes: the default, and the bounds spawn accepts. Stacks are mmap'd and committed
  * lazily (a task that never goes deep uses a page or two of memory), with a guard below. */
@@ -56,7 +64,9 @@ typedef struct weft_attr {
     size_t stack_size;     /* 0: WEFT_STACK_DEFAULT; else WEFT_STACK_MIN..WEFT_STACK_MAX */
     const char *name;      /* copied (up to 31 bytes); NULL: unnamed */
     int detached;          /* nonzero: nobody joins; resources go when the task ends */
-    int reserved[5];       /* must be zero */
+    int daemon;            /* nonzero: does not keep weft_run going (see weft_run); the
+                              dump marks it "daemon" */
+    int reserved[4];       /* must be zero */
 } weft_attr;
 
 /* Start fn(arg) as a new task; it first runs when the spawner blocks or yields (or, from
@@ -72,42 +82,58 @@ WEFT_API weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), vo
 
 /* Let the other runnable tasks run; the caller goes to the back of the run queue. Also polls
  * the reactor now and then, so a busy task never starves IO. Errors: ECANCELED (the task has
- * been cancelled; it does not yield), EPERM (outside any task). */
+ * been cancelled; it yields all the same, so `while (!done) weft_yield();` in a cancelled
+ * task still lets the task that sets done run), EPERM (outside any task). */
 WEFT_API int weft_yield(void);
+
+/* How many tasks are runnable now, not counting the caller: the run queue's length (tasks
+ * spawned and not yet started count, parked ones do not). O(1). 0 outside any scheduler;
+ * from outside any task, every runnable task. No errors. */
+WEFT_API int weft_runnable(void);
 
 /* The running task, or NULL outside any task. */
 WEFT_API weft_task *weft_self(void);
 
 /* A task's id (unique in the thread, never reused; the first task is 1). t NULL: the running
- * task; 0 outside any task. */
+ * task; 0 outside any task. A stale handle gives 0 with errno EINVAL. */
 WEFT_API uint64_t weft_id(const weft_task *t);
 
 /* Name a task for the dump (copied, truncated to 31 bytes; NULL clears). t NULL: the running
- * task. Errors: EPERM (t NULL outside any task). */
+ * task. Errors: EPERM (t NULL outside any task), EINVAL (stale handle). */
 WEFT_API int weft_set_name(weft_task *t, const char *name);
-/* The task's name, "" when unnamed. t NULL: the running task (NULL outside any task). */
+/* The task's name, "" when unnamed. t NULL: the running task (NULL outside any task). A
+ * stale handle gives NULL with errno EINVAL. */
 WEFT_API const char *weft_name(const weft_task *t);
+
+/* A pointer of the user's, kept with the task (NULL until set; weft never looks at it).
+ * t NULL: the running task. weft_data gives NULL for a task with none set, and NULL with
+ * errno set on failure. Errors: EPERM (t NULL outside any task), EINVAL (stale handle). */
+WEFT_API int weft_set_data(weft_task *t, void *p);
+WEFT_API void *weft_data(const weft_task *t);
 
 /* End the running task with value (what weft_join reports). Does not return inside a task.
  * Errors: EPERM (outside any task). */
 WEFT_API int weft_exit(void *value);
 
-/* Wait for t to end and collect its value (may be NULL); the handle is invalid afterwards.
- * A task that ended is reported at once. Errors: EINVAL (t NULL, detached, already joined,
- * or being joined by another task), EDEADLK (t is the caller), ETIMEDOUT (the deadline
- * passed; t runs on and can be joined again), ECANCELED (the caller was cancelled).
- * Outside any task, runs the scheduler until t ends or the deadline passes; there it also
- * fails with EDEADLK when nothing could ever wake t (every task waits on another task). */
+/* Wait for t to end and collect its value (may be NULL); the handle is stale afterwards.
+ * A task that ended is reported at once. Errors: EINVAL (t NULL or stale, detached,
+ * already joined, or being joined by another task), EDEADLK (t is the caller), ETIMEDOUT
+ * (the deadline passed; t runs on and can be joined again), ECANCELED (the caller was
+ * cancelled). Outside any task, runs the scheduler until t ends or the deadline passes;
+ * there it also fails with EDEADLK when nothing could ever wake t (every task waits on
+ * another task). */
 WEFT_API int weft_join(weft_task *t, void **value);
 WEFT_API int weft_join_until(weft_task *t, void **value, int64_t deadline);
 
-/* Nobody will join t; its resources go when it ends (at once if it has ended).
- * Errors: EINVAL (t NULL, already detached or joined, or being joined). */
+/* Nobody will join t; its resources go when it ends (at once if it has ended), and the
+ * handle goes stale then. Errors: EINVAL (t NULL or stale, already detached or joined, or
+ * being joined). */
 WEFT_API int weft_detach(weft_task *t);
 
 /* Cancel t: its current or next blocking weft call returns -1 with ECANCELED, and so does
  * every later one (see Conventions). A task parked in sleep, join or IO wakes at once.
- * Cancelling an ended task does nothing. Errors: EINVAL (t NULL or already joined). */
+ * Cancelling an ended task does nothing. Errors: EINVAL (t NULL or stale: joined, or
+ * detached and ended). */
 WEFT_API int weft_cancel(weft_task *t);
 
 /* Sleep ms milliseconds (<= 0: just yield) or until an absolute deadline (-1: until
@@ -122,13 +148,22 @@ WEFT_API int64_t weft_now(void);
 
 /* Run the scheduler on this thread until no task is left. Returns 0; when every remaining
  * task waits for another task (nothing can ever wake them: no timer, no fd, no offload),
- * returns -1 with EDEADLK and leaves them for weft_dump. Errors also: EPERM (inside a task).
- * When nothing is left, the thread's scheduler memory (pooled stacks included) is released. */
+ * returns -1 with EDEADLK and leaves them for weft_dump. Daemon tasks (weft_attr.daemon) do
+ * not count: once only daemons are left, busy or waiting on anything (other tasks included),
+ * weft_run cancels them and runs until they have ended, then returns 0. A joinable daemon
+ * can still be joined afterwards. Errors also: EPERM (inside a task). When nothing is
+ * left, the thread's scheduler memory (pooled stacks included) is released. */
 WEFT_API int weft_run(void);
 
 /* Spawn fn(arg) and run the scheduler until no task is left: a program's main in one line.
- * Errors: those of weft_spawn and weft_run. */
+ * The task is named "main". Errors: those of weft_spawn and weft_run; EPERM (inside a task:
+ * nothing is spawned). */
 WEFT_API int weft_main(void *(*fn)(void *), void *arg);
+/* weft_main with spawn attributes for fn's task (stack size, name; NULL name: "main"). The
+ * task is always detached and never a daemon, whatever attr says; attr NULL: weft_main.
+ * Errors: those of weft_spawn (EINVAL: fn NULL, stack size out of range, reserved not
+ * zero; ENOMEM) and weft_run (EDEADLK); EPERM (inside a task: nothing is spawned). */
+WEFT_API int weft_main_attr(const weft_attr *attr, void *(*fn)(void *), void *arg);
 
 /* ---- reactor and IO ----------------------------------------------------------------------- */
 

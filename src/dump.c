@@ -494,6 +494,7 @@ static void put_task_text(struct dumpctx *d, const struct weft_task *t, int st)
         put(b, ", detached");
     if (t->flags & TF_SYSTEM)
         put(b, ", system");
+    put(b, (t->flags & TF_DAEMON) ? ", daemon" : "");
     put(b, "\n    stack ");
     put_u(b, t->stack.size);
     put(b, " bytes");
@@ -526,6 +527,7 @@ static void put_task_json(struct dumpctx *d, const struct weft_task *t, int st)
     put(b, (t->flags & TF_SYSTEM) ? "true" : "false");
     put(b, ",\"detached\":");
     put(b, (t->flags & TF_DETACHED) ? "true" : "false");
+    put(b, (t->flags & TF_DAEMON) ? ",\"daemon\":true" : ",\"daemon\":false");
     put(b, ",\"cancelled\":");
     put(b, (t->flags & TF_CANCELLED) ? "true" : "false");
     put(b, ",\"wait\":");

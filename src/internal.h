@@ -119,7 +119,21 @@ enum task_flag {
     TF_CANCELLED = 2,
     TF_SYSTEM = 4,      /* weft's own background task (debug server): not counted as alive,
                            cancelled by weft_run once the user's tasks are all done */
+    TF_DAEMON = 8,      /* weft_attr.daemon: treated as TF_SYSTEM is, but shown in the dump */
 };
+
+#define TF_BACKGROUND (TF_SYSTEM | TF_DAEMON)   /* not counted as alive */
+
+/* One entry of the scheduler's handle table. A public weft_task * is not a record's address
+ * but ((uint64_t)gen << 32) | (slot + 1): it names rec while the slot's gen still matches.
+ * Releasing the record bumps gen, so every handle to it goes stale at once. */
+struct task_slot {
+    struct weft_task *rec;      /* the record; NULL while the slot is free */
+    uint32_t gen;
+    uint32_t next_free;         /* free-list link (a slot index); SLOT_NONE at the tail */
+};
+
+#define SLOT_NONE UINT32_MAX
 
 #define WEFT_NAME_MAX 32
 
@@ -143,6 +157,8 @@ struct weft_task {
     void *(*fn)(void *);
     void *arg;
     void *result;
+    void *data;                 /* the user's pointer (weft_set_data) */
+    weft_task *handle;          /* what weft_self and weft_spawn give out for this task */
     uint64_t id;
     uint64_t parent;            /* id of the spawning task; 0 for the main context */
     uint64_t switches;          /* times switched in */
@@ -168,9 +184,13 @@ struct sched {
     struct weft_task *cur;      /* running task; NULL while the main context runs */
     struct ctx main;            /* the context that called weft_run / weft_join */
     struct list runq;
+    size_t nrunq;               /* tasks on runq */
     struct list all;            /* registry, oldest first */
     struct list free_tasks;     /* task records to reuse, FIFO */
     struct list chunks;         /* record chunks, freed at teardown */
+    struct task_slot *slots;    /* the handle table: grows, never shrinks, freed at teardown */
+    uint32_t nslots;
+    uint32_t free_head, free_tail;  /* free slots, reused FIFO (SLOT_NONE: none) */
     struct timers timers;
     struct weft_task *dead;     /* ended task whose stack is released after the next switch */
     struct weft_task *main_joins; /* the task the main context waits for in weft_join, or NULL */
@@ -180,7 +200,7 @@ struct sched {
     uint64_t next_id;
     uint64_t switches;          /* total switches: the watchdog's sign of progress */
     size_t ntasks;              /* records not yet freed */
-    size_t nalive;              /* tasks not yet ended */
+    size_t nalive;              /* tasks not yet ended, TF_BACKGROUND ones aside */
     size_t nexternal;           /* tasks waiting on something outside the scheduler (IO, ...) */
     unsigned ticks;             /* switches since the reactor was last polled */
     int64_t loop_now;           /* weft_now() as of the last poll */

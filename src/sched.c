@@ -14,6 +14,9 @@
 
 #define POLL_EVERY 64       /* switches between non-blocking polls while tasks stay busy */
 #define CHUNK_TASKS 64      /* task records allocated at a time */
+#define SLOTS_FIRST 64      /* handle table entries at first; it doubles when full */
+
+_Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "a handle is a 64-bit value in a pointer");
 
 TLS struct sched *weft_sched_tls;
 
@@ -27,6 +30,7 @@ struct chunk {
 };
 
 static void task_entry(void);
+static void task_cancel(struct sched *s, struct weft_task *t);
 
 /* ---- time --------------------------------------------------------------------------------- */
 
@@ -53,6 +57,10 @@ int64_t weft_deadline_after(int64_t ms)
 
 /* ---- scheduler lifetime ------------------------------------------------------------------- */
 
+/* The generation a new scheduler's slots start at: above every one the thread's earlier
+ * schedulers gave out, so a handle kept across weft_run's teardown is stale too. */
+static TLS uint32_t gen_floor;
+
 static void sched_destroy(struct sched *s)
 {
     weft_dump_sched_destroyed(s);
@@ -66,6 +74,10 @@ static void sched_destroy(struct sched *s)
     weft_timers_free(&s->timers);
     while ((it = list_pop_front(&s->chunks)))
         free(list_entry(it, struct chunk, link));
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (s->slots[i].gen >= gen_floor)
+            gen_floor = s->slots[i].gen + 1;
+    free(s->slots);
     weft_stack_thread_fini();
     weft_sched_tls = NULL;
     pthread_setspecific(sched_key, NULL);
@@ -99,6 +111,7 @@ struct sched *weft_sched_get(void)
     list_init(&s->all);
     list_init(&s->free_tasks);
     list_init(&s->chunks);
+    s->free_head = s->free_tail = SLOT_NONE;
     s->next_id = 1;
     s->loop_now = weft_now();
     s->main_deadline = -1;
@@ -113,10 +126,109 @@ struct sched *weft_sched_get(void)
     return s;
 }
 
+/* ---- handles ----------------------------------------------------------------------------- */
+
+static inline weft_task *handle_make(uint32_t slot, uint32_t gen)
+{
+    return (weft_task *)(uintptr_t)(((uint64_t)gen << 32) | ((uint64_t)slot + 1));
+}
+
+/* The record h names in s, or NULL when h is NULL, stale, or not one of s's handles. */
+static inline struct weft_task *handle_rec(const struct sched *s, const weft_task *h)
+{
+    uint64_t v = (uint64_t)(uintptr_t)h;
+    uint32_t i = (uint32_t)v - 1;       /* NULL wraps to SLOT_NONE: out of range */
+    if (slow(i >= s->nslots) || slow(s->slots[i].gen != (uint32_t)(v >> 32)))
+        return NULL;
+    return s->slots[i].rec;
+}
+
+/* The record h names in this thread's scheduler; NULL with errno EINVAL when it names none. */
+static inline struct weft_task *task_of(const weft_task *h)
+{
+    struct sched *s = weft_sched_tls;
+    struct weft_task *t = fast(s != NULL) ? handle_rec(s, h) : NULL;
+    if (slow(!t))
+        errno = EINVAL;
+    return t;
+}
+
+/* The running task's record, or NULL outside any task. */
+static inline struct weft_task *self_rec(void)
+{
+    struct sched *s = weft_sched_tls;
+    return s ? s->cur : NULL;
+}
+
+/* The record h names, or the running task's when h is NULL; NULL with errno EINVAL (h stale)
+ * or EPERM (h NULL outside any task). */
+static inline struct weft_task *task_or_self(const weft_task *h)
+{
+    if (h)
+        return task_of(h);
+    struct weft_task *t = self_rec();
+    if (slow(!t))
+        errno = EPERM;
+    return t;
+}
+
+/* Double the handle table, its new slots going to the (empty) free list. Returns 0, or -1
+ * when there is no memory. */
+static __attribute__((noinline)) int slots_grow(struct sched *s)
+{
+    uint32_t old = s->nslots;
+    if (old > UINT32_MAX / 4)
+        return -1;
+    uint32_t n = old ? old * 2 : SLOTS_FIRST;
+    struct task_slot *sl = realloc(s->slots, (size_t)n * sizeof *sl);
+    if (!sl)
+        return -1;
+    for (uint32_t i = old; i < n; i++) {
+        sl[i].rec = NULL;
+        sl[i].gen = gen_floor;
+        sl[i].next_free = i + 1 < n ? i + 1 : SLOT_NONE;
+    }
+    s->slots = sl;
+    s->nslots = n;
+    s->free_head = old;
+    s->free_tail = n - 1;
+    return 0;
+}
+
+/* Give t the oldest free slot and its handle. Returns 0, or -1 when there is no memory. */
+static inline int slot_alloc(struct sched *s, struct weft_task *t)
+{
+    if (slow(s->free_head == SLOT_NONE) && slots_grow(s) != 0)
+        return -1;
+    uint32_t i = s->free_head;
+    struct task_slot *sl = &s->slots[i];
+    s->free_head = sl->next_free;
+    if (s->free_head == SLOT_NONE)
+        s->free_tail = SLOT_NONE;
+    sl->rec = t;
+    t->handle = handle_make(i, sl->gen);
+    return 0;
+}
+
+/* Free t's slot: its handles go stale; the slot is reused after every other free one. */
+static inline void slot_release(struct sched *s, struct weft_task *t)
+{
+    uint32_t i = (uint32_t)(uintptr_t)t->handle - 1;
+    struct task_slot *sl = &s->slots[i];
+    sl->rec = NULL;
+    sl->gen++;
+    sl->next_free = SLOT_NONE;
+    if (s->free_tail == SLOT_NONE)
+        s->free_head = i;
+    else
+        s->slots[s->free_tail].next_free = i;
+    s->free_tail = i;
+}
+
 /* ---- task records ------------------------------------------------------------------------ */
 
-/* Records are never returned to malloc while the scheduler lives, so a stale handle still
- * points at a record (TS_FREE, or reused after a full trip through the FIFO free list). */
+/* Records are reused FIFO; what a handle names is decided by the handle table, not by
+ * where a record lives. */
 static struct weft_task *record_alloc(struct sched *s)
 {
     struct list *n = list_pop_front(&s->free_tasks);
@@ -147,6 +259,7 @@ static struct weft_task *record_alloc(struct sched *s)
 
 static void record_release(struct sched *s, struct weft_task *t)
 {
+    slot_release(s, t);
     list_remove(&t->all);
     t->state = TS_FREE;
     s->ntasks--;
@@ -256,6 +369,21 @@ static __attribute__((noinline, cold)) void poll_busy(struct sched *s)
         s->main_due = 1;
 }
 
+/* The run queue, FIFO, with its length kept for weft_runnable. */
+static inline void runq_push(struct sched *s, struct weft_task *t)
+{
+    list_push_back(&s->runq, &t->rq);
+    s->nrunq++;
+}
+
+static inline struct list *runq_pop(struct sched *s)
+{
+    struct list *n = list_pop_front(&s->runq);
+    if (fast(n != NULL))
+        s->nrunq--;
+    return n;
+}
+
 static inline void switch_in(struct sched *s, struct weft_task *t)
 {
     t->state = TS_RUNNING;
@@ -275,7 +403,7 @@ static inline __attribute__((always_inline)) void switch_next(struct sched *s, s
         poll_busy(s);
     if (slow(cur->stack.guard == GUARD_CANARY) && !weft_stack_canary_ok(&cur->stack))
         canary_abort(cur);
-    struct list *n = slow(s->main_due) ? NULL : list_pop_front(&s->runq);
+    struct list *n = slow(s->main_due) ? NULL : runq_pop(s);
     struct ctx *to;
     if (fast(n != NULL)) {
         struct weft_task *next = list_entry(n, struct weft_task, rq);
@@ -337,7 +465,7 @@ void weft_sched_wake(struct sched *s, struct weft_task *t, int err)
     t->wait_obj = NULL;
     t->wake_err = err;
     t->state = TS_RUNNABLE;
-    list_push_back(&s->runq, &t->rq);
+    runq_push(s, t);
 }
 
 int weft_sched_wake_one(struct sched *s, struct list *queue, int err)
@@ -357,17 +485,20 @@ void weft_sched_fire_timers(struct sched *s, int64_t now)
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
-/* Run tasks from the main context until 'until' ends (NULL: until no task is alive) or the
- * deadline passes. Returns 0, ETIMEDOUT, or EDEADLK when nothing could ever wake anyone. */
-static int run_loop(struct sched *s, struct weft_task *until, int64_t deadline)
+/* Run tasks from the main context until 'until' ends or the deadline passes; 'until' NULL:
+ * until no task is alive, background ones aside, and when 'drain', nothing is runnable
+ * either. Returns 0, ETIMEDOUT, or EDEADLK when nothing could ever wake anyone. */
+static int run_loop(struct sched *s, struct weft_task *until, int64_t deadline, int drain)
 {
     for (;;) {
         s->main_due = 0;
         if (until && until->state == TS_DONE)
             return 0;
+        if (!until && !drain && s->nalive == 0)    /* busy background tasks don't count */
+            return 0;
         if (deadline >= 0 && s->loop_now >= deadline)
             return ETIMEDOUT;
-        struct list *n = list_pop_front(&s->runq);
+        struct list *n = runq_pop(s);
         if (n) {
             struct weft_task *t = list_entry(n, struct weft_task, rq);
             switch_in(s, t);
@@ -396,6 +527,21 @@ static int run_loop(struct sched *s, struct weft_task *until, int64_t deadline)
     }
 }
 
+/* Cancel every background task that has not ended nor been cancelled; returns how many. */
+static size_t cancel_background(struct sched *s)
+{
+    size_t n = 0;
+    struct list *it;
+    list_for_each(it, &s->all) {
+        struct weft_task *t = list_entry(it, struct weft_task, all);
+        if ((t->flags & TF_BACKGROUND) && !(t->flags & TF_CANCELLED) && t->state != TS_DONE) {
+            task_cancel(s, t);
+            n++;
+        }
+    }
+    return n;
+}
+
 int weft_run(void)
 {
     struct sched *s = weft_sched_tls;
@@ -405,34 +551,44 @@ int weft_run(void)
         errno = EPERM;
         return -1;
     }
-    int e = run_loop(s, NULL, -1);
+    int e = run_loop(s, NULL, -1, 0);
     if (e) {
         errno = e;
         return -1;
     }
-    /* Only weft's background tasks are left: cancel them, and let them finish. */
-    struct list *it;
-    int background = 0;
-    list_for_each(it, &s->all) {
-        struct weft_task *t = list_entry(it, struct weft_task, all);
-        if ((t->flags & TF_SYSTEM) && t->state != TS_DONE) {
-            background = 1;
-            weft_cancel(t);
+    /* Only background tasks (daemons, weft's own) are left: cancel them, and let them finish.
+     * A cancelled task cannot park, so one round ends them, unless they spawn more. */
+    while (cancel_background(s)) {
+        if ((e = run_loop(s, NULL, -1, 1)) != 0) {
+            errno = e;
+            return -1;
         }
     }
-    if (background)
-        run_loop(s, NULL, -1);
     if (s->ntasks == 0)
         sched_destroy(s);
     return 0;
 }
 
-int weft_main(void *(*fn)(void *), void *arg)
+int weft_main_attr(const weft_attr *attr, void *(*fn)(void *), void *arg)
 {
-    weft_attr a = { .detached = 1, .name = "main" };
+    struct sched *s = weft_sched_tls;
+    if (s && s->cur) {
+        errno = EPERM;
+        return -1;
+    }
+    weft_attr a = attr ? *attr : (weft_attr){ 0 };
+    a.detached = 1;
+    a.daemon = 0;
+    if (!a.name)
+        a.name = "main";
     if (!weft_spawn_at(&a, fn, arg, "weft_main", 0))
         return -1;
     return weft_run();
+}
+
+int weft_main(void *(*fn)(void *), void *arg)
+{
+    return weft_main_attr(NULL, fn, arg);
 }
 
 /* ---- tasks -------------------------------------------------------------------------------- */
@@ -441,8 +597,8 @@ static _Noreturn void task_finish(struct sched *s, struct weft_task *t, void *va
 {
     t->result = value;
     t->state = TS_DONE;
-    if (!(t->flags & TF_SYSTEM))
-        s->nalive--;
+    if (!(t->flags & TF_BACKGROUND) && --s->nalive == 0)
+        s->main_due = 1;        /* weft_run may be done, however busy the background is */
     weft_sched_wake_one(s, &t->joiners, 0);
     s->dead = t;
     if (t == s->main_joins)
@@ -460,7 +616,11 @@ static void task_entry(void)
     task_finish(s, t, t->fn(t->arg));
 }
 
-weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, int line)
+/* weft_spawn_at with extra task flags (TF_SYSTEM); the record, or NULL and errno. Inlined
+ * into both callers: spawn is on the hot path. */
+static inline __attribute__((always_inline)) struct weft_task *
+spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, int line,
+      unsigned flags)
 {
     size_t size = WEFT_STACK_DEFAULT;
     int detached = 0;
@@ -484,6 +644,8 @@ weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, 
             size = attr->stack_size;
         }
         detached = attr->detached != 0;
+        if (attr->daemon)
+            flags |= TF_DAEMON;
         name = attr->name;
     }
     struct sched *s = weft_sched_get();
@@ -500,9 +662,16 @@ weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, 
         errno = ENOMEM;
         return NULL;
     }
+    if (slow(slot_alloc(s, t) != 0)) {
+        weft_stack_free(&t->stack);
+        list_push_front(&s->free_tasks, &t->rq);
+        errno = ENOMEM;
+        return NULL;
+    }
     t->fn = fn;
     t->arg = arg;
     t->result = NULL;
+    t->data = NULL;
     t->id = s->next_id++;
     t->parent = s->cur ? s->cur->id : 0;
     t->switches = 0;
@@ -517,7 +686,7 @@ weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, 
     t->wait_events = 0;
     t->wake_err = 0;
     t->wait_kind = WAIT_NONE;
-    t->flags = detached ? TF_DETACHED : 0;
+    t->flags = (unsigned char)(flags | (detached ? TF_DETACHED : 0));
     t->name[0] = '\0';
     if (name) {
         strncpy(t->name, name, WEFT_NAME_MAX - 1);
@@ -527,21 +696,24 @@ weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, 
     ctx_set_stack(&t->ctx, stack_lo(&t->stack), t->stack.size);
     list_push_back(&s->all, &t->all);
     s->ntasks++;
-    s->nalive++;    /* weft_spawn_system takes it back */
+    if (!(flags & TF_BACKGROUND))
+        s->nalive++;
     t->state = TS_RUNNABLE;
-    list_push_back(&s->runq, &t->rq);
+    runq_push(s, t);
     return t;
+}
+
+weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, int line)
+{
+    struct weft_task *t = spawn(attr, fn, arg, file, line, 0);
+    return fast(t != NULL) ? t->handle : NULL;
 }
 
 weft_task *weft_spawn_system(void *(*fn)(void *), void *arg, const char *name)
 {
     weft_attr a = { .detached = 1, .name = name };
-    struct weft_task *t = weft_spawn_at(&a, fn, arg, __FILE__, __LINE__);
-    if (t) {
-        t->flags |= TF_SYSTEM;
-        weft_sched_tls->nalive--;
-    }
-    return t;
+    struct weft_task *t = spawn(&a, fn, arg, __FILE__, __LINE__, TF_SYSTEM);
+    return t ? t->handle : NULL;
 }
 
 int weft_yield(void)
@@ -552,41 +724,34 @@ int weft_yield(void)
         return -1;
     }
     struct weft_task *t = s->cur;
+    t->state = TS_RUNNABLE;
+    runq_push(s, t);
+    switch_next(s, t, 0);
+    /* A cancelled task yields all the same: a loop polling on weft_yield lets the others run. */
     if (slow(t->flags & TF_CANCELLED)) {
         errno = ECANCELED;
         return -1;
     }
-    t->state = TS_RUNNABLE;
-    list_push_back(&s->runq, &t->rq);
-    switch_next(s, t, 0);
     return 0;
 }
 
 weft_task *weft_self(void)
 {
     struct sched *s = weft_sched_tls;
-    return s ? s->cur : NULL;
+    return s && s->cur ? s->cur->handle : NULL;
 }
 
-uint64_t weft_id(const weft_task *t)
+uint64_t weft_id(const weft_task *h)
 {
-    if (!t)
-        t = weft_self();
+    const struct weft_task *t = h ? task_of(h) : self_rec();
     return t ? t->id : 0;
 }
 
-int weft_set_name(weft_task *t, const char *name)
+int weft_set_name(weft_task *h, const char *name)
 {
+    struct weft_task *t = task_or_self(h);
     if (!t)
-        t = weft_self();
-    if (!t) {
-        errno = EPERM;
         return -1;
-    }
-    if (t->state == TS_FREE) {
-        errno = EINVAL;
-        return -1;
-    }
     t->name[0] = '\0';
     if (name) {
         strncpy(t->name, name, WEFT_NAME_MAX - 1);
@@ -595,11 +760,33 @@ int weft_set_name(weft_task *t, const char *name)
     return 0;
 }
 
-const char *weft_name(const weft_task *t)
+const char *weft_name(const weft_task *h)
 {
-    if (!t)
-        t = weft_self();
+    const struct weft_task *t = h ? task_of(h) : self_rec();
     return t ? t->name : NULL;
+}
+
+int weft_set_data(weft_task *h, void *p)
+{
+    struct weft_task *t = task_or_self(h);
+    if (!t)
+        return -1;
+    t->data = p;
+    return 0;
+}
+
+void *weft_data(const weft_task *h)
+{
+    const struct weft_task *t = task_or_self(h);
+    return t ? t->data : NULL;
+}
+
+int weft_runnable(void)
+{
+    struct sched *s = weft_sched_tls;
+    if (!s)
+        return 0;
+    return s->nrunq > INT_MAX ? INT_MAX : (int)s->nrunq;
 }
 
 int weft_exit(void *value)
@@ -623,14 +810,17 @@ static int being_joined(const struct sched *s, const struct weft_task *t)
     return !list_empty(&t->joiners) || t == s->main_joins;
 }
 
-int weft_join_until(weft_task *t, void **value, int64_t deadline)
+int weft_join_until(weft_task *h, void **value, int64_t deadline)
 {
+    struct weft_task *t = task_of(h);
+    if (slow(!t))
+        return -1;
     struct sched *s = weft_sched_tls;
-    if (t && s && t == s->cur) {    /* whoever else may be joining us */
+    if (slow(t == s->cur)) {        /* whoever else may be joining us */
         errno = EDEADLK;
         return -1;
     }
-    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || being_joined(s, t)) {
+    if (slow((t->flags & TF_DETACHED) || being_joined(s, t))) {
         errno = EINVAL;
         return -1;
     }
@@ -644,7 +834,7 @@ int weft_join_until(weft_task *t, void **value, int64_t deadline)
         } else {
             s->main_joins = t;
             s->main_deadline = deadline;
-            e = run_loop(s, t, deadline);
+            e = run_loop(s, t, deadline, 0);
             s->main_joins = NULL;
             s->main_deadline = -1;
         }
@@ -659,10 +849,13 @@ int weft_join_until(weft_task *t, void **value, int64_t deadline)
     return 0;
 }
 
-int weft_detach(weft_task *t)
+int weft_detach(weft_task *h)
 {
+    struct weft_task *t = task_of(h);
+    if (!t)
+        return -1;
     struct sched *s = weft_sched_tls;
-    if (!t || !s || t->state == TS_FREE || (t->flags & TF_DETACHED) || being_joined(s, t)) {
+    if ((t->flags & TF_DETACHED) || being_joined(s, t)) {
         errno = EINVAL;
         return -1;
     }
@@ -672,18 +865,22 @@ int weft_detach(weft_task *t)
     return 0;
 }
 
-int weft_cancel(weft_task *t)
+/* Mark t cancelled and wake it if it is parked; nothing for an ended task. */
+static void task_cancel(struct sched *s, struct weft_task *t)
 {
-    struct sched *s = weft_sched_tls;
-    if (!t || !s || t->state == TS_FREE) {
-        errno = EINVAL;
-        return -1;
-    }
     if (t->state == TS_DONE)
-        return 0;
+        return;
     t->flags |= TF_CANCELLED;
     if (t->state == TS_WAITING)
         weft_sched_wake(s, t, ECANCELED);
+}
+
+int weft_cancel(weft_task *h)
+{
+    struct weft_task *t = task_of(h);
+    if (!t)
+        return -1;
+    task_cancel(weft_sched_tls, t);
     return 0;
 }
 

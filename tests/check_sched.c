@@ -910,6 +910,78 @@ START_TEST(yield_after_cancel_fails_ecanceled)
 }
 END_TEST
 
+static int spin_flag;
+
+/* Polls on weft_yield until spin_flag is set (giving up after many rounds); returns 1 when
+ * every yield failed with ECANCELED, 0 when one did not, -1 when it gave up. */
+static void *spin_on_yield(void *arg)
+{
+    int all_cancelled = 1;
+    for (long i = 0; !spin_flag; i++) {
+        if (i == 10 * 1000 * 1000)
+            return V(-1);
+        if (weft_yield() != -1 || errno != ECANCELED)
+            all_cancelled = 0;
+    }
+    return V(all_cancelled);
+}
+
+static void *set_spin_flag(void *arg)
+{
+    spin_flag = 1;
+    return NULL;
+}
+
+START_TEST(cancelled_task_polling_on_yield_lets_the_flag_setter_run)
+{
+    spin_flag = 0;
+    weft_task *t = weft_go(spin_on_yield, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(weft_cancel(t), 0);
+    weft_task *f = weft_go(set_spin_flag, NULL);
+    ck_assert_ptr_nonnull(f);
+    void *v = NULL;
+    ck_assert_int_eq(weft_join(t, &v), 0);
+    ck_assert_ptr_eq(v, V(1));
+    ck_assert_int_eq(weft_join(f, NULL), 0);
+    run_ok();
+}
+END_TEST
+
+static void *cancelled_logger(void *arg)
+{
+    ck_assert_int_eq(weft_cancel(weft_self()), 0);
+    log_add(1);
+    ck_assert_fails(weft_yield(), ECANCELED);
+    log_add(3);
+    ck_assert_fails(weft_sleep(0), ECANCELED);
+    log_add(5);
+    return NULL;
+}
+
+static void *plain_logger(void *arg)
+{
+    log_add(2);
+    ck_assert_int_eq(weft_yield(), 0);
+    log_add(4);
+    return NULL;
+}
+
+START_TEST(cancelled_task_yield_and_sleep_zero_still_yield)
+{
+    log_reset();
+    weft_task *a = weft_go(cancelled_logger, NULL);
+    weft_task *b = weft_go(plain_logger, NULL);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(weft_join(a, NULL), 0);
+    ck_assert_int_eq(weft_join(b, NULL), 0);
+    static const int want[] = { 1, 2, 3, 4, 5 };
+    log_expect(want, 5);
+    run_ok();
+}
+END_TEST
+
 START_TEST(cancel_of_an_ended_task_does_nothing)
 {
     weft_task *t = weft_go(ret_arg, V(13));
@@ -989,16 +1061,27 @@ START_TEST(run_with_no_tasks_returns_zero)
 }
 END_TEST
 
+static int inside_spawned;
+
+static void *count_inside_spawned(void *arg)
+{
+    inside_spawned++;
+    return NULL;
+}
+
 static void *run_inside(void *arg)
 {
     ck_assert_fails(weft_run(), EPERM);
-    ck_assert_fails(weft_main(ret_arg, NULL), EPERM);
+    ck_assert_fails(weft_main(count_inside_spawned, NULL), EPERM);
+    ck_assert_fails(weft_main_attr(&(weft_attr){ .name = "m" }, count_inside_spawned, NULL), EPERM);
     return V(1);
 }
 
 START_TEST(run_inside_a_task_fails_eperm)
 {
+    inside_spawned = 0;
     ck_assert_ptr_eq(in_task(run_inside, NULL), V(1));
+    ck_assert_int_eq(inside_spawned, 0);    /* weft_main spawned nothing */
 }
 END_TEST
 
@@ -1033,6 +1116,57 @@ START_TEST(weft_main_runs_fn_in_a_task_until_every_task_ends)
     ck_assert_int_eq(main_fn_ran, 1);
     ck_assert_int_eq(main_children_done, 3);
     ck_assert_ptr_null(weft_self());
+}
+END_TEST
+
+enum { BIG_FRAME = 600 * 1024 };  /* far more than the default stack holds */
+static int main_attr_ran;
+
+/* Needs a stack bigger than the default, and checks its name; takes a while to end. */
+static void *main_attr_fn(void *arg)
+{
+    volatile char big[BIG_FRAME];
+    memset((char *)big, 1, sizeof big);
+    ck_assert_int_eq(big[BIG_FRAME - 1] + big[0], 2);
+    ck_assert_str_eq(weft_name(NULL), arg ? (const char *)arg : "main");
+    ck_assert_int_eq(weft_sleep(5), 0);     /* not cancelled: it is no daemon */
+    main_attr_ran++;
+    return NULL;
+}
+
+START_TEST(weft_main_attr_uses_the_stack_size_and_name)
+{
+    main_attr_ran = 0;
+    weft_attr a = { .stack_size = 1024 * 1024, .name = "entry" };
+    ck_assert_int_eq(weft_main_attr(&a, main_attr_fn, "entry"), 0);
+    ck_assert_int_eq(main_attr_ran, 1);
+    ck_assert_ptr_null(weft_self());
+}
+END_TEST
+
+START_TEST(weft_main_attr_task_is_detached_no_daemon_and_named_main_by_default)
+{
+    main_attr_ran = 0;
+    weft_attr a = { .stack_size = 1024 * 1024, .detached = 0, .daemon = 1 };
+    ck_assert_int_eq(weft_main_attr(&a, main_attr_fn, NULL), 0);
+    ck_assert_int_eq(main_attr_ran, 1);
+    /* Detached: nothing was left to join, so the scheduler was released and ids restart. */
+    weft_task *t = weft_go(ret_arg, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(weft_id(t), 1);
+    ck_assert_int_eq(weft_join(t, NULL), 0);
+    run_ok();
+}
+END_TEST
+
+START_TEST(weft_main_attr_rejects_bad_attributes_with_einval)
+{
+    weft_attr a = { .stack_size = 1 };
+    ck_assert_fails(weft_main_attr(&a, ret_arg, NULL), EINVAL);
+    weft_attr r = { .reserved = { 1 } };
+    ck_assert_fails(weft_main_attr(&r, ret_arg, NULL), EINVAL);
+    ck_assert_fails(weft_main_attr(NULL, NULL, NULL), EINVAL);
+    run_ok();
 }
 END_TEST
 
@@ -1150,6 +1284,456 @@ START_TEST(ids_start_at_one_increase_and_are_never_reused)
 }
 END_TEST
 
+/* ---- weft_runnable ---------------------------------------------------------------------- */
+
+enum { RUNNABLE_N = 6 };
+static int runnable_seen[RUNNABLE_N];
+
+static void *note_runnable(void *arg)
+{
+    runnable_seen[I(arg)] = weft_runnable();
+    return NULL;
+}
+
+static void *count_runnable(void *arg)
+{
+    ck_assert_int_eq(weft_runnable(), 0);               /* the caller does not count */
+    weft_task *t[RUNNABLE_N];
+    for (int i = 0; i < RUNNABLE_N; i++) {
+        ck_assert_ptr_nonnull(t[i] = weft_go(note_runnable, V(i)));
+        ck_assert_int_eq(weft_runnable(), i + 1);
+    }
+    ck_assert_int_eq(weft_yield(), 0);
+    /* Each saw the ones after it and this task, queued behind them. */
+    for (int i = 0; i < RUNNABLE_N; i++)
+        ck_assert_int_eq(runnable_seen[i], RUNNABLE_N - i);
+    ck_assert_int_eq(weft_runnable(), 0);
+    for (int i = 0; i < RUNNABLE_N; i++)
+        ck_assert_int_eq(weft_join(t[i], NULL), 0);
+    /* A parked task is not runnable; woken, it is. */
+    weft_task *sl = weft_go(sleep_forever, NULL);
+    ck_assert_ptr_nonnull(sl);
+    ck_assert_int_eq(weft_runnable(), 1);
+    ck_assert_int_eq(weft_yield(), 0);                  /* it parks */
+    ck_assert_int_eq(weft_runnable(), 0);
+    ck_assert_int_eq(weft_cancel(sl), 0);
+    ck_assert_int_eq(weft_runnable(), 1);
+    ck_assert_int_eq(weft_join(sl, NULL), 0);
+    ck_assert_int_eq(weft_runnable(), 0);
+    return V(1);
+}
+
+START_TEST(runnable_counts_the_run_queue_and_drops_as_tasks_run)
+{
+    ck_assert_ptr_eq(in_task(count_runnable, NULL), V(1));
+}
+END_TEST
+
+START_TEST(runnable_outside_any_task_counts_every_runnable_task)
+{
+    run_ok();
+    ck_assert_int_eq(weft_runnable(), 0);               /* no scheduler */
+    weft_task *t[RUNNABLE_N];
+    for (int i = 0; i < RUNNABLE_N; i++) {
+        ck_assert_ptr_nonnull(t[i] = weft_go(note_runnable, V(i)));
+        ck_assert_int_eq(weft_runnable(), i + 1);
+    }
+    ck_assert_int_eq(weft_join(t[RUNNABLE_N - 1], NULL), 0);   /* the last: they all run */
+    ck_assert_int_eq(weft_runnable(), 0);
+    for (int i = 0; i < RUNNABLE_N; i++)
+        ck_assert_int_eq(runnable_seen[i], RUNNABLE_N - 1 - i);
+    for (int i = 0; i < RUNNABLE_N - 1; i++)
+        ck_assert_int_eq(weft_join(t[i], NULL), 0);
+    run_ok();
+}
+END_TEST
+
+/* ---- daemons ---------------------------------------------------------------------------- */
+
+static int user_done, daemon_cleanups, daemon_saw_user_done;
+
+static void *user_sleeps_then_ends(void *arg)
+{
+    ck_assert_int_eq(weft_sleep(20), 0);
+    user_done = 1;
+    return NULL;
+}
+
+/* Sleeps until cancelled; its cleanup notes whether the user task had ended by then. */
+static void *daemon_sleeps_forever(void *arg)
+{
+    int e = err_of(weft_sleep_until(-1));
+    daemon_saw_user_done += user_done;
+    daemon_cleanups++;
+    return V(e);
+}
+
+static void daemons_reset(void)
+{
+    user_done = daemon_cleanups = daemon_saw_user_done = 0;
+}
+
+START_TEST(daemon_sleeping_forever_does_not_keep_weft_run_going)
+{
+    daemons_reset();
+    weft_attr d = { .daemon = 1, .name = "daemon" };
+    weft_task *t = weft_spawn(&d, daemon_sleeps_forever, NULL);
+    ck_assert_ptr_nonnull(t);
+    weft_attr dd = { .daemon = 1, .detached = 1 };
+    ck_assert_ptr_nonnull(weft_spawn(&dd, daemon_sleeps_forever, NULL));
+    ck_assert_ptr_nonnull(weft_spawn(&(weft_attr){ .detached = 1 }, user_sleeps_then_ends, NULL));
+    run_ok();
+    ck_assert_int_eq(user_done, 1);
+    ck_assert_int_eq(daemon_cleanups, 2);               /* cancelled, and their cleanups ran */
+    ck_assert_int_eq(daemon_saw_user_done, 2);          /* only once the user task had ended */
+    void *v = NULL;
+    ck_assert_int_eq(weft_join(t, &v), 0);              /* a joinable daemon stays joinable */
+    ck_assert_int_eq(I(v), ECANCELED);
+    run_ok();
+}
+END_TEST
+
+START_TEST(weft_run_with_only_daemons_cancels_them_at_once)
+{
+    daemons_reset();
+    weft_attr d = { .daemon = 1, .detached = 1 };
+    ck_assert_ptr_nonnull(weft_spawn(&d, daemon_sleeps_forever, NULL));
+    run_ok();
+    ck_assert_int_eq(daemon_cleanups, 1);
+}
+END_TEST
+
+static weft_task *dj[2];
+static int dj_err[2];
+
+/* Daemon i joins daemon 1 - i: a cycle nothing but a cancel can break. */
+static void *daemon_joins_the_other(void *arg)
+{
+    int i = I(arg);
+    dj_err[i] = err_of(weft_join(dj[1 - i], NULL));
+    daemon_cleanups++;
+    return NULL;
+}
+
+START_TEST(daemons_waiting_on_each_other_do_not_make_weft_run_fail_edeadlk)
+{
+    daemons_reset();
+    weft_attr d = { .daemon = 1 };
+    for (int i = 0; i < 2; i++)
+        ck_assert_ptr_nonnull(dj[i] = weft_spawn(&d, daemon_joins_the_other, V(i)));
+    ck_assert_ptr_nonnull(weft_spawn(&(weft_attr){ .detached = 1 }, user_sleeps_then_ends, NULL));
+    run_ok();
+    ck_assert_int_eq(user_done, 1);
+    ck_assert_int_eq(daemon_cleanups, 2);
+    /* Whichever of them the cancel woke first failed its join with ECANCELED, which ended
+     * it, so the other one's join may have succeeded. */
+    ck_assert(dj_err[0] == ECANCELED || dj_err[1] == ECANCELED);
+    weft_join(dj[0], NULL);     /* whichever the other did not join */
+    weft_join(dj[1], NULL);
+    ck_assert_fails(weft_join(dj[0], NULL), EINVAL);
+    ck_assert_fails(weft_join(dj[1], NULL), EINVAL);
+    run_ok();
+}
+END_TEST
+
+static long daemon_spins;
+
+static void *daemon_spins_on_yield(void *arg)
+{
+    while (weft_yield() == 0)
+        daemon_spins++;
+    ck_assert_int_eq(errno, ECANCELED);
+    daemon_saw_user_done += user_done;
+    daemon_cleanups++;
+    return NULL;
+}
+
+static void *user_yields_then_ends(void *arg)
+{
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(weft_yield(), 0);
+    user_done = 1;
+    return NULL;
+}
+
+START_TEST(busy_daemon_does_not_keep_weft_run_going)
+{
+    daemons_reset();
+    daemon_spins = 0;
+    weft_attr d = { .daemon = 1, .detached = 1 };
+    ck_assert_ptr_nonnull(weft_spawn(&d, daemon_spins_on_yield, NULL));
+    ck_assert_ptr_nonnull(weft_spawn(&d, daemon_spins_on_yield, NULL));
+    ck_assert_ptr_nonnull(weft_spawn(&(weft_attr){ .detached = 1 }, user_yields_then_ends, NULL));
+    run_ok();
+    ck_assert_int_eq(daemon_cleanups, 2);
+    ck_assert_int_eq(daemon_saw_user_done, 2);
+    ck_assert_int_ge(daemon_spins, 100);                /* they ran alongside the user task */
+}
+END_TEST
+
+/* Cancelled, it starts another daemon on its way out: weft_run cancels that one too. */
+static void *daemon_spawns_a_daemon_when_cancelled(void *arg)
+{
+    ck_assert_fails(weft_sleep_until(-1), ECANCELED);
+    weft_attr d = { .daemon = 1, .detached = 1 };
+    ck_assert_ptr_nonnull(weft_spawn(&d, daemon_sleeps_forever, NULL));
+    daemon_cleanups++;
+    return NULL;
+}
+
+START_TEST(daemon_spawned_while_weft_run_ends_is_cancelled_too)
+{
+    daemons_reset();
+    weft_attr d = { .daemon = 1, .detached = 1 };
+    ck_assert_ptr_nonnull(weft_spawn(&d, daemon_spawns_a_daemon_when_cancelled, NULL));
+    ck_assert_ptr_nonnull(weft_spawn(&(weft_attr){ .detached = 1 }, user_sleeps_then_ends, NULL));
+    run_ok();
+    ck_assert_int_eq(daemon_cleanups, 2);
+}
+END_TEST
+
+static void *dump_to(void *arg)
+{
+    ck_assert_int_eq(weft_dump(I(arg), WEFT_DUMP_NO_BACKTRACE), 0);
+    ck_assert_int_eq(weft_dump(I(arg), WEFT_DUMP_NO_BACKTRACE | WEFT_DUMP_JSON), 0);
+    return NULL;
+}
+
+START_TEST(dump_marks_daemon_tasks)
+{
+    daemons_reset();
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    weft_attr d = { .daemon = 1, .detached = 1, .name = "the-daemon" };
+    ck_assert_ptr_nonnull(weft_spawn(&d, daemon_sleeps_forever, NULL));
+    ck_assert_ptr_nonnull(weft_spawn(&(weft_attr){ .detached = 1 }, dump_to, V(fileno(f))));
+    run_ok();
+    char buf[16384];
+    rewind(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, ", daemon\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "\"name\":\"the-daemon\""));
+    ck_assert_ptr_nonnull(strstr(buf, "\"daemon\":true"));
+    ck_assert_ptr_nonnull(strstr(buf, "\"daemon\":false"));  /* the dumping task */
+}
+END_TEST
+
+/* ---- user data ------------------------------------------------------------------------- */
+
+static int data_a, data_b, data_c;
+static weft_task *data_peer;
+
+/* Runs with its data set by the spawner; reads it, changes it, and sets its peer's. */
+static void *data_user(void *arg)
+{
+    ck_assert_ptr_eq(weft_data(NULL), &data_a);
+    ck_assert_ptr_eq(weft_data(weft_self()), &data_a);
+    ck_assert_int_eq(weft_set_data(NULL, &data_b), 0);
+    ck_assert_ptr_eq(weft_data(NULL), &data_b);
+    ck_assert_ptr_eq(weft_data(data_peer), NULL);           /* unset: NULL */
+    ck_assert_int_eq(weft_set_data(data_peer, &data_c), 0);
+    ck_assert_int_eq(weft_yield(), 0);                      /* the peer checks it */
+    return weft_data(NULL);
+}
+
+static void *data_peer_task(void *arg)
+{
+    ck_assert_ptr_eq(weft_data(NULL), &data_c);
+    ck_assert_int_eq(weft_set_data(weft_self(), NULL), 0);
+    ck_assert_ptr_eq(weft_data(NULL), NULL);
+    return NULL;
+}
+
+START_TEST(task_data_is_set_and_read_on_self_and_other_tasks)
+{
+    weft_task *t = weft_go(data_user, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_ptr_nonnull(data_peer = weft_go(data_peer_task, NULL));
+    ck_assert_ptr_eq(weft_data(t), NULL);
+    ck_assert_int_eq(weft_set_data(t, &data_a), 0);         /* from outside any task */
+    ck_assert_ptr_eq(weft_data(t), &data_a);
+    void *v = NULL;
+    ck_assert_int_eq(weft_join(t, &v), 0);
+    ck_assert_ptr_eq(v, &data_b);
+    ck_assert_int_eq(weft_join(data_peer, NULL), 0);
+    run_ok();
+}
+END_TEST
+
+START_TEST(task_data_outside_any_task_fails_eperm)
+{
+    ck_assert_fails(weft_set_data(NULL, &data_a), EPERM);   /* no scheduler yet */
+    ck_assert_fails(weft_data(NULL), EPERM);
+    weft_task *t = weft_go(ret_arg, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_fails(weft_set_data(NULL, &data_a), EPERM);   /* a scheduler, but no task */
+    ck_assert_fails(weft_data(NULL), EPERM);
+    ck_assert_int_eq(weft_join(t, NULL), 0);
+    run_ok();
+}
+END_TEST
+
+/* A stale handle's data calls fail, and the tasks now in its place start with none. */
+START_TEST(task_data_of_a_stale_handle_fails_einval)
+{
+    weft_task *old = weft_go(ret_arg, NULL);
+    ck_assert_ptr_nonnull(old);
+    ck_assert_int_eq(weft_set_data(old, &data_a), 0);
+    ck_assert_int_eq(weft_join(old, NULL), 0);
+    ck_assert_fails(weft_set_data(old, &data_b), EINVAL);
+    ck_assert_fails(weft_data(old), EINVAL);
+    for (int i = 0; i < 300; i++) {
+        weft_task *t = weft_go(ret_arg, NULL);
+        ck_assert_ptr_nonnull(t);
+        test_require(weft_data(t) == NULL, "task %d starts with data", i);
+        ck_assert_int_eq(weft_set_data(t, &data_c), 0);
+        ck_assert_int_eq(weft_join(t, NULL), 0);
+        test_require(weft_data(old) == NULL && errno == EINVAL, "stale data call %d", i);
+    }
+    run_ok();
+}
+END_TEST
+
+/* ---- stale handles ---------------------------------------------------------------------- */
+
+/* More tasks than a record chunk or a first handle table hold: some of them take the place of
+ * the task whose handle went stale. */
+enum { NEWGEN = 300 };
+static weft_task *newgen[NEWGEN];
+static int newgen_done, newgen_bad;
+
+/* A task of the new generation: lives across the stale calls (it yields and sleeps), then
+ * checks that it was not cancelled and still has its name. */
+static void *newgen_task(void *arg)
+{
+    char want[32];
+    snprintf(want, sizeof want, "new-%d", I(arg));
+    for (int i = 0; i < 3; i++)
+        newgen_bad += weft_yield() != 0;
+    newgen_bad += weft_sleep(1) != 0;
+    newgen_bad += strcmp(weft_name(NULL), want) != 0;
+    newgen_done++;
+    return arg;
+}
+
+static void newgen_spawn(void)
+{
+    newgen_done = newgen_bad = 0;
+    for (int i = 0; i < NEWGEN; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "new-%d", i);
+        weft_attr a = { .name = name };
+        newgen[i] = weft_spawn(&a, newgen_task, V(i));
+        test_require(newgen[i] != NULL, "spawn %d: %s", i, strerror(errno));
+    }
+}
+
+/* Every new task runs to its end, uncancelled, with its own name and value. */
+static void newgen_join(void)
+{
+    for (int i = 0; i < NEWGEN; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "new-%d", i);
+        ck_assert_str_eq(weft_name(newgen[i]), want);
+        void *v = NULL;
+        ck_assert_int_eq(weft_join(newgen[i], &v), 0);
+        ck_assert_ptr_eq(v, V(i));
+    }
+    ck_assert_int_eq(newgen_done, NEWGEN);
+    ck_assert_int_eq(newgen_bad, 0);
+}
+
+/* Each call given a stale handle fails with EINVAL (weft_id: 0). */
+static void stale_calls_fail_einval(weft_task *stale)
+{
+    ck_assert_fails(weft_id(stale), EINVAL);
+    ck_assert_fails(weft_name(stale), EINVAL);
+    ck_assert_fails(weft_set_name(stale, "hijacked"), EINVAL);
+    ck_assert_fails(weft_cancel(stale), EINVAL);
+    ck_assert_fails(weft_detach(stale), EINVAL);
+    ck_assert_fails(weft_join(stale, NULL), EINVAL);
+    ck_assert_fails(weft_join_until(stale, NULL, weft_now() + 100), EINVAL);
+}
+
+START_TEST(stale_handle_after_join_fails_einval_and_spares_the_new_tasks)
+{
+    weft_task *old = weft_go(ret_arg, V(1));
+    ck_assert_ptr_nonnull(old);
+    ck_assert_int_eq(weft_join(old, NULL), 0);
+    stale_calls_fail_einval(old);       /* at once */
+    newgen_spawn();
+    stale_calls_fail_einval(old);       /* and with its place taken by a new task */
+    newgen_join();
+    run_ok();
+}
+END_TEST
+
+static void *stale_from_a_task(void *arg)
+{
+    weft_task *old = weft_go(ret_arg, NULL);
+    ck_assert_ptr_nonnull(old);
+    ck_assert_int_eq(weft_join(old, NULL), 0);
+    newgen_spawn();
+    ck_assert_int_eq(weft_yield(), 0);  /* the new tasks are running */
+    stale_calls_fail_einval(old);
+    newgen_join();
+    return V(1);
+}
+
+START_TEST(stale_handle_in_a_task_fails_einval_and_spares_the_new_tasks)
+{
+    ck_assert_ptr_eq(in_task(stale_from_a_task, NULL), V(1));
+}
+END_TEST
+
+START_TEST(stale_handle_of_an_ended_detached_task_fails_einval)
+{
+    weft_attr a = { .detached = 1, .name = "old" };
+    weft_task *old = weft_spawn(&a, ret_arg, NULL);
+    ck_assert_ptr_nonnull(old);
+    weft_task *k = weft_go(ret_arg, NULL);      /* runs after old has ended */
+    ck_assert_ptr_nonnull(k);
+    ck_assert_int_eq(weft_join(k, NULL), 0);
+    stale_calls_fail_einval(old);
+    newgen_spawn();
+    stale_calls_fail_einval(old);
+    newgen_join();
+    run_ok();
+}
+END_TEST
+
+START_TEST(stale_handle_from_a_released_scheduler_fails_einval)
+{
+    weft_task *old = weft_go(ret_arg, NULL);
+    ck_assert_ptr_nonnull(old);
+    ck_assert_int_eq(weft_join(old, NULL), 0);
+    run_ok();                           /* nothing left: the scheduler is released */
+    stale_calls_fail_einval(old);       /* no scheduler on the thread */
+    newgen_spawn();                     /* a new one, its tasks in the same places */
+    stale_calls_fail_einval(old);
+    newgen_join();
+    run_ok();
+}
+END_TEST
+
+static void *report_self(void *arg)
+{
+    return weft_self();
+}
+
+START_TEST(self_is_the_handle_spawn_returned)
+{
+    weft_task *t = weft_go(report_self, NULL);
+    ck_assert_ptr_nonnull(t);
+    void *v = NULL;
+    ck_assert_int_eq(weft_join(t, &v), 0);
+    ck_assert_ptr_eq(v, t);
+    run_ok();
+}
+END_TEST
+
 /* ---- spawn errors ----------------------------------------------------------------------- */
 
 START_TEST(spawn_with_null_fn_fails_einval)
@@ -1175,7 +1759,8 @@ END_TEST
 
 START_TEST(spawn_with_nonzero_reserved_fails_einval)
 {
-    for (int i = 0; i < 5; i++) {
+    weft_attr a0;
+    for (int i = 0; i < (int)(sizeof a0.reserved / sizeof a0.reserved[0]); i++) {
         weft_attr a = { .name = "r" };
         a.reserved[i] = 1;
         ck_assert_fails(weft_spawn(&a, ret_arg, NULL), EINVAL);
@@ -1534,6 +2119,8 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, cancel_of_a_runnable_task_fails_its_next_blocking_calls);
     tcase_add_test(tc, cancel_is_sticky);
     tcase_add_test(tc, yield_after_cancel_fails_ecanceled);
+    tcase_add_test(tc, cancelled_task_polling_on_yield_lets_the_flag_setter_run);
+    tcase_add_test(tc, cancelled_task_yield_and_sleep_zero_still_yield);
     tcase_add_test(tc, cancel_of_an_ended_task_does_nothing);
     tcase_add_test(tc, cancel_null_fails_einval);
 
@@ -1545,12 +2132,39 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, run_inside_a_task_fails_eperm);
     tcase_add_test(tc, weft_main_runs_fn_in_a_task_until_every_task_ends);
     tcase_add_test(tc, weft_main_with_null_fn_fails_einval);
+    tcase_add_test(tc, weft_main_attr_uses_the_stack_size_and_name);
+    tcase_add_test(tc, weft_main_attr_task_is_detached_no_daemon_and_named_main_by_default);
+    tcase_add_test(tc, weft_main_attr_rejects_bad_attributes_with_einval);
     tcase_add_test(tc, weft_main_reports_edeadlk);
 
     tc = test_case(s, "names", 10);
     tcase_add_test(tc, set_name_truncates_to_31_bytes_and_null_clears);
     tcase_add_test(tc, spawn_copies_the_attr_name);
     tcase_add_test(tc, ids_start_at_one_increase_and_are_never_reused);
+
+    tc = test_case(s, "runnable", 10);
+    tcase_add_test(tc, runnable_counts_the_run_queue_and_drops_as_tasks_run);
+    tcase_add_test(tc, runnable_outside_any_task_counts_every_runnable_task);
+
+    tc = test_case(s, "daemon", 10);
+    tcase_add_test(tc, daemon_sleeping_forever_does_not_keep_weft_run_going);
+    tcase_add_test(tc, weft_run_with_only_daemons_cancels_them_at_once);
+    tcase_add_test(tc, daemons_waiting_on_each_other_do_not_make_weft_run_fail_edeadlk);
+    tcase_add_test(tc, busy_daemon_does_not_keep_weft_run_going);
+    tcase_add_test(tc, daemon_spawned_while_weft_run_ends_is_cancelled_too);
+    tcase_add_test(tc, dump_marks_daemon_tasks);
+
+    tc = test_case(s, "data", 10);
+    tcase_add_test(tc, task_data_is_set_and_read_on_self_and_other_tasks);
+    tcase_add_test(tc, task_data_outside_any_task_fails_eperm);
+    tcase_add_test(tc, task_data_of_a_stale_handle_fails_einval);
+
+    tc = test_case(s, "stale", 20);
+    tcase_add_test(tc, stale_handle_after_join_fails_einval_and_spares_the_new_tasks);
+    tcase_add_test(tc, stale_handle_in_a_task_fails_einval_and_spares_the_new_tasks);
+    tcase_add_test(tc, stale_handle_of_an_ended_detached_task_fails_einval);
+    tcase_add_test(tc, stale_handle_from_a_released_scheduler_fails_einval);
+    tcase_add_test(tc, self_is_the_handle_spawn_returned);
 
     tc = test_case(s, "spawn", 10);
     tcase_add_test(tc, spawn_with_null_fn_fails_einval);
