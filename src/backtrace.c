@@ -22,7 +22,8 @@
  * interrupts a dlopen in another thread waits for it, one that interrupts a dlopen in its
  * own thread may read a half-updated module list; both are rare and accepted. */
 #include "config.h"
-#include "internal.h"
+#include "backtrace.h"
+#include "compiler.h"
 #include "sys.h"
 
 #include <dlfcn.h>

@@ -2,7 +2,7 @@
  * backends are tested against; it also saves and restores the signal mask, which costs one
  * rt_sigprocmask syscall per switch. */
 #include "config.h"
-#include "internal.h"
+#include "ctx.h"
 
 #include <stdlib.h>
 #include <ucontext.h>

@@ -3,7 +3,10 @@
  * common case costs the syscall and nothing else. Readiness, deadlines and waking are the
  * reactor's (reactor_epoll.c); sockets by address are net.c's. */
 #include "config.h"
-#include "internal.h"
+#include "reactor.h"
+#include "sys.h"
+
+#include <errno.h>
 
 #include <fcntl.h>
 #include <limits.h>

@@ -2,7 +2,10 @@
  * addresses (and "localhost"): resolving a name would block the thread, so it waits for the
  * offload pool. The sockets are weft's own, non-blocking from birth; io.c does the waiting. */
 #include "config.h"
-#include "internal.h"
+#include "reactor.h"
+#include "sys.h"
+
+#include <errno.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>

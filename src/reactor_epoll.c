@@ -8,7 +8,10 @@
  * (weft_reactor_pass) the next tries, so two waiters on one fd neither both wake for one
  * byte nor miss data left over. (One-shot would need an epoll_ctl per wait.) */
 #include "config.h"
-#include "internal.h"
+#include "reactor.h"
+#include "sys.h"
+
+#include <errno.h>
 
 #include <fcntl.h>
 #include <poll.h>

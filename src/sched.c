@@ -3,7 +3,12 @@
  * the reactor (which the loop polls); what each task waits on is kept here for the dump.
  * Tasks switch directly to the next runnable task; the main context runs only to block. */
 #include "config.h"
-#include "internal.h"
+#include "sched.h"
+#include "reactor.h"
+#include "dump.h"
+#include "sigfmt.h"
+
+#include <errno.h>
 
 #include <limits.h>
 #include <pthread.h>
@@ -30,6 +35,7 @@ struct chunk {
 };
 
 static void task_entry(void);
+static int overflow_report(const void *addr, uintptr_t sp);
 static void task_cancel(struct sched *s, struct weft_task *t);
 
 /* ---- time --------------------------------------------------------------------------------- */
@@ -115,6 +121,7 @@ struct sched *weft_sched_get(void)
     s->next_id = 1;
     s->loop_now = weft_now();
     s->main_deadline = -1;
+    weft_stack_set_overflow_hook(overflow_report);
     if (weft_stack_thread_init() != 0) {
         free(s);
         errno = ENOMEM;
@@ -297,7 +304,10 @@ static void overflow_print(const struct weft_task *t, const void *addr, const ch
     weft_sigbuf_flush(&b);
 }
 
-int weft_sched_overflow_report(const void *addr, uintptr_t sp)
+/* The stack layer's overflow hook: the fault address and the faulting stack pointer (0 when
+ * not known); if a task's stack overflowed (the running task's, or the one switching out,
+ * whose switch ran out of stack), print which task (async-signal-safe) and return 1. */
+static int overflow_report(const void *addr, uintptr_t sp)
 {
     struct sched *s = weft_sched_tls;
     if (!s)

@@ -1,9 +1,10 @@
 /* Formatting that is safe in a signal handler (no malloc, no stdio, no locale): the stack
  * overflow report and the SIGQUIT dump are written with it. */
 #include "config.h"
-#include "internal.h"
+#include "sigfmt.h"
 #include "sys.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <unistd.h>
 

@@ -1,12 +1,15 @@
 /* Task stacks: mmap'd, committed lazily, a guard region below each, a per-thread pool of freed
  * stacks, and the SIGSEGV handler that turns an overflow (a guard hit, or a frame that jumped
  * past the guard) into a report of which task overflowed. Which task that is, and what to
- * print about it, is the scheduler's. */
+ * print about it, is asked of the overflow hook the scheduler sets (stack.h). */
 #include "config.h"
-#include "internal.h"
+#include "compiler.h"
+#include "stack.h"
 #include "sys.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -65,6 +68,12 @@ static atomic_long live[4];
 static struct sigaction old_segv;
 
 static void segv_handler(int sig, siginfo_t *si, void *uc);
+static weft_overflow_hook overflow_hook;     /* who overflowed, and the report: the scheduler's */
+
+void weft_stack_set_overflow_hook(weft_overflow_hook fn)
+{
+    __atomic_store_n(&overflow_hook, fn, __ATOMIC_RELEASE);
+}
 
 static void global_init(void)
 {
@@ -342,7 +351,8 @@ static uintptr_t faulting_sp(const void *ucv)
  * SIGSEGV before us, or to the default action (a core dump as usual). */
 static void segv_handler(int sig, siginfo_t *si, void *uc)
 {
-    if (weft_sched_overflow_report(si->si_addr, faulting_sp(uc))) {
+    weft_overflow_hook hook = __atomic_load_n(&overflow_hook, __ATOMIC_ACQUIRE);
+    if (hook && hook(si->si_addr, faulting_sp(uc))) {
         signal(SIGABRT, SIG_DFL);
         abort();
     }

@@ -1,7 +1,10 @@
 /* Deadlines: a binary min-heap of timers ordered by (when, seq), O(log n) add and cancel,
  * equal deadlines in insertion order. What a timer wakes is the scheduler's business. */
 #include "config.h"
-#include "internal.h"
+#include "compiler.h"
+#include "timer.h"
+
+#include <errno.h>
 
 #include <stdlib.h>
 

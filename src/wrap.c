@@ -6,7 +6,10 @@
  * view of O_NONBLOCK, select on top of weft_poll, sleeps, and glibc's _FORTIFY_SOURCE entries.
  * Like every file of libweft it never calls a wrapped name itself (see sys.h). */
 #include "config.h"
-#include "internal.h"
+#include "reactor.h"
+#include "sys.h"
+
+#include <errno.h>
 
 #include <fcntl.h>
 #include <limits.h>

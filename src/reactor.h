@@ -1,0 +1,76 @@
+/* The reactor layer: the fd table (indexed by fd), epoll registration, parking a task on
+ * (fd, direction, deadline) and waking it. It knows fds and readiness, never sockets: what
+ * an fd is and how it is read is the IO layer's (io.h). */
+#ifndef WEFT_REACTOR_H
+#define WEFT_REACTOR_H
+
+#include <stdint.h>
+
+#include "sched.h"
+
+enum { DIR_READ = 0, DIR_WRITE = 1 };
+
+/* What the reactor knows of one fd. Entries never move (the table grows by chunks), so
+ * wait queues can point into them. seq changes at every weft_close (and whenever a record is
+ * found stale), so an epoll event for a closed and reused fd number is recognised and
+ * dropped, and a call that parked on the fd sees, once woken, that its file is gone. */
+struct fdent {
+    struct list waiters[2];     /* parked tasks, FIFO, per direction */
+    int64_t deadline[2];        /* weft_fd_set_deadline, per direction; -1 none */
+    uint32_t seq;
+    unsigned char known;        /* learnt by a wrapper: kind and user_nonblock valid */
+    unsigned char registered;   /* in the epoll set */
+    unsigned char rearm;        /* may go stale unseen (not a socket): re-arm at every park */
+    unsigned char user_nonblock;/* the user wants O_NONBLOCK: wrappers never park */
+    unsigned char is_socket;    /* calls use MSG_DONTWAIT (and MSG_NOSIGNAL for writes) */
+    unsigned char stream;       /* a SOCK_STREAM socket: MSG_WAITALL loops */
+    unsigned char switched;     /* weft set O_NONBLOCK on the user's fd: undone at teardown */
+    unsigned char tcp;          /* a TCP socket: a short read leaves its receive queue empty */
+    unsigned char rd_empty;     /* a short weft_read emptied it, and no read event came since */
+    unsigned char rd_final;     /* a hang-up, error or urgent-data event came: no rd_empty */
+};
+
+/* The record of fd, made on first sight (NULL with errno EBADF or ENOMEM). 'learn' (the
+ * wrappers) also learns once what the fd is (socket or not, the user's O_NONBLOCK) and
+ * switches a non-socket to O_NONBLOCK; sockets keep their flags, since their calls say
+ * MSG_DONTWAIT. */
+struct fdent *weft_fd_get(struct sched *s, int fd, int learn);
+/* The record of fd if a wrapper has learnt it since it was last closed, else NULL; never
+ * creates one. */
+struct fdent *weft_fd_known(struct sched *s, int fd);
+/* Mark fd as a weft-made socket (accepted, dialled, listening), skipping the syscalls of
+ * learning: user_nonblock as given; nonblock: the fd is O_NONBLOCK now (weft's doing unless
+ * user_nonblock); tcp: it is a TCP socket; stream: SOCK_STREAM. */
+void weft_fd_adopt(struct sched *s, int fd, int user_nonblock, int nonblock, int tcp, int stream);
+/* Make sure fd is O_NONBLOCK before a call that has no per-call flag (accept, connect,
+ * sendfile, any call on a non-socket): one F_GETFL, and F_SETFL when the flag was cleared
+ * behind weft (a plain fcntl, or a new file behind a stale record; the user then wants it
+ * blocking). Returns 0, or -1 with errno. */
+int weft_fd_nonblock(struct fdent *f, int fd);
+/* Arm fd in epoll before a park: register it if it is not, and for records that may be
+ * stale ('rearm' or f->rearm) re-arm it, which registers a new file behind an old number.
+ * Returns 0 or an errno value. */
+int weft_reactor_arm(struct sched *s, struct fdent *f, int fd, int rearm);
+/* Park the running task until fd may be ready for dir, its deadline (the call's, the fd's,
+ * the task's) passes, it is cancelled, or fd is closed. 'front' re-parks a task that was
+ * woken but found nothing, ahead of later arrivals. seq is f->seq when the call began: a
+ * record closed (or found stale) since then gives EBADF, also after a wake for readiness.
+ * Returns 0 (try again), or an errno value: ETIMEDOUT, ECANCELED, EBADF, ENOMEM, EAGAIN (the
+ * fd's deadline changed: try again), or epoll_ctl's error. */
+int weft_reactor_wait(struct sched *s, struct fdent *f, int fd, int dir, int front, int64_t deadline,
+                      uint32_t seq);
+/* A task woken for dir has used the readiness (its call did not end in EAGAIN): let the
+ * next waiter try too, so readiness never stays unused while tasks wait. */
+static inline void weft_reactor_pass(struct sched *s, struct fdent *f, int dir)
+{
+    if (slow(!list_empty(&f->waiters[dir])))
+        weft_sched_wake_one(s, &f->waiters[dir], 0);
+}
+/* Wait for IO events for up to timeout_ms (-1: forever, 0: poll) and wake their tasks. */
+void weft_reactor_poll(struct sched *s, int timeout_ms);
+/* Wake every task parked on fd with EBADF, drop fd from epoll, forget what was known of it. */
+void weft_reactor_forget(struct sched *s, int fd);
+/* Release the reactor (epoll fd, fd table). */
+void weft_reactor_free(struct sched *s);
+
+#endif

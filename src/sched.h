@@ -1,0 +1,155 @@
+/* The scheduler layer: the task record, the per-thread scheduler, and the calls the layers
+ * below it in DESIGN.md's table build on (park, wake, spawn of weft's own tasks). Stacks,
+ * timers and contexts are the layers above; the loop polls its event source through
+ * struct poller, which the reactor fills in. */
+#ifndef WEFT_SCHED_H
+#define WEFT_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft.h"
+#include "compiler.h"
+#include "ctx.h"
+#include "list.h"
+#include "stack.h"
+#include "timer.h"
+
+enum task_state {
+    TS_RUNNABLE,        /* on the run queue */
+    TS_RUNNING,
+    TS_WAITING,         /* parked; wait_kind says on what */
+    TS_DONE,            /* ended, not yet joined */
+    TS_FREE,            /* record on the free list (joined, or detached and ended) */
+};
+
+/* What a parked task waits on: the dump prints these, with wait_obj / wait_fd. */
+enum wait_kind {
+    WAIT_NONE,
+    WAIT_IO,            /* wait_fd, wait_events */
+    WAIT_SLEEP,
+    WAIT_JOIN,          /* wait_obj: the task joined */
+    WAIT_CHAN,
+    WAIT_LOCK,
+    WAIT_OFFLOAD,
+};
+
+enum task_flag {
+    TF_DETACHED = 1,
+    TF_CANCELLED = 2,
+    TF_SYSTEM = 4,      /* weft's own background task (debug server): not counted as alive,
+                           cancelled by weft_run once the user's tasks are all done */
+    TF_DAEMON = 8,      /* weft_attr.daemon: treated as TF_SYSTEM is, but shown in the dump */
+};
+
+#define TF_BACKGROUND (TF_SYSTEM | TF_DAEMON)   /* not counted as alive */
+
+/* One entry of the scheduler's handle table. A public weft_task * is not a record's address
+ * but ((uint64_t)gen << 32) | (slot + 1): it names rec while the slot's gen still matches.
+ * Releasing the record bumps gen, so every handle to it goes stale at once. */
+struct task_slot {
+    struct weft_task *rec;      /* the record; NULL while the slot is free */
+    uint32_t gen;
+    uint32_t next_free;         /* free-list link (a slot index); SLOT_NONE at the tail */
+};
+
+#define SLOT_NONE UINT32_MAX
+
+#define WEFT_NAME_MAX 32
+
+/* A task's place on a wait queue. A task has two, so weft_fdwait can wait on both of an
+ * fd's queues at once; the back pointer tells a waker which task a node belongs to. */
+struct waiter {
+    struct list link;
+    struct weft_task *task;
+};
+
+struct weft_task {
+    struct ctx ctx;             /* first: the asm switch stores the stack pointer here */
+    struct list rq;             /* run queue link; free-list link when TS_FREE */
+    struct waiter wait[2];      /* on the queue(s) the task is parked on (fd, joiners, ...) */
+    struct waiter *extra;       /* more, on the parked task's stack (weft_poll); nextra of them */
+    int nextra;
+    struct timer timer;         /* armed while parked with a deadline */
+    struct list joiners;        /* the task joining this one (at most one) */
+    struct list all;            /* the registry: every task not yet freed */
+    struct stack stack;
+    void *(*fn)(void *);
+    void *arg;
+    void *result;
+    void *data;                 /* the user's pointer (weft_set_data) */
+    weft_task *handle;          /* what weft_self and weft_spawn give out for this task */
+    uint64_t id;
+    uint64_t parent;            /* id of the spawning task; 0 for the main context */
+    uint64_t switches;          /* times switched in */
+    int64_t created;            /* weft_now() at spawn */
+    int64_t last_run;           /* loop time when last switched in (the loop's clock) */
+    int64_t deadline;           /* per-task deadline scope; -1 none */
+    int64_t wait_deadline;      /* deadline of the current wait; -1 none */
+    const void *wait_obj;
+    const char *file;           /* spawn site */
+    int line;
+    int wait_fd;
+    int wait_events;            /* WEFT_READ / WEFT_WRITE */
+    int wake_err;               /* set by the waker: 0, ETIMEDOUT, ECANCELED, EBADF, ... */
+    unsigned char state;
+    unsigned char wait_kind;
+    unsigned char flags;
+    char name[WEFT_NAME_MAX];
+};
+
+struct reactor;
+
+struct sched {
+    struct weft_task *cur;      /* running task; NULL while the main context runs */
+    struct ctx main;            /* the context that called weft_run / weft_join */
+    struct list runq;
+    size_t nrunq;               /* tasks on runq */
+    struct list all;            /* registry, oldest first */
+    struct list free_tasks;     /* task records to reuse, FIFO */
+    struct list chunks;         /* record chunks, freed at teardown */
+    struct task_slot *slots;    /* the handle table: grows, never shrinks, freed at teardown */
+    uint32_t nslots;
+    uint32_t free_head, free_tail;  /* free slots, reused FIFO (SLOT_NONE: none) */
+    struct timers timers;
+    struct weft_task *dead;     /* ended task whose stack is released after the next switch */
+    struct weft_task *main_joins; /* the task the main context waits for in weft_join, or NULL */
+    int64_t main_deadline;      /* the deadline it waits with; -1 none */
+    int main_due;               /* main runs next: main_joins ended or main_deadline passed */
+    struct reactor *reactor;    /* created at the first IO wait */
+    uint64_t next_id;
+    uint64_t switches;          /* total switches: the watchdog's sign of progress */
+    size_t ntasks;              /* records not yet freed */
+    size_t nalive;              /* tasks not yet ended, TF_BACKGROUND ones aside */
+    size_t nexternal;           /* tasks waiting on something outside the scheduler (IO, ...) */
+    unsigned ticks;             /* switches since the reactor was last polled */
+    int64_t loop_now;           /* weft_now() as of the last poll */
+    int in_loop;
+};
+
+extern TLS struct sched *weft_sched_tls;
+
+/* The thread's scheduler, created on first use; NULL with errno ENOMEM when that fails. */
+struct sched *weft_sched_get(void);
+
+/* The deadline ms milliseconds from now, rounded up so that it is never less than ms away
+ * (weft_now() truncates); saturates. */
+int64_t weft_deadline_after(int64_t ms);
+
+/* Spawn one of weft's own background tasks (TF_SYSTEM, detached); NULL and errno on failure. */
+weft_task *weft_spawn_system(void *(*fn)(void *), void *arg, const char *name);
+
+/* Park the running task: its wait[0] on 'queue' (tail, or head when 'front'), until woken or until
+ * 'deadline' (-1: none). Returns the waker's code: 0, or an errno value (ETIMEDOUT when the
+ * deadline passed, ECANCELED, EBADF, ENOMEM, ...). Fails at once with ECANCELED if the task
+ * was cancelled, ETIMEDOUT if the deadline (or the task's deadline scope) has passed. */
+int weft_sched_park(struct sched *s, struct list *queue, int front, int kind, int64_t deadline);
+/* Make a parked task runnable with code err; no-op unless it is parked. */
+void weft_sched_wake(struct sched *s, struct weft_task *t, int err);
+/* Wake the first task on a wait queue with err; returns whether there was one. */
+int weft_sched_wake_one(struct sched *s, struct list *queue, int err);
+/* Fire the timers due at 'now'. */
+void weft_sched_fire_timers(struct sched *s, int64_t now);
+
+
+#endif
