@@ -3,7 +3,7 @@
  * common case costs the syscall and nothing else. Readiness, deadlines and waking are the
  * reactor's (reactor_epoll.c); sockets by address are net.c's. */
 #include "config.h"
-#include "reactor.h"
+#include "io.h"
 #include "sys.h"
 
 #include <errno.h>
@@ -24,6 +24,7 @@
 struct io {
     struct sched *s;
     struct fdent *f;
+    struct fdio *x; /* fdio(f) */
     int fd;
     uint32_t seq;   /* f->seq when the call began: a change means the fd was closed */
     int woken;      /* parked once and woken by readiness: pass it on when done */
@@ -36,7 +37,7 @@ static inline int io_begin(struct io *io, int fd, int dir)
     struct sched *s = weft_sched_tls;
     if (slow(!s || !s->cur))
         return 0;
-    struct fdent *f = weft_fd_get(s, fd, 1);
+    struct fdent *f = weft_io_fd(s, fd);
     if (slow(!f))
         return -1;
     /* Go's rule: once an fd deadline has passed, calls fail at once, data or not. */
@@ -46,6 +47,7 @@ static inline int io_begin(struct io *io, int fd, int dir)
     }
     io->s = s;
     io->f = f;
+    io->x = fdio(f);
     io->fd = fd;
     io->seq = f->seq;
     io->woken = 0;
@@ -59,10 +61,11 @@ static inline int io_begin(struct io *io, int fd, int dir)
 static __attribute__((noinline, cold)) int io_relearn(struct io *io)
 {
     weft_reactor_forget(io->s, io->fd);
-    struct fdent *f = weft_fd_get(io->s, io->fd, 1);
+    struct fdent *f = weft_io_fd(io->s, io->fd);
     if (!f)
         return -1;
     io->f = f;
+    io->x = fdio(f);
     io->seq = f->seq;
     io->woken = 0;
     return 0;
@@ -86,9 +89,9 @@ static inline int io_retry(struct io *io, ssize_t r, int dir)
 {
     if (fast(r >= 0))
         goto done;
-    if (errno == EAGAIN && !io->f->user_nonblock && !io->nowait)
+    if (errno == EAGAIN && !io->x->user_nonblock && !io->nowait)
         return io_park(io, dir) == 0;
-    if (slow(errno == ENOTSOCK) && io->f->is_socket) {
+    if (slow(errno == ENOTSOCK) && io->x->is_socket) {
         if (io_relearn(io) != 0)
             return 0;
         return 1;
@@ -101,7 +104,7 @@ done:
 
 /* A call that has no per-call MSG_DONTWAIT (a pipe's read, accept, connect, sendfile) needs
  * the fd in O_NONBLOCK, which the user or a stale record may have undone: checked first. */
-#define NB(io, call) (slow(weft_fd_nonblock((io)->f, (io)->fd) != 0) ? -1 : (call))
+#define NB(io, call) (slow(weft_io_nonblock((io)->f, (io)->fd) != 0) ? -1 : (call))
 
 /* dontwait: the call's flags ask for MSG_DONTWAIT (EAGAIN, never a park). */
 #define IO_CALL(dir, dontwait, plain, call)               \
@@ -161,15 +164,16 @@ static ssize_t sendfile_nosigpipe(int out_fd, int in_fd, off_t *offset, size_t c
 }
 
 /* A short read from a TCP socket has emptied its receive queue (the kernel stops early only
- * at urgent data, a FIN or an error, which all come with an event: rd_final), and data
- * arriving after it brings an edge-triggered event. So until that event, the next weft_read
+ * at urgent data, a FIN or an error, which all come with an event: the reactor's rd_final),
+ * and data arriving after it brings an edge-triggered event (rd_event, cleared at the short
+ * read). So until that event, the next weft_read
  * parks at once instead of making a read(2) that would fail with EAGAIN: one syscall less
  * per request-response exchange. (Not for Unix sockets: they also stop at passed fds.)
  * A task that is cancelled or past its deadline reads anyway: data already there is its. */
 static inline int io_park_first(const struct io *io)
 {
     const struct weft_task *t = io->s->cur;
-    return io->f->rd_empty && !io->f->user_nonblock && !(t->flags & TF_CANCELLED) &&
+    return io->x->rd_short && !io->f->rd_event && !io->f->rd_final && !io->x->user_nonblock && !(t->flags & TF_CANCELLED) &&
            (t->deadline < 0 || t->deadline > weft_now());
 }
 
@@ -188,16 +192,18 @@ ssize_t weft_read(int fd, void *buf, size_t n)
         return -1;
     ssize_t r;
     do
-        r = io.f->is_socket ? weft_sys_recv(fd, buf, n, SOCK_RD) : NB(&io, weft_sys_read(fd, buf, n));
+        r = io.x->is_socket ? weft_sys_recv(fd, buf, n, SOCK_RD) : NB(&io, weft_sys_read(fd, buf, n));
     while (io_retry(&io, r, DIR_READ));
-    io.f->rd_empty = r > 0 && (size_t)r < n && io.f->tcp && !io.f->rd_final;
+    io.x->rd_short = r > 0 && (size_t)r < n && io.x->tcp && !io.f->rd_final;
+    if (io.x->rd_short)
+        io.f->rd_event = 0;
     return r;
 }
 
 ssize_t weft_write(int fd, const void *buf, size_t n)
 {
     IO_CALL(DIR_WRITE, 0, weft_sys_write(fd, buf, n),
-            io.f->is_socket ? weft_sys_send(fd, buf, n, SOCK_WR) : NB(&io, write_nosigpipe(fd, buf, n, 0, NULL, 0)));
+            io.x->is_socket ? weft_sys_send(fd, buf, n, SOCK_WR) : NB(&io, write_nosigpipe(fd, buf, n, 0, NULL, 0)));
 }
 
 /* readv and writev on a socket, as recvmsg and sendmsg (which say EMSGSIZE where readv and
@@ -215,13 +221,13 @@ static ssize_t iov_socket(int fd, const struct iovec *iov, int iovcnt, int wr)
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 {
     IO_CALL(DIR_READ, 0, weft_sys_readv(fd, iov, iovcnt),
-            io.f->is_socket ? iov_socket(fd, iov, iovcnt, 0) : NB(&io, weft_sys_readv(fd, iov, iovcnt)));
+            io.x->is_socket ? iov_socket(fd, iov, iovcnt, 0) : NB(&io, weft_sys_readv(fd, iov, iovcnt)));
 }
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)
 {
     IO_CALL(DIR_WRITE, 0, weft_sys_writev(fd, iov, iovcnt),
-            io.f->is_socket ? iov_socket(fd, iov, iovcnt, 1) : NB(&io, write_nosigpipe(fd, NULL, 0, 1, iov, iovcnt)));
+            io.x->is_socket ? iov_socket(fd, iov, iovcnt, 1) : NB(&io, write_nosigpipe(fd, NULL, 0, 1, iov, iovcnt)));
 }
 
 /* One recvfrom in a task: parks until data, EOF or an error. */
@@ -240,8 +246,8 @@ static ssize_t io_recvfrom(struct io *io, void *buf, size_t n, int flags, struct
  * libc's call; the next call reports it). Datagram and seqpacket sockets take one message. */
 static inline int waitall(const struct io *io, int flags)
 {
-    return (flags & MSG_WAITALL) && !(flags & (MSG_DONTWAIT | MSG_PEEK)) && io->f->stream &&
-           !io->f->user_nonblock;
+    return (flags & MSG_WAITALL) && !(flags & (MSG_DONTWAIT | MSG_PEEK)) && io->x->stream &&
+           !io->x->user_nonblock;
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *addrlen)
@@ -251,7 +257,7 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *a
     if (in <= 0)
         return in < 0 ? -1 : weft_sys_recvfrom(fd, buf, n, flags, addr, addrlen);
     io.nowait = (flags & MSG_DONTWAIT) != 0;
-    if (!io.f->is_socket || fast(!waitall(&io, flags)))
+    if (!io.x->is_socket || fast(!waitall(&io, flags)))
         return io_recvfrom(&io, buf, n, flags, addr, addrlen);
     size_t got = 0;
     do {
@@ -260,7 +266,7 @@ ssize_t weft_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *a
         if (r <= 0)
             return got ? (ssize_t)got : r;
         got += (size_t)r;
-    } while (got < n && io.f->stream);
+    } while (got < n && io.x->stream);
     return (ssize_t)got;
 }
 
@@ -323,7 +329,7 @@ static ssize_t recvmsg_waitall(struct io *io, struct msghdr *msg, int flags)
             namelen = m.msg_namelen;
         got += (size_t)r;
         mflags |= m.msg_flags;
-        if (got >= want || m.msg_controllen > 0 || !io->f->stream)
+        if (got >= want || m.msg_controllen > 0 || !io->x->stream)
             break;
         /* Advance past what was filled; later calls take no address. */
         size_t left = (size_t)r;
@@ -357,7 +363,7 @@ ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags)
     if (in <= 0)
         return in < 0 ? -1 : weft_sys_recvmsg(fd, msg, flags);
     io.nowait = (flags & MSG_DONTWAIT) != 0;
-    if (slow(msg && io.f->is_socket && waitall(&io, flags)))
+    if (slow(msg && io.x->is_socket && waitall(&io, flags)))
         return recvmsg_waitall(&io, msg, flags);
     return io_recvmsg(&io, msg, flags);
 }
@@ -385,7 +391,7 @@ int weft_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
         r = NB(&io, weft_sys_accept4(fd, addr, addrlen, flags));
     while (io_retry(&io, r, DIR_READ));
     if (r >= 0)     /* the new socket is as the caller asked: blocking unless SOCK_NONBLOCK */
-        weft_fd_adopt(io.s, r, flags & SOCK_NONBLOCK, flags & SOCK_NONBLOCK, io.f->tcp, io.f->stream);
+        weft_io_adopt(io.s, r, flags & SOCK_NONBLOCK, flags & SOCK_NONBLOCK, io.x->tcp, io.x->stream);
     return r;
 }
 
@@ -435,14 +441,14 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
         if (NB(&io, weft_sys_connect(fd, addr, addrlen)) == 0)
             return 0;
         if (errno == EAGAIN && addr && addrlen >= sizeof addr->sa_family && addr->sa_family == AF_UNIX &&
-            !io.f->user_nonblock) {
+            !io.x->user_nonblock) {
             if (unix_backoff(&io, &delay) != 0)
                 return -1;
             continue;
         }
         break;
     }
-    if (errno != EINPROGRESS || io.f->user_nonblock)
+    if (errno != EINPROGRESS || io.x->user_nonblock)
         return -1;
     /* In progress: wait until writable, then SO_ERROR says how it ended. */
     for (;;) {
@@ -469,21 +475,6 @@ int weft_close(int fd)
 {
     weft_reactor_forget(weft_sched_tls, fd);
     return weft_sys_close(fd);
-}
-
-int weft_fd_forget(int fd)
-{
-    if (weft_sys_fcntl(fd, F_GETFD, 0) < 0)
-        return -1;
-    struct fdent *f = weft_fd_known(weft_sched_tls, fd);
-    if (f && f->switched && !f->user_nonblock) {
-        /* Give the fd back as its user left it: blocking. */
-        int fl = weft_sys_fcntl(fd, F_GETFL, 0);
-        if (fl >= 0 && (fl & O_NONBLOCK))
-            weft_sys_fcntl(fd, F_SETFL, (unsigned long)(unsigned)(fl & ~O_NONBLOCK));
-    }
-    weft_reactor_forget(weft_sched_tls, fd);
-    return 0;
 }
 
 ssize_t weft_read_full(int fd, void *buf, size_t n)
@@ -593,7 +584,7 @@ int weft_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
         for (nfds_t i = 0; i < nfds && !e; i++) {
             if (fds[i].fd < 0)
                 continue;
-            struct fdent *f = weft_fd_get(s, fds[i].fd, 0);
+            struct fdent *f = weft_fd_get(s, fds[i].fd);
             if (!f) {
                 e = errno;
                 break;

@@ -2,7 +2,7 @@
  * addresses (and "localhost"): resolving a name would block the thread, so it waits for the
  * offload pool. The sockets are weft's own, non-blocking from birth; io.c does the waiting. */
 #include "config.h"
-#include "reactor.h"
+#include "io.h"
 #include "sys.h"
 
 #include <errno.h>
@@ -69,17 +69,17 @@ static int new_socket(int family, int type)
         return -1;
     struct sched *s = weft_sched_get();
     if (s)
-        weft_fd_adopt(s, fd, 0, 1, type == SOCK_STREAM && family != AF_UNIX, type == SOCK_STREAM);
+        weft_io_adopt(s, fd, 0, 1, type == SOCK_STREAM && family != AF_UNIX, type == SOCK_STREAM);
     return fd;
 }
 
 /* WEFT_NONBLOCK: from now on the user's calls on fd get EAGAIN instead of parking. */
 static void keep_nonblocking(int fd)
 {
-    struct fdent *f = weft_fd_known(weft_sched_tls, fd);
+    struct fdent *f = weft_io_known(weft_sched_tls, fd);
     if (f) {
-        f->user_nonblock = 1;
-        f->switched = 0;
+        fdio(f)->user_nonblock = 1;
+        fdio(f)->switched = 0;
     }
 }
 

@@ -18,35 +18,22 @@ struct fdent {
     struct list waiters[2];     /* parked tasks, FIFO, per direction */
     int64_t deadline[2];        /* weft_fd_set_deadline, per direction; -1 none */
     uint32_t seq;
-    unsigned char known;        /* learnt by a wrapper: kind and user_nonblock valid */
     unsigned char registered;   /* in the epoll set */
-    unsigned char rearm;        /* may go stale unseen (not a socket): re-arm at every park */
-    unsigned char user_nonblock;/* the user wants O_NONBLOCK: wrappers never park */
-    unsigned char is_socket;    /* calls use MSG_DONTWAIT (and MSG_NOSIGNAL for writes) */
-    unsigned char stream;       /* a SOCK_STREAM socket: MSG_WAITALL loops */
-    unsigned char switched;     /* weft set O_NONBLOCK on the user's fd: undone at teardown */
-    unsigned char tcp;          /* a TCP socket: a short read leaves its receive queue empty */
-    unsigned char rd_empty;     /* a short weft_read emptied it, and no read event came since */
-    unsigned char rd_final;     /* a hang-up, error or urgent-data event came: no rd_empty */
+    unsigned char rearm;        /* the layer above may miss its close: re-arm at every park */
+    unsigned char rd_event;     /* a read-readiness event came (the layer above clears it) */
+    unsigned char rd_final;     /* a hang-up, error or urgent-data event came, until forgotten */
+    unsigned char upper[8];     /* the layer above's (io.h); the reactor only zeroes it */
 };
 
-/* The record of fd, made on first sight (NULL with errno EBADF or ENOMEM). 'learn' (the
- * wrappers) also learns once what the fd is (socket or not, the user's O_NONBLOCK) and
- * switches a non-socket to O_NONBLOCK; sockets keep their flags, since their calls say
- * MSG_DONTWAIT. */
-struct fdent *weft_fd_get(struct sched *s, int fd, int learn);
-/* The record of fd if a wrapper has learnt it since it was last closed, else NULL; never
- * creates one. */
-struct fdent *weft_fd_known(struct sched *s, int fd);
-/* Mark fd as a weft-made socket (accepted, dialled, listening), skipping the syscalls of
- * learning: user_nonblock as given; nonblock: the fd is O_NONBLOCK now (weft's doing unless
- * user_nonblock); tcp: it is a TCP socket; stream: SOCK_STREAM. */
-void weft_fd_adopt(struct sched *s, int fd, int user_nonblock, int nonblock, int tcp, int stream);
-/* Make sure fd is O_NONBLOCK before a call that has no per-call flag (accept, connect,
- * sendfile, any call on a non-socket): one F_GETFL, and F_SETFL when the flag was cleared
- * behind weft (a plain fcntl, or a new file behind a stale record; the user then wants it
- * blocking). Returns 0, or -1 with errno. */
-int weft_fd_nonblock(struct fdent *f, int fd);
+/* The record of fd, made on first sight (an fd never seen is checked to be open). NULL with
+ * errno EBADF or ENOMEM (or epoll_create1's, for the thread's first). */
+struct fdent *weft_fd_get(struct sched *s, int fd);
+/* The record of fd if one was made, else NULL; never creates one. */
+struct fdent *weft_fd_lookup(struct sched *s, int fd);
+/* Called for each fd whose upper bytes are not all zero when the reactor is released, so the
+ * layer above can give back what it changed of the fd (process-wide; set once). */
+typedef void (*weft_fd_release_hook)(int fd, struct fdent *f);
+void weft_reactor_on_release(weft_fd_release_hook fn);
 /* Arm fd in epoll before a park: register it if it is not, and for records that may be
  * stale ('rearm' or f->rearm) re-arm it, which registers a new file behind an old number.
  * Returns 0 or an errno value. */

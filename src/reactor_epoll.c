@@ -6,7 +6,9 @@
  * safe because a wrapper always tries its call before parking, and an edge comes for every
  * change after the EAGAIN it saw. An edge wakes one waiter; when that one has used it
  * (weft_reactor_pass) the next tries, so two waiters on one fd neither both wake for one
- * byte nor miss data left over. (One-shot would need an epoll_ctl per wait.) */
+ * byte nor miss data left over. (One-shot would need an epoll_ctl per wait.) An fd whose
+ * close the layer above may not see (f->rearm) is re-armed at each park instead, which also
+ * registers a new file behind an old number. */
 #include "config.h"
 #include "reactor.h"
 #include "sys.h"
@@ -18,9 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +32,21 @@ struct reactor {
     struct fdent **chunks;
     struct epoll_event events[MAX_EVENTS];
 };
+
+static weft_fd_release_hook release_hook;   /* the IO layer's; set once, before any fd */
+
+void weft_reactor_on_release(weft_fd_release_hook fn)
+{
+    release_hook = fn;
+}
+
+static int upper_used(const struct fdent *f)
+{
+    for (size_t i = 0; i < sizeof f->upper; i++)
+        if (f->upper[i])
+            return 1;
+    return 0;
+}
 
 static struct reactor *reactor_get(struct sched *s)
 {
@@ -57,18 +71,13 @@ void weft_reactor_free(struct sched *s)
     struct reactor *r = s->reactor;
     if (!r)
         return;
-    /* The fds weft made non-blocking go back to the user as they came (or as the user set
-     * them since, through the wrapped fcntl), so plain calls after weft_run block again and
-     * a later run does not mistake weft's O_NONBLOCK for the user's. */
+    /* The layer above gives back what it changed of each fd it knew (the IO layer: the
+     * O_NONBLOCK it set), before the table goes. */
     for (size_t i = 0; i < r->nchunks; i++) {
         for (int k = 0; r->chunks[i] && k < FD_CHUNK; k++) {
             struct fdent *f = &r->chunks[i][k];
-            if (!f->known || !f->switched || f->user_nonblock)
-                continue;
-            int fd = (int)(i * FD_CHUNK + (size_t)k);
-            int fl = weft_sys_fcntl(fd, F_GETFL, 0);
-            if (fl >= 0 && (fl & O_NONBLOCK))
-                weft_sys_fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+            if (release_hook && upper_used(f))
+                release_hook((int)(i * FD_CHUNK + (size_t)k), f);
         }
         free(r->chunks[i]);
     }
@@ -109,32 +118,7 @@ static struct fdent *fd_entry(struct reactor *r, int fd, int create)
     return &ch[fd % FD_CHUNK];
 }
 
-/* Learn what fd is: a socket (of which type and protocol) or not, and whether the user set
- * O_NONBLOCK. A non-socket is switched to O_NONBLOCK now; a socket keeps its flags. */
-static int fd_learn(struct fdent *f, int fd)
-{
-    int fl = weft_sys_fcntl(fd, F_GETFL, 0);
-    if (fl < 0)
-        return -1;
-    struct stat st;
-    int type = 0, proto = 0;
-    socklen_t tl = sizeof type, pl = sizeof proto;
-    f->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
-    f->stream = f->is_socket && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM;
-    f->tcp = f->stream && getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &pl) == 0 && proto == IPPROTO_TCP;
-    f->rearm = !f->is_socket;
-    f->user_nonblock = (fl & O_NONBLOCK) != 0;
-    f->switched = 0;
-    if (!f->is_socket && !f->user_nonblock) {
-        if (weft_sys_fcntl(fd, F_SETFL, (unsigned long)(unsigned)(fl | O_NONBLOCK)) < 0)
-            return -1;
-        f->switched = 1;
-    }
-    f->known = 1;
-    return 0;
-}
-
-struct fdent *weft_fd_get(struct sched *s, int fd, int learn)
+struct fdent *weft_fd_get(struct sched *s, int fd)
 {
     struct reactor *r;
     struct fdent *f;
@@ -144,63 +128,22 @@ struct fdent *weft_fd_get(struct sched *s, int fd, int learn)
     }
     if (slow(!(r = reactor_get(s))))
         return NULL;    /* errno from calloc or epoll_create1 (EMFILE, ...) */
-    if (slow(!(f = fd_entry(r, fd, 0)))) {
-        /* First sight of fd's chunk: check that fd is open before the table grows to it,
-         * so a bad number (weft_read(INT_MAX, ...)) costs no memory. */
-        if (weft_sys_fcntl(fd, F_GETFD, 0) < 0)
-            return NULL;
-        if (!(f = fd_entry(r, fd, 1))) {
-            errno = ENOMEM;
-            return NULL;
-        }
-    }
-    if (fast(f->known) || !learn)
+    if (fast((f = fd_entry(r, fd, 0)) != NULL))
         return f;
-    return fd_learn(f, fd) == 0 ? f : NULL;
-}
-
-struct fdent *weft_fd_known(struct sched *s, int fd)
-{
-    struct fdent *f;
-    if (!s || !s->reactor || fd < 0 || !(f = fd_entry(s->reactor, fd, 0)) || !f->known)
+    /* First sight of fd's chunk: check that fd is open before the table grows to it, so a
+     * bad number (weft_read(INT_MAX, ...)) costs no memory. */
+    if (weft_sys_fcntl(fd, F_GETFD, 0) < 0)
         return NULL;
+    if (!(f = fd_entry(r, fd, 1)))
+        errno = ENOMEM;
     return f;
 }
 
-void weft_fd_adopt(struct sched *s, int fd, int user_nonblock, int nonblock, int tcp, int stream)
+struct fdent *weft_fd_lookup(struct sched *s, int fd)
 {
-    struct fdent *f = weft_fd_get(s, fd, 0);
-    if (f && slow(f->known || f->registered)) {
-        /* fd is new from the kernel, so this record is of a file closed with close(2)
-         * behind weft's back: forget it, or the new file would never be registered (and
-         * would inherit the old one's deadlines). */
-        weft_reactor_forget(s, fd);
-    }
-    if (f) {
-        f->known = 1;
-        f->is_socket = 1;
-        f->stream = (unsigned char)(stream != 0);
-        f->tcp = (unsigned char)(tcp != 0);
-        f->rearm = 0;
-        f->user_nonblock = (unsigned char)(user_nonblock != 0);
-        f->switched = nonblock && !user_nonblock;   /* the user sees a blocking socket */
-    }
-}
-
-int weft_fd_nonblock(struct fdent *f, int fd)
-{
-    int fl = weft_sys_fcntl(fd, F_GETFL, 0);
-    if (slow(fl < 0))
-        return -1;
-    if (fast(fl & O_NONBLOCK))
-        return 0;
-    /* Blocking underneath: whatever weft remembered, the user (or the new file behind a
-     * stale record) wants a blocking fd, so calls park. */
-    if (weft_sys_fcntl(fd, F_SETFL, (unsigned long)(unsigned)(fl | O_NONBLOCK)) < 0)
-        return -1;
-    f->user_nonblock = 0;
-    f->switched = 1;
-    return 0;
+    if (!s || !s->reactor || fd < 0)
+        return NULL;
+    return fd_entry(s->reactor, fd, 0);
 }
 
 static int reactor_register(struct sched *s, struct fdent *f, int fd)
@@ -277,7 +220,7 @@ void weft_reactor_poll(struct sched *s, int timeout_ms)
         if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) {
             /* Data may be there now. After a hang-up, an error or urgent data, a short
              * read no longer proves the socket empty (EOF comes with no new event). */
-            f->rd_empty = 0;
+            f->rd_event = 1;
             f->rd_final |= (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) != 0;
             weft_sched_wake_one(s, &f->waiters[DIR_READ], 0);
         }
@@ -321,7 +264,7 @@ int weft_fdwait(int fd, int events, int64_t deadline)
         return -1;
     }
     struct weft_task *t = s->cur;
-    struct fdent *f = weft_fd_get(s, fd, 0);
+    struct fdent *f = weft_fd_get(s, fd);
     if (!f)
         return -1;
     uint32_t seq = f->seq;
@@ -377,7 +320,7 @@ int weft_fd_set_deadline(int fd, int dirs, int64_t deadline)
         return -1;
     if (weft_sys_fcntl(fd, F_GETFD, 0) < 0)
         return -1;
-    struct fdent *f = weft_fd_get(s, fd, 0);
+    struct fdent *f = weft_fd_get(s, fd);
     if (!f)
         return -1;
     for (int d = 0; d < 2; d++) {
@@ -405,14 +348,9 @@ void weft_reactor_forget(struct sched *s, int fd)
         f->deadline[d] = -1;
     }
     f->registered = 0;
-    f->known = 0;
     f->rearm = 0;
-    f->user_nonblock = 0;
-    f->is_socket = 0;
-    f->stream = 0;
-    f->tcp = 0;
-    f->switched = 0;
-    f->rd_empty = 0;
+    f->rd_event = 0;
     f->rd_final = 0;
+    memset(f->upper, 0, sizeof f->upper);
     f->seq++;
 }

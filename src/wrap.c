@@ -6,7 +6,7 @@
  * view of O_NONBLOCK, select on top of weft_poll, sleeps, and glibc's _FORTIFY_SOURCE entries.
  * Like every file of libweft it never calls a wrapped name itself (see sys.h). */
 #include "config.h"
-#include "reactor.h"
+#include "io.h"
 #include "sys.h"
 
 #include <errno.h>
@@ -130,9 +130,10 @@ WRAP(ssize_t, sendfile64, (int out_fd, int in_fd, off64_t *offset, size_t count)
  * is read as glibc's fcntl reads it: one word, whatever the command. */
 static int fcntl_as_caller(int fd, int cmd, unsigned long arg)
 {
-    struct fdent *f;
-    if ((cmd != F_GETFL && cmd != F_SETFL) || !(f = weft_fd_known(weft_sched_tls, fd)))
+    struct fdent *e;
+    if ((cmd != F_GETFL && cmd != F_SETFL) || !(e = weft_io_known(weft_sched_tls, fd)))
         return weft_sys_fcntl(fd, cmd, arg);
+    struct fdio *f = fdio(e);
     if (cmd == F_GETFL) {
         int fl = weft_sys_fcntl(fd, F_GETFL, 0);
         if (fl >= 0)
