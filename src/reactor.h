@@ -53,11 +53,7 @@ static inline void weft_reactor_pass(struct sched *s, struct fdent *f, int dir)
     if (slow(!list_empty(&f->waiters[dir])))
         weft_sched_wake_one(s, &f->waiters[dir], 0);
 }
-/* Wait for IO events for up to timeout_ms (-1: forever, 0: poll) and wake their tasks. */
-void weft_reactor_poll(struct sched *s, int timeout_ms);
 /* Wake every task parked on fd with EBADF, drop fd from epoll, forget what was known of it. */
 void weft_reactor_forget(struct sched *s, int fd);
-/* Release the reactor (epoll fd, fd table). */
-void weft_reactor_free(struct sched *s);
 
 #endif

@@ -48,6 +48,10 @@ static int upper_used(const struct fdent *f)
     return 0;
 }
 
+static void reactor_poll(struct sched *s, int timeout_ms);
+static void reactor_free(struct sched *s);
+static const struct poller epoll_poller = { reactor_poll, reactor_free };
+
 static struct reactor *reactor_get(struct sched *s)
 {
     if (fast(s->reactor != NULL))
@@ -63,10 +67,12 @@ static struct reactor *reactor_get(struct sched *s)
         return NULL;
     }
     s->reactor = r;
+    s->poller = &epoll_poller;     /* the loop waits here from now on */
     return r;
 }
 
-void weft_reactor_free(struct sched *s)
+/* The poller's release: the epoll fd and the fd table go with the scheduler. */
+static void reactor_free(struct sched *s)
 {
     struct reactor *r = s->reactor;
     if (!r)
@@ -200,16 +206,10 @@ int weft_reactor_wait(struct sched *s, struct fdent *f, int fd, int dir, int fro
     return slow(f->seq != seq) ? EBADF : e;
 }
 
-void weft_reactor_poll(struct sched *s, int timeout_ms)
+/* The loop's poll (struct poller): wait for IO events up to timeout_ms and wake their tasks. */
+static void reactor_poll(struct sched *s, int timeout_ms)
 {
     struct reactor *r = s->reactor;
-    if (!r) {
-        if (timeout_ms > 0) {
-            struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000 };
-            weft_sys_nanosleep(&ts, NULL);
-        }
-        return;
-    }
     int n = epoll_wait(r->epfd, r->events, MAX_EVENTS, timeout_ms);
     for (int i = 0; i < n; i++) {
         uint64_t data = r->events[i].data.u64;

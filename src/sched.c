@@ -1,12 +1,21 @@
 /* Tasks and the run loop: spawn, switch, park and wake, join/detach/cancel, sleep, and the
- * loop behind weft_run. Stacks come from stack.c, deadlines from timer.c, IO readiness from
- * the reactor (which the loop polls); what each task waits on is kept here for the dump.
- * Tasks switch directly to the next runnable task; the main context runs only to block. */
+ * loop behind weft_run. Stacks come from stack.c, deadlines from timer.c; IO readiness
+ * comes from whatever filled in s->poller (the reactor, when it is made), which the loop
+ * polls. What each task waits on is kept here for the dump. Tasks switch directly to the
+ * next runnable task; the main context runs only to block.
+ *
+ * Layers: this file calls only the layers above it (context, stacks, timers), with one
+ * exception, dump.h: a scheduler's creation and end are told to the introspection layer
+ * (weft_dump_sched_created/destroyed), so the signal dump and the watchdog know every
+ * scheduler thread from its first moment and WEFT_DEBUG and the like apply to each. A hook
+ * the introspection layer set would be set only once some of its code had run, which
+ * nothing guarantees before the first scheduler (a static link pulls its objects in only
+ * when the program names one of them); these two calls are cold and happen once each. */
 #include "config.h"
 #include "sched.h"
-#include "reactor.h"
 #include "dump.h"
 #include "sigfmt.h"
+#include "sys.h"
 
 #include <errno.h>
 
@@ -76,7 +85,8 @@ static void sched_destroy(struct sched *s)
         if (t->state != TS_DONE)    /* an ended task's stack is already back in the pool */
             weft_stack_free(&t->stack);
     }
-    weft_reactor_free(s);
+    if (s->poller)
+        s->poller->release(s);
     weft_timers_free(&s->timers);
     while ((it = list_pop_front(&s->chunks)))
         free(list_entry(it, struct chunk, link));
@@ -373,8 +383,8 @@ static __attribute__((noinline, cold)) void poll_busy(struct sched *s)
     s->ticks = 0;
     s->loop_now = weft_now();
     weft_sched_fire_timers(s, s->loop_now);
-    if (s->nexternal)
-        weft_reactor_poll(s, 0);
+    if (s->nexternal && s->poller)
+        s->poller->poll(s, 0);
     if (s->main_deadline >= 0 && s->loop_now >= s->main_deadline)
         s->main_due = 1;
 }
@@ -495,6 +505,18 @@ void weft_sched_fire_timers(struct sched *s, int64_t now)
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
+/* Nothing can run: wait for the event source (IO, and what comes through it) or the next
+ * timer, up to ms (-1: forever). Without an event source only timers can wake anyone. */
+static void idle_wait(struct sched *s, int ms)
+{
+    if (s->poller) {
+        s->poller->poll(s, ms);
+    } else if (ms > 0) {
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+        weft_sys_nanosleep(&ts, NULL);
+    }
+}
+
 /* Run tasks from the main context until 'until' ends or the deadline passes; 'until' NULL:
  * until no task is alive, background ones aside, and when 'drain', nothing is runnable
  * either. Returns 0, ETIMEDOUT, or EDEADLK when nothing could ever wake anyone. */
@@ -533,7 +555,7 @@ static int run_loop(struct sched *s, struct weft_task *until, int64_t deadline, 
             return EDEADLK;
         int64_t ms = wake < 0 ? -1 : wake - now;
         weft_stack_pool_trim();     /* about to block: give back the excess stack memory */
-        weft_reactor_poll(s, ms > INT_MAX ? INT_MAX : (int)ms);
+        idle_wait(s, ms > INT_MAX ? INT_MAX : (int)ms);
     }
 }
 

@@ -99,6 +99,16 @@ struct weft_task {
 };
 
 struct reactor;
+struct sched;
+
+/* The event source the loop waits on when no task can run. The reactor fills s->poller in
+ * when it is made (the loop never calls the reactor by name): poll waits up to timeout_ms
+ * (-1: forever, 0: not at all) and wakes the tasks whose events came; release frees it
+ * when the scheduler goes. */
+struct poller {
+    void (*poll)(struct sched *s, int timeout_ms);
+    void (*release)(struct sched *s);
+};
 
 struct sched {
     struct weft_task *cur;      /* running task; NULL while the main context runs */
@@ -116,7 +126,8 @@ struct sched {
     struct weft_task *main_joins; /* the task the main context waits for in weft_join, or NULL */
     int64_t main_deadline;      /* the deadline it waits with; -1 none */
     int main_due;               /* main runs next: main_joins ended or main_deadline passed */
-    struct reactor *reactor;    /* created at the first IO wait */
+    const struct poller *poller;/* NULL until the reactor exists: the loop then just sleeps */
+    struct reactor *reactor;    /* the reactor's state, made at the first IO wait (opaque here) */
     uint64_t next_id;
     uint64_t switches;          /* total switches: the watchdog's sign of progress */
     size_t ntasks;              /* records not yet freed */
