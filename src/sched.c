@@ -1,5 +1,6 @@
-/* Tasks and the run loop: spawn, switch, park and wake, join/detach/cancel, sleep, and the
- * loop behind weft_run. Stacks come from stack.c, deadlines from timer.c; IO readiness
+/* The scheduler's core: its lifetime, task records and handles, spawn, switch, yield and
+ * exit, park and wake, and the loop behind weft_run (the colder task calls are task.c's).
+ * Stacks come from stack.c, deadlines from timer.c; IO readiness
  * comes from whatever filled in s->poller (the reactor, when it is made), which the loop
  * polls. What each task waits on is kept here for the dump. Tasks switch directly to the
  * next runnable task; the main context runs only to block.
@@ -14,7 +15,6 @@
 #include "config.h"
 #include "sched.h"
 #include "dump.h"
-#include "sigfmt.h"
 #include "sys.h"
 
 #include <errno.h>
@@ -44,31 +44,6 @@ struct chunk {
 };
 
 static void task_entry(void);
-static int overflow_report(const void *addr, uintptr_t sp);
-static void task_cancel(struct sched *s, struct weft_task *t);
-
-/* ---- time --------------------------------------------------------------------------------- */
-
-int64_t weft_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* weft_now() rounded up: a deadline of now_ceil() + ms is never less than ms away. */
-static int64_t now_ceil(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000;
-}
-
-int64_t weft_deadline_after(int64_t ms)
-{
-    int64_t now = now_ceil();
-    return ms > INT64_MAX - now ? INT64_MAX : now + ms;   /* saturate */
-}
 
 /* ---- scheduler lifetime ------------------------------------------------------------------- */
 
@@ -76,7 +51,7 @@ int64_t weft_deadline_after(int64_t ms)
  * schedulers gave out, so a handle kept across weft_run's teardown is stale too. */
 static TLS uint32_t gen_floor;
 
-static void sched_destroy(struct sched *s)
+void weft_sched_destroy(struct sched *s)
 {
     weft_dump_sched_destroyed(s);
     struct list *it;
@@ -103,7 +78,7 @@ static void sched_destroy(struct sched *s)
 static void key_dtor(void *p)
 {
     if (p)
-        sched_destroy(p);
+        weft_sched_destroy(p);
 }
 
 static void make_key(void)
@@ -131,7 +106,7 @@ struct sched *weft_sched_get(void)
     s->next_id = 1;
     s->loop_now = weft_now();
     s->main_deadline = -1;
-    weft_stack_set_overflow_hook(overflow_report);
+    weft_stack_set_overflow_hook(weft_task_overflow_report);
     if (weft_stack_thread_init() != 0) {
         free(s);
         errno = ENOMEM;
@@ -148,45 +123,6 @@ struct sched *weft_sched_get(void)
 static inline weft_task *handle_make(uint32_t slot, uint32_t gen)
 {
     return (weft_task *)(uintptr_t)(((uint64_t)gen << 32) | ((uint64_t)slot + 1));
-}
-
-/* The record h names in s, or NULL when h is NULL, stale, or not one of s's handles. */
-static inline struct weft_task *handle_rec(const struct sched *s, const weft_task *h)
-{
-    uint64_t v = (uint64_t)(uintptr_t)h;
-    uint32_t i = (uint32_t)v - 1;       /* NULL wraps to SLOT_NONE: out of range */
-    if (slow(i >= s->nslots) || slow(s->slots[i].gen != (uint32_t)(v >> 32)))
-        return NULL;
-    return s->slots[i].rec;
-}
-
-/* The record h names in this thread's scheduler; NULL with errno EINVAL when it names none. */
-static inline struct weft_task *task_of(const weft_task *h)
-{
-    struct sched *s = weft_sched_tls;
-    struct weft_task *t = fast(s != NULL) ? handle_rec(s, h) : NULL;
-    if (slow(!t))
-        errno = EINVAL;
-    return t;
-}
-
-/* The running task's record, or NULL outside any task. */
-static inline struct weft_task *self_rec(void)
-{
-    struct sched *s = weft_sched_tls;
-    return s ? s->cur : NULL;
-}
-
-/* The record h names, or the running task's when h is NULL; NULL with errno EINVAL (h stale)
- * or EPERM (h NULL outside any task). */
-static inline struct weft_task *task_or_self(const weft_task *h)
-{
-    if (h)
-        return task_of(h);
-    struct weft_task *t = self_rec();
-    if (slow(!t))
-        errno = EPERM;
-    return t;
 }
 
 /* Double the handle table, its new slots going to the (empty) free list. Returns 0, or -1
@@ -274,7 +210,7 @@ static struct weft_task *record_alloc(struct sched *s)
     return &c->tasks[0];
 }
 
-static void record_release(struct sched *s, struct weft_task *t)
+void weft_sched_release(struct sched *s, struct weft_task *t)
 {
     slot_release(s, t);
     list_remove(&t->all);
@@ -285,76 +221,9 @@ static void record_release(struct sched *s, struct weft_task *t)
 
 /* ---- switching ---------------------------------------------------------------------------- */
 
-/* Print the overflow report for t (async-signal-safe: it runs in the SIGSEGV handler). */
-static void overflow_print(const struct weft_task *t, const void *addr, const char *how)
-{
-    static const char *const guard_names[] = { "?", "madvise guard", "mprotect guard", "canary" };
-    struct sigbuf b;
-    b.len = 0;
-    b.fd = STDERR_FILENO;
-    weft_sigbuf_str(&b, "weft: stack overflow in task ");
-    weft_sigbuf_u64(&b, t->id);
-    weft_sigbuf_str(&b, " \"");
-    weft_sigbuf_str(&b, t->name);
-    weft_sigbuf_str(&b, "\" spawned at ");
-    weft_sigbuf_str(&b, t->file ? t->file : "?");
-    weft_sigbuf_str(&b, ":");
-    weft_sigbuf_i64(&b, t->line);
-    weft_sigbuf_str(&b, ", stack ");
-    weft_sigbuf_u64(&b, t->stack.size);
-    weft_sigbuf_str(&b, " bytes (");
-    weft_sigbuf_str(&b, guard_names[t->stack.guard & 3]);
-    weft_sigbuf_str(&b, "): ");
-    weft_sigbuf_str(&b, how);
-    if (addr) {
-        weft_sigbuf_str(&b, " at ");
-        weft_sigbuf_hex(&b, (uintptr_t)addr);
-    }
-    weft_sigbuf_str(&b, "\n");
-    weft_sigbuf_flush(&b);
-}
-
-/* The stack layer's overflow hook: the fault address and the faulting stack pointer (0 when
- * not known); if a task's stack overflowed (the running task's, or the one switching out,
- * whose switch ran out of stack), print which task (async-signal-safe) and return 1. */
-static int overflow_report(const void *addr, uintptr_t sp)
-{
-    struct sched *s = weft_sched_tls;
-    if (!s)
-        return 0;
-    const struct weft_task *cur = s->cur, *hit = NULL;
-    if (cur && weft_stack_guard_hit(&cur->stack, addr, sp))
-        hit = cur;
-    /* A switch makes the next task current before the swap saves registers on the one going
-     * out, so when those pushes hit its guard, s->cur is not the task that overflowed. Look
-     * for it among the others (ended ones gave their stack back) rather than have every
-     * switch note it; the walk is bounded in case the list is damaged. It also tells whether
-     * sp is on another task's stack, which rules out a frame of cur's past its guard. */
-    int sp_elsewhere = 0;
-    size_t left = s->ntasks;
-    for (const struct list *it = s->all.next; !hit && sp && it != &s->all && left > 0;
-         it = it->next, left--) {
-        const struct weft_task *t = list_entry(it, struct weft_task, all);
-        if (t == cur || t->state == TS_DONE)
-            continue;
-        if (weft_stack_guard_hit(&t->stack, addr, sp))
-            hit = t;
-        sp_elsewhere |= weft_stack_holds(&t->stack, sp);
-    }
-    if (hit) {
-        overflow_print(hit, addr, "guard page hit");
-        return 1;
-    }
-    if (cur && !sp_elsewhere && weft_stack_frame_past_guard(&cur->stack, addr, sp)) {
-        overflow_print(cur, addr, "frame past the guard");
-        return 1;
-    }
-    return 0;
-}
-
 static void canary_abort(struct weft_task *t)
 {
-    overflow_print(t, NULL, "canary overwritten");
+    weft_task_overflow_print(t, NULL, "canary overwritten");
     abort();
 }
 
@@ -366,7 +235,7 @@ static void reap(struct sched *s)
     s->dead = NULL;
     weft_stack_free(&t->stack);
     if (t->flags & TF_DETACHED)
-        record_release(s, t);
+        weft_sched_release(s, t);
 }
 
 static inline void after_switch(struct sched *s)
@@ -517,10 +386,7 @@ static void idle_wait(struct sched *s, int ms)
     }
 }
 
-/* Run tasks from the main context until 'until' ends or the deadline passes; 'until' NULL:
- * until no task is alive, background ones aside, and when 'drain', nothing is runnable
- * either. Returns 0, ETIMEDOUT, or EDEADLK when nothing could ever wake anyone. */
-static int run_loop(struct sched *s, struct weft_task *until, int64_t deadline, int drain)
+int weft_sched_run(struct sched *s, struct weft_task *until, int64_t deadline, int drain)
 {
     for (;;) {
         s->main_due = 0;
@@ -557,70 +423,6 @@ static int run_loop(struct sched *s, struct weft_task *until, int64_t deadline, 
         weft_stack_pool_trim();     /* about to block: give back the excess stack memory */
         idle_wait(s, ms > INT_MAX ? INT_MAX : (int)ms);
     }
-}
-
-/* Cancel every background task that has not ended nor been cancelled; returns how many. */
-static size_t cancel_background(struct sched *s)
-{
-    size_t n = 0;
-    struct list *it;
-    list_for_each(it, &s->all) {
-        struct weft_task *t = list_entry(it, struct weft_task, all);
-        if ((t->flags & TF_BACKGROUND) && !(t->flags & TF_CANCELLED) && t->state != TS_DONE) {
-            task_cancel(s, t);
-            n++;
-        }
-    }
-    return n;
-}
-
-int weft_run(void)
-{
-    struct sched *s = weft_sched_tls;
-    if (!s)
-        return 0;
-    if (s->cur) {
-        errno = EPERM;
-        return -1;
-    }
-    int e = run_loop(s, NULL, -1, 0);
-    if (e) {
-        errno = e;
-        return -1;
-    }
-    /* Only background tasks (daemons, weft's own) are left: cancel them, and let them finish.
-     * A cancelled task cannot park, so one round ends them, unless they spawn more. */
-    while (cancel_background(s)) {
-        if ((e = run_loop(s, NULL, -1, 1)) != 0) {
-            errno = e;
-            return -1;
-        }
-    }
-    if (s->ntasks == 0)
-        sched_destroy(s);
-    return 0;
-}
-
-int weft_main_attr(const weft_attr *attr, void *(*fn)(void *), void *arg)
-{
-    struct sched *s = weft_sched_tls;
-    if (s && s->cur) {
-        errno = EPERM;
-        return -1;
-    }
-    weft_attr a = attr ? *attr : (weft_attr){ 0 };
-    a.detached = 1;
-    a.daemon = 0;
-    if (!a.name)
-        a.name = "main";
-    if (!weft_spawn_at(&a, fn, arg, "weft_main", 0))
-        return -1;
-    return weft_run();
-}
-
-int weft_main(void *(*fn)(void *), void *arg)
-{
-    return weft_main_attr(NULL, fn, arg);
 }
 
 /* ---- tasks -------------------------------------------------------------------------------- */
@@ -767,60 +569,6 @@ int weft_yield(void)
     return 0;
 }
 
-weft_task *weft_self(void)
-{
-    struct sched *s = weft_sched_tls;
-    return s && s->cur ? s->cur->handle : NULL;
-}
-
-uint64_t weft_id(const weft_task *h)
-{
-    const struct weft_task *t = h ? task_of(h) : self_rec();
-    return t ? t->id : 0;
-}
-
-int weft_set_name(weft_task *h, const char *name)
-{
-    struct weft_task *t = task_or_self(h);
-    if (!t)
-        return -1;
-    t->name[0] = '\0';
-    if (name) {
-        strncpy(t->name, name, WEFT_NAME_MAX - 1);
-        t->name[WEFT_NAME_MAX - 1] = '\0';
-    }
-    return 0;
-}
-
-const char *weft_name(const weft_task *h)
-{
-    const struct weft_task *t = h ? task_of(h) : self_rec();
-    return t ? t->name : NULL;
-}
-
-int weft_set_data(weft_task *h, void *p)
-{
-    struct weft_task *t = task_or_self(h);
-    if (!t)
-        return -1;
-    t->data = p;
-    return 0;
-}
-
-void *weft_data(const weft_task *h)
-{
-    const struct weft_task *t = task_or_self(h);
-    return t ? t->data : NULL;
-}
-
-int weft_runnable(void)
-{
-    struct sched *s = weft_sched_tls;
-    if (!s)
-        return 0;
-    return s->nrunq > INT_MAX ? INT_MAX : (int)s->nrunq;
-}
-
 int weft_exit(void *value)
 {
     struct sched *s = weft_sched_tls;
@@ -829,133 +577,4 @@ int weft_exit(void *value)
         return -1;
     }
     task_finish(s, s->cur, value);
-}
-
-int weft_join(weft_task *t, void **value)
-{
-    return weft_join_until(t, value, -1);
-}
-
-/* Is someone joining t already: a task parked on it, or the main context? */
-static int being_joined(const struct sched *s, const struct weft_task *t)
-{
-    return !list_empty(&t->joiners) || t == s->main_joins;
-}
-
-int weft_join_until(weft_task *h, void **value, int64_t deadline)
-{
-    struct weft_task *t = task_of(h);
-    if (slow(!t))
-        return -1;
-    struct sched *s = weft_sched_tls;
-    if (slow(t == s->cur)) {        /* whoever else may be joining us */
-        errno = EDEADLK;
-        return -1;
-    }
-    if (slow((t->flags & TF_DETACHED) || being_joined(s, t))) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (t->state != TS_DONE) {
-        int e;
-        if (s->cur) {
-            s->cur->wait_obj = t;
-            e = weft_sched_park(s, &t->joiners, 0, WAIT_JOIN, deadline);
-        } else if (deadline >= 0 && deadline <= weft_now()) {
-            e = ETIMEDOUT;
-        } else {
-            s->main_joins = t;
-            s->main_deadline = deadline;
-            e = run_loop(s, t, deadline, 0);
-            s->main_joins = NULL;
-            s->main_deadline = -1;
-        }
-        if (e) {
-            errno = e;
-            return -1;
-        }
-    }
-    if (value)
-        *value = t->result;
-    record_release(s, t);
-    return 0;
-}
-
-int weft_detach(weft_task *h)
-{
-    struct weft_task *t = task_of(h);
-    if (!t)
-        return -1;
-    struct sched *s = weft_sched_tls;
-    if ((t->flags & TF_DETACHED) || being_joined(s, t)) {
-        errno = EINVAL;
-        return -1;
-    }
-    t->flags |= TF_DETACHED;
-    if (t->state == TS_DONE)
-        record_release(s, t);
-    return 0;
-}
-
-/* Mark t cancelled and wake it if it is parked; nothing for an ended task. */
-static void task_cancel(struct sched *s, struct weft_task *t)
-{
-    if (t->state == TS_DONE)
-        return;
-    t->flags |= TF_CANCELLED;
-    if (t->state == TS_WAITING)
-        weft_sched_wake(s, t, ECANCELED);
-}
-
-int weft_cancel(weft_task *h)
-{
-    struct weft_task *t = task_of(h);
-    if (!t)
-        return -1;
-    task_cancel(weft_sched_tls, t);
-    return 0;
-}
-
-int weft_sleep(int64_t ms)
-{
-    if (ms <= 0) {
-        struct sched *s = weft_sched_tls;
-        if (!s || !s->cur)
-            return 0;
-        return weft_yield();
-    }
-    return weft_sleep_until(weft_deadline_after(ms));
-}
-
-int weft_sleep_until(int64_t deadline)
-{
-    struct sched *s = weft_sched_tls;
-    if (!s || !s->cur) {
-        if (deadline < 0) {
-            errno = EINVAL;   /* sleeping the thread forever is never what was meant */
-            return -1;
-        }
-        struct timespec ts = { .tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000 };
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-            ;
-        return 0;
-    }
-    /* A timeout is success, unless the task's deadline scope ended the sleep early. */
-    int64_t scope = s->cur->deadline;
-    int cut = scope >= 0 && (deadline < 0 || scope < deadline);
-    int e = weft_sched_park(s, NULL, 0, WAIT_SLEEP, deadline);
-    if (e == 0 || (e == ETIMEDOUT && !cut))
-        return 0;
-    errno = e;
-    return -1;
-}
-
-int64_t weft_set_task_deadline(int64_t deadline)
-{
-    struct sched *s = weft_sched_tls;
-    if (!s || !s->cur)
-        return -1;
-    int64_t old = s->cur->deadline;
-    s->cur->deadline = deadline < 0 ? -1 : deadline;
-    return old;
 }

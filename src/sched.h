@@ -5,6 +5,7 @@
 #ifndef WEFT_SCHED_H
 #define WEFT_SCHED_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -140,6 +141,47 @@ struct sched {
 
 extern TLS struct sched *weft_sched_tls;
 
+/* ---- handles: what the public weft_task * names (the table is sched.c's) ---- */
+
+/* The record h names in s, or NULL when h is NULL, stale, or not one of s's handles. */
+static inline struct weft_task *handle_rec(const struct sched *s, const weft_task *h)
+{
+    uint64_t v = (uint64_t)(uintptr_t)h;
+    uint32_t i = (uint32_t)v - 1;       /* NULL wraps to SLOT_NONE: out of range */
+    if (slow(i >= s->nslots) || slow(s->slots[i].gen != (uint32_t)(v >> 32)))
+        return NULL;
+    return s->slots[i].rec;
+}
+
+/* The record h names in this thread's scheduler; NULL with errno EINVAL when it names none. */
+static inline struct weft_task *task_of(const weft_task *h)
+{
+    struct sched *s = weft_sched_tls;
+    struct weft_task *t = fast(s != NULL) ? handle_rec(s, h) : NULL;
+    if (slow(!t))
+        errno = EINVAL;
+    return t;
+}
+
+/* The running task's record, or NULL outside any task. */
+static inline struct weft_task *self_rec(void)
+{
+    struct sched *s = weft_sched_tls;
+    return s ? s->cur : NULL;
+}
+
+/* The record h names, or the running task's when h is NULL; NULL with errno EINVAL (h stale)
+ * or EPERM (h NULL outside any task). */
+static inline struct weft_task *task_or_self(const weft_task *h)
+{
+    if (h)
+        return task_of(h);
+    struct weft_task *t = self_rec();
+    if (slow(!t))
+        errno = EPERM;
+    return t;
+}
+
 /* The thread's scheduler, created on first use; NULL with errno ENOMEM when that fails. */
 struct sched *weft_sched_get(void);
 
@@ -159,6 +201,23 @@ int weft_sched_park(struct sched *s, struct list *queue, int front, int kind, in
 void weft_sched_wake(struct sched *s, struct weft_task *t, int err);
 /* Wake the first task on a wait queue with err; returns whether there was one. */
 int weft_sched_wake_one(struct sched *s, struct list *queue, int err);
+/* Run tasks from the main context until 'until' ends or the deadline passes; 'until' NULL:
+ * until no task is alive, background ones aside, and when 'drain', nothing is runnable
+ * either. Returns 0, ETIMEDOUT, or EDEADLK when nothing could ever wake anyone. */
+int weft_sched_run(struct sched *s, struct weft_task *until, int64_t deadline, int drain);
+/* Give t's record and handle back (t joined, or detached and ended): its handles go stale. */
+void weft_sched_release(struct sched *s, struct weft_task *t);
+/* Free the scheduler (nothing may be running on it): stacks, records, timers, the poller. */
+void weft_sched_destroy(struct sched *s);
+/* The stack layer's overflow hook (task.c): if the fault at addr, with the faulting stack
+ * pointer sp (0 when not known), is a task's stack overflow (the running task's, or the one
+ * switching out, whose switch ran out of stack), print which task (async-signal-safe) and
+ * return 1; else 0. */
+int weft_task_overflow_report(const void *addr, uintptr_t sp);
+/* Print the overflow report line for t, saying how it was found (async-signal-safe). */
+void weft_task_overflow_print(const struct weft_task *t, const void *addr, const char *how);
+/* Cancel t (task.c): mark it, and wake it with ECANCELED if it is parked. */
+void weft_task_cancel(struct sched *s, struct weft_task *t);
 /* Fire the timers due at 'now'. */
 void weft_sched_fire_timers(struct sched *s, int64_t now);
 
