@@ -2,8 +2,8 @@
  * prints (-Wl,--wrap=read,...). The linker sends that link's calls to read here (the program's
  * objects and static archives; shared libraries keep calling libc), and each goes on to weft's
  * wrapper, which parks the task, or outside any task makes the plain call. The wrappers are
- * io.c's and the fd table the reactor's; this file adds only what --wrap alone needs: fcntl's
- * view of O_NONBLOCK, select on top of weft_poll, sleeps, and glibc's _FORTIFY_SOURCE entries.
+ * io.c's and poll.c's, the fd table the reactor's; this file adds what --wrap and posix.h
+ * need beyond them: fcntl's view of O_NONBLOCK, sleeps, and glibc's _FORTIFY_SOURCE entries.
  * Like every file of libweft it never calls a wrapped name itself (see sys.h). */
 #include "config.h"
 #include "io.h"
@@ -179,124 +179,6 @@ WEFT_API int __wrap_fcntl64(int fd, int cmd, ...)
     unsigned long arg = va_arg(ap, unsigned long);
     va_end(ap);
     return fcntl_as_caller(fd, cmd, arg);
-}
-
-/* ---- select, as poll -------------------------------------------------------------------- */
-
-/* select(2) on top of weft_poll, inside a task or not: the sets become a pollfd array (on the
- * stack up to 64 fds), the timeout milliseconds rounded up, and Linux's habit of leaving the
- * time not slept in *tv is kept. An fd that reports only what was not asked for (a hang-up
- * on an fd watched for exceptions only) is dropped from the wait, so the loop never spins. */
-#define SELECT_STACK_FDS 64
-
-static int select_collect(struct pollfd *p, int n, fd_set *rd, fd_set *wr, fd_set *ex)
-{
-    int count = 0, badfd = 0;
-    for (int i = 0; i < n; i++) {
-        short re = p[i].revents;
-        if (p[i].fd < 0 || !re)
-            continue;
-        if (re & POLLNVAL) {
-            badfd = 1;
-            continue;
-        }
-        int got = count;
-        if ((p[i].events & POLLIN) && (re & (POLLIN | POLLHUP | POLLERR))) {
-            FD_SET(p[i].fd, rd);
-            count++;
-        }
-        if ((p[i].events & POLLOUT) && (re & (POLLOUT | POLLERR))) {
-            FD_SET(p[i].fd, wr);
-            count++;
-        }
-        if ((p[i].events & POLLPRI) && (re & POLLPRI)) {
-            FD_SET(p[i].fd, ex);
-            count++;
-        }
-        if (count == got)
-            p[i].fd = -1;   /* only unasked-for events: stop waiting on it */
-    }
-    if (badfd) {
-        errno = EBADF;
-        return -1;
-    }
-    return count;
-}
-
-int weft_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
-{
-    if (nfds < 0 || nfds > FD_SETSIZE ||
-        (tv && (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000))) {
-        errno = EINVAL;
-        return -1;
-    }
-    int64_t deadline = -1;
-    if (tv) {
-        int64_t ms = (int64_t)tv->tv_sec > INT_MAX / 1000 ? INT_MAX
-                   : (int64_t)tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000;
-        deadline = weft_deadline_after(ms);     /* never early */
-    }
-    struct pollfd pl[SELECT_STACK_FDS], *p = pl;
-    int n = 0;
-    for (int fd = 0; fd < nfds; fd++) {
-        short ev = (short)((rd && FD_ISSET(fd, rd) ? POLLIN : 0) | (wr && FD_ISSET(fd, wr) ? POLLOUT : 0) |
-                           (ex && FD_ISSET(fd, ex) ? POLLPRI : 0));
-        if (!ev)
-            continue;
-        if (n == SELECT_STACK_FDS && p == pl) {
-            if (!(p = malloc((size_t)nfds * sizeof *p))) {
-                errno = ENOMEM;
-                return -1;
-            }
-            memcpy(p, pl, sizeof pl);
-        }
-        p[n].fd = fd;
-        p[n].events = ev;
-        p[n].revents = 0;
-        n++;
-    }
-    fd_set r0, w0, e0;
-    FD_ZERO(&r0);
-    FD_ZERO(&w0);
-    FD_ZERO(&e0);
-    int result;
-    for (;;) {
-        int64_t left = deadline < 0 ? -1 : deadline - weft_now();
-        if (left < 0 && deadline >= 0)
-            left = 0;
-        int r = weft_poll(p, (nfds_t)n, left > INT_MAX ? INT_MAX : (int)left);
-        if (r < 0) {
-            result = -1;
-            break;
-        }
-        result = select_collect(p, n, &r0, &w0, &e0);
-        if (result != 0 || r == 0 || (deadline >= 0 && weft_now() >= deadline))
-            break;
-        for (int i = 0; i < n; i++)
-            p[i].revents = 0;
-    }
-    int e = errno;
-    if (p != pl)
-        free(p);
-    if (result >= 0) {
-        for (int fd = 0; fd < nfds; fd++) {
-            if (rd && FD_ISSET(fd, rd) && !FD_ISSET(fd, &r0))
-                FD_CLR(fd, rd);
-            if (wr && FD_ISSET(fd, wr) && !FD_ISSET(fd, &w0))
-                FD_CLR(fd, wr);
-            if (ex && FD_ISSET(fd, ex) && !FD_ISSET(fd, &e0))
-                FD_CLR(fd, ex);
-        }
-    }
-    if (tv) {
-        int64_t left = deadline - weft_now();
-        if (left < 0 || result == 0)
-            left = 0;
-        tv->tv_sec = (time_t)(left / 1000);
-        tv->tv_usec = (suseconds_t)(left % 1000) * 1000;
-    }
-    errno = e;
-    return result;
 }
 
 WRAP(int, select, (int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv))
