@@ -671,7 +671,7 @@ END_TEST
  * MAP_FIXED_NOREPLACE, which fails rather than replace a mapping already there. New mappings
  * go below the ones before, so that range is usually free; when it is not (ASan's runtime maps
  * a page there after the first stack), the task leaves its stack to a new task on a new one. */
-#define GUARD_BYTES (16 * KIB)          /* WEFT_GUARD_SIZE in src/internal.h */
+#define GUARD_BYTES (16 * KIB)          /* WEFT_GUARD_SIZE in src/stack.h */
 #define BIG_FRAME (64 * KIB)
 #define BELOW_GUARD (64 * KIB)          /* claimed under the guard: where BIG_FRAME reaches */
 #define CLAIM_TRIES 8

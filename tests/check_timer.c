@@ -2,7 +2,7 @@
  * against a sorted reference over random adds, cancels and pops, ties in insertion order,
  * a million timers, and running out of memory. Which task a timer wakes is check_sched's. */
 #include "config.h"
-#include "internal.h"
+#include "timer.h"
 #include "testutil.h"
 
 #include <stdint.h>

@@ -5,7 +5,7 @@
  * (ctx_saved_regs, which the dump unwinds from) lead through its frames. The per-module suites
  * go deeper. */
 #include "config.h"
-#include "internal.h"   /* the task record and ctx_saved_regs, for the unwind check */
+#include "sched.h"      /* the task record and ctx_saved_regs, for the unwind check */
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -616,9 +616,10 @@ static void *unwind_main(void *arg)
         snprintf(unwind_err, sizeof unwind_err, "spawn or yield failed");
         return NULL;
     }
+    struct weft_task *rec_t = task_of(t);
     uintptr_t pc = 0, sp = 0, fp = 0;
-    uintptr_t lo = (uintptr_t)stack_lo(&t->stack), hi = lo + t->stack.size;
-    int have = ctx_saved_regs(&t->ctx, &pc, &sp, &fp);
+    uintptr_t lo = (uintptr_t)stack_lo(&rec_t->stack), hi = lo + rec_t->stack.size;
+    int have = ctx_saved_regs(&rec_t->ctx, &pc, &sp, &fp);
     int frames = 0, in_user = 0, ended_at_zero = 0;
     if (have) {
         uintptr_t f = fp;

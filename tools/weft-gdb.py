@@ -9,7 +9,7 @@ import struct
 
 import gdb
 
-GUARD_SIZE = 16 * 1024          # WEFT_GUARD_SIZE in src/internal.h
+GUARD_SIZE = 16 * 1024          # WEFT_GUARD_SIZE in src/stack.h
 STATES = {0: "runnable", 1: "running", 2: "waiting", 3: "done", 4: "free"}
 WAITS = {0: "waiting", 1: "io-wait", 2: "sleeping", 3: "join-wait", 4: "chan-wait",
          5: "lock-wait", 6: "offload-wait"}
