@@ -27,6 +27,9 @@
 static atomic_int listening;
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static pid_t sock_pid;
+static int sock_fd = -1;                /* the listener, while listening */
+static int sock_default;                /* it is at the default path (PID.sock) */
+static struct sched *sock_sched;        /* the scheduler its server task runs on */
 static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
 
 int weft_debug_listening(void)
@@ -40,9 +43,12 @@ static void unlink_at_exit(void)
         unlink(sock_path);
 }
 
+static void after_fork_child(void);
+
 static void register_atexit(void)
 {
     atexit(unlink_at_exit);
+    pthread_atfork(NULL, NULL, after_fork_child);
 }
 
 /* $XDG_RUNTIME_DIR/weft/PID.sock, else /tmp/weft-UID/PID.sock; the directory is made 0700
@@ -168,16 +174,35 @@ static void serve(int c)
     weft_set_task_deadline(old);
 }
 
+/* In a forked child (run by pthread_atfork after the scheduler's own handler, which has
+ * given the child its own reactor): the listener and its path are the parent's, so the
+ * child's copy is closed at once (the parent's socket must never be answered by the child),
+ * which wakes the child's copy of the server task. That task then opens the child's own
+ * socket when the parent served the default path (PID.sock names the child now). */
+static void after_fork_child(void)
+{
+    if (!atomic_load(&listening))
+        return;
+    int fd = sock_fd;
+    sock_fd = -1;
+    atomic_store(&listening, 0);
+    if (weft_sched_tls == sock_sched)
+        weft_close(fd);         /* wakes the server task, parked in accept on it */
+    else
+        weft_sys_close(fd);     /* its scheduler's thread is not in the child */
+}
+
 static void *debug_server(void *arg)
 {
     int lfd = (int)(intptr_t)arg;
     pid_t owner = getpid();
     for (;;) {
         int c = weft_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (getpid() != owner) {    /* a forked child: the socket is the parent's */
+        if (getpid() != owner) {    /* a forked child: the socket was the parent's */
             if (c >= 0)
                 weft_close(c);
-            weft_close(lfd);
+            if (sock_default && !atomic_load(&listening))
+                weft_debug_listen(NULL);
             return NULL;
         }
         if (c < 0) {
@@ -193,6 +218,7 @@ static void *debug_server(void *arg)
     }
     weft_close(lfd);
     unlink(sock_path);
+    sock_fd = -1;
     atomic_store(&listening, 0);
     return NULL;
 }
@@ -233,6 +259,9 @@ int weft_debug_listen(const char *path)
     }
     strcpy(sock_path, p);
     sock_pid = getpid();
+    sock_fd = fd;
+    sock_default = path == NULL;
+    sock_sched = s;
     pthread_once(&atexit_once, register_atexit);
     if (!weft_spawn_system(debug_server, (void *)(intptr_t)fd, "weft-debug")) {
         int e = errno;

@@ -50,7 +50,8 @@ static int upper_used(const struct fdent *f)
 
 static void reactor_poll(struct sched *s, int timeout_ms);
 static void reactor_free(struct sched *s);
-static const struct poller epoll_poller = { reactor_poll, reactor_free };
+static void reactor_after_fork(struct sched *s);
+static const struct poller epoll_poller = { reactor_poll, reactor_free, reactor_after_fork };
 
 static struct reactor *reactor_get(struct sched *s)
 {
@@ -353,4 +354,28 @@ void weft_reactor_forget(struct sched *s, int fd)
     f->rd_final = 0;
     memset(f->upper, 0, sizeof f->upper);
     f->seq++;
+}
+
+/* The poller's after_fork, in a forked child (one thread; only async-signal-safe calls): the
+ * epoll instance is still the parent's, shared, so the two would take each other's
+ * edge-triggered events and the child's epoll_ctl calls would change the parent's set. Give
+ * the child an instance of its own with every fd that was registered (tasks copied into the
+ * child may be parked on them); the parent's is left as it was. */
+static void reactor_after_fork(struct sched *s)
+{
+    struct reactor *r = s->reactor;
+    if (!r)
+        return;
+    weft_sys_close(r->epfd);
+    r->epfd = epoll_create1(EPOLL_CLOEXEC);
+    for (size_t i = 0; i < r->nchunks; i++) {
+        for (int k = 0; r->chunks[i] && k < FD_CHUNK; k++) {
+            struct fdent *f = &r->chunks[i][k];
+            if (!f->registered)
+                continue;
+            f->registered = 0;      /* registered again at the next park if this fails */
+            if (r->epfd >= 0)
+                reactor_register(s, f, (int)(i * FD_CHUNK + (size_t)k));
+        }
+    }
 }

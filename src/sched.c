@@ -81,9 +81,20 @@ static void key_dtor(void *p)
         weft_sched_destroy(p);
 }
 
+/* In a forked child only the forking thread lives on, with its scheduler: its event source
+ * must be its own, not the parent's. Registered before any other layer's fork handler (at
+ * the first scheduler), so it runs first in the child. */
+static void after_fork_child(void)
+{
+    struct sched *s = weft_sched_tls;
+    if (s && s->poller && s->poller->after_fork)
+        s->poller->after_fork(s);
+}
+
 static void make_key(void)
 {
     pthread_key_create(&sched_key, key_dtor);
+    pthread_atfork(NULL, NULL, after_fork_child);
     page_size = (size_t)sysconf(_SC_PAGESIZE);
 }
 

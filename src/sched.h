@@ -105,10 +105,12 @@ struct sched;
 /* The event source the loop waits on when no task can run. The reactor fills s->poller in
  * when it is made (the loop never calls the reactor by name): poll waits up to timeout_ms
  * (-1: forever, 0: not at all) and wakes the tasks whose events came; release frees it
- * when the scheduler goes. */
+ * when the scheduler goes; after_fork runs in a forked child (async-signal-safe calls only)
+ * so the child's source is its own. */
 struct poller {
     void (*poll)(struct sched *s, int timeout_ms);
     void (*release)(struct sched *s);
+    void (*after_fork)(struct sched *s);
 };
 
 struct sched {

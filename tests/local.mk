@@ -30,9 +30,9 @@ tests_check_ctx_CFLAGS = $(TEST_CFLAGS)
 tests_check_ctx_LDADD = $(TEST_LIBS) -lm
 
 # The reactor and IO wrappers (check_io, check_reactor) and the net helpers (check_net).
-check_PROGRAMS += tests/check_io tests/check_reactor tests/check_net tests/check_fd
-TESTS += tests/check_io tests/check_reactor tests/check_net tests/check_fd
-CHECK_SUITES += tests/check_io tests/check_reactor tests/check_net tests/check_fd
+check_PROGRAMS += tests/check_io tests/check_reactor tests/check_net tests/check_fd tests/check_fork
+TESTS += tests/check_io tests/check_reactor tests/check_net tests/check_fd tests/check_fork
+CHECK_SUITES += tests/check_io tests/check_reactor tests/check_net tests/check_fd tests/check_fork
 tests_check_io_SOURCES = tests/check_io.c tests/iotest.h tests/testutil.h
 tests_check_io_CFLAGS = $(TEST_CFLAGS)
 tests_check_io_LDADD = $(TEST_LIBS)
@@ -53,6 +53,9 @@ tests_check_posix_LDADD = $(TEST_LIBS)
 tests_check_fd_SOURCES = tests/check_fd.c tests/iotest.h tests/testutil.h
 tests_check_fd_CFLAGS = $(TEST_CFLAGS)
 tests_check_fd_LDADD = $(TEST_LIBS)
+tests_check_fork_SOURCES = tests/check_fork.c tests/iotest.h tests/testutil.h
+tests_check_fork_CFLAGS = $(TEST_CFLAGS)
+tests_check_fork_LDADD = $(TEST_LIBS) -lpthread
 endif
 
 # Link-time wrapping (src/wrap.c, docs/wrap.md). check_wrap calls libc by its own names and
