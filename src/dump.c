@@ -64,12 +64,12 @@ static pthread_cond_t wd_cond;
 static int wd_signo;
 
 enum {
-    ST_RUNNING, ST_RUNNABLE, ST_IO, ST_SLEEP, ST_CHAN, ST_LOCK, ST_JOIN, ST_OFFLOAD, ST_DONE,
-    ST_OTHER, ST_COUNT
+    ST_RUNNING, ST_RUNNABLE, ST_IO, ST_SLEEP, ST_CHAN, ST_LOCK, ST_JOIN, ST_OFFLOAD, ST_COND,
+    ST_WG, ST_SEM, ST_GEN, ST_DONE, ST_OTHER, ST_COUNT
 };
 static const char *const state_names[ST_COUNT] = {
     "running", "runnable", "io-wait", "sleeping", "chan-wait", "lock-wait", "join-wait",
-    "offload-wait", "done", "waiting",
+    "offload-wait", "cond-wait", "wg-wait", "sem-wait", "gen-wait", "done", "waiting",
 };
 
 /* ---- registration ---------------------------------------------------------------------- */
@@ -258,6 +258,63 @@ struct dumpctx {
     struct bt_cache cache;
 };
 
+/* What the parking layer says about a wait of its kinds (see struct wait_info). */
+static struct wait_info wait_info_of(const struct weft_task *t)
+{
+    struct wait_info w = { NULL, NULL, 0, -1 };
+    if (t->wait_info)
+        t->wait_info(t, &w);
+    return w;
+}
+
+/* Text: " [op] name-or-address[, held by task N][, N waiting]". */
+static void put_wait_info(struct sigbuf *b, const struct weft_task *t)
+{
+    struct wait_info w = wait_info_of(t);
+    if (w.op) {
+        put(b, " ");
+        put(b, w.op);
+    }
+    put(b, " ");
+    if (w.name) {
+        put(b, "\"");
+        put(b, w.name);
+        put(b, "\"");
+    } else {
+        put_x(b, (uintptr_t)t->wait_obj);
+    }
+    if (w.holder) {
+        put(b, " held by task ");
+        put_u(b, w.holder);
+    }
+    if (w.waiting > 1) {
+        put(b, ", ");
+        put_i(b, w.waiting);
+        put(b, " waiting");
+    }
+}
+
+static void put_wait_info_json(struct sigbuf *b, const struct weft_task *t)
+{
+    struct wait_info w = wait_info_of(t);
+    put(b, ",\"obj\":");
+    put_jx(b, (uintptr_t)t->wait_obj);
+    put(b, ",\"op\":");
+    if (w.op)
+        put_js(b, w.op);
+    else
+        put(b, "null");
+    put(b, ",\"name\":");
+    if (w.name)
+        put_js(b, w.name);
+    else
+        put(b, "null");
+    put(b, ",\"holder\":");
+    put_u(b, w.holder);
+    put(b, ",\"waiting\":");
+    put_i(b, w.waiting);
+}
+
 static int task_state(const struct weft_task *t)
 {
     switch (t->state) {
@@ -272,6 +329,10 @@ static int task_state(const struct weft_task *t)
         case WAIT_CHAN: return ST_CHAN;
         case WAIT_LOCK: return ST_LOCK;
         case WAIT_OFFLOAD: return ST_OFFLOAD;
+        case WAIT_COND: return ST_COND;
+        case WAIT_WG: return ST_WG;
+        case WAIT_SEM: return ST_SEM;
+        case WAIT_GEN: return ST_GEN;
         default: return ST_OTHER;
         }
     default: return ST_OTHER;
@@ -439,12 +500,9 @@ static void put_task_text(struct dumpctx *d, const struct weft_task *t, int st)
         put(b, " task ");
         put_u(b, join_target(t));
         break;
-    case ST_CHAN:
-    case ST_LOCK:
-        put(b, " ");
-        put_x(b, (uintptr_t)t->wait_obj);
-        break;
     default:
+        if (t->wait_info || t->wait_obj)
+            put_wait_info(b, t);
         break;
     }
     if (st == ST_RUNNING) {
@@ -514,7 +572,8 @@ static void put_task_text(struct dumpctx *d, const struct weft_task *t, int st)
 static void put_task_json(struct dumpctx *d, const struct weft_task *t, int st)
 {
     static const char *const guards[] = { "?", "madvise", "mprotect", "canary" };
-    static const char *const kinds[] = { "none", "io", "sleep", "join", "chan", "lock", "offload" };
+    static const char *const kinds[] = { "none", "io", "sleep", "join", "chan", "lock", "offload",
+                                         "cond", "wg", "sem", "gen", "user" };
     struct sigbuf *b = d->b;
     int64_t waited = since(d, t->last_run);
     put(b, "{\"id\":");
@@ -546,9 +605,8 @@ static void put_task_json(struct dumpctx *d, const struct weft_task *t, int st)
         } else if (st == ST_JOIN) {
             put(b, ",\"task\":");
             put_u(b, join_target(t));
-        } else if (t->wait_obj) {
-            put(b, ",\"obj\":");
-            put_jx(b, (uintptr_t)t->wait_obj);
+        } else if (t->wait_info || t->wait_obj) {
+            put_wait_info_json(b, t);
         }
         put(b, ",\"deadline_ms\":");
         if (t->wait_deadline >= 0)

@@ -363,6 +363,7 @@ void weft_sched_wake(struct sched *s, struct weft_task *t, int err)
         s->nexternal--;
     t->wait_kind = WAIT_NONE;
     t->wait_obj = NULL;
+    t->wait_info = NULL;
     t->wake_err = err;
     t->state = TS_RUNNABLE;
     runq_push(s, t);
@@ -525,6 +526,7 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
     t->deadline = -1;
     t->wait_deadline = -1;
     t->wait_obj = NULL;
+    t->wait_info = NULL;
     t->file = file;
     t->line = line;
     t->wait_fd = -1;

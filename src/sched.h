@@ -30,10 +30,29 @@ enum wait_kind {
     WAIT_IO,            /* wait_fd, wait_events */
     WAIT_SLEEP,
     WAIT_JOIN,          /* wait_obj: the task joined */
-    WAIT_CHAN,
+    WAIT_CHAN,          /* the sync layer's kinds: wait_obj, and wait_info says more */
     WAIT_LOCK,
     WAIT_OFFLOAD,
+    WAIT_COND,
+    WAIT_WG,
+    WAIT_SEM,
+    WAIT_GEN,
+    WAIT_USER,          /* the public park (weft_park): wait_info gives the user's reason */
+    WAIT_KIND_COUNT
 };
+
+struct weft_task;
+
+/* What the dump says about a wait of the sync layer's kinds. The layer that parks a task
+ * points t->wait_info at a function filling this in; the dump calls it, from a signal
+ * handler too, so it only reads memory (no locks, no allocation, no errno). */
+struct wait_info {
+    const char *op;             /* "send", "recv", "select", ... or the user's reason; NULL */
+    const char *name;           /* the object's name; NULL: the dump shows wait_obj */
+    uint64_t holder;            /* id of the task holding what this one waits for; 0 none */
+    long waiting;               /* tasks waiting on the same object, this one too; -1 unknown */
+};
+typedef void wait_info_fn(const struct weft_task *t, struct wait_info *out);
 
 enum task_flag {
     TF_DETACHED = 1,
@@ -88,6 +107,7 @@ struct weft_task {
     int64_t deadline;           /* per-task deadline scope; -1 none */
     int64_t wait_deadline;      /* deadline of the current wait; -1 none */
     const void *wait_obj;
+    wait_info_fn *wait_info;    /* set by the parking layer for its kinds; NULL otherwise */
     const char *file;           /* spawn site */
     int line;
     int wait_fd;
