@@ -296,6 +296,7 @@ WEFT_API int weft_local_port(int fd);
 #define WEFT_DUMP_JSON         0x1  /* JSON (schema in the README) instead of text */
 #define WEFT_DUMP_NO_BACKTRACE 0x2  /* skip the backtraces (cheaper) */
 #define WEFT_DUMP_SYSTEM       0x4  /* also list weft's own background tasks (debug server) */
+#define WEFT_DUMP_ALL_THREADS  0x8  /* also every other thread's scheduler (see weft_dump) */
 
 /* Write every task of this thread's scheduler to fd: a summary line of counts by state, then
  * one block per task (id, name, state, what it waits on and for how long, spawn site and
@@ -304,14 +305,22 @@ WEFT_API int weft_local_port(int fd);
  * (static functions included) with module+offset for addr2line; tools/weft-dump adds
  * file:line. The thread is busy for the whole dump (about one mincore call per task for the
  * high-water mark, plus the walks); a non-blocking fd is waited on when full. Outside any
- * scheduler it writes an empty dump. Errors: EBADF and write(2)'s errors; EINVAL (unknown
- * flags). */
+ * scheduler it writes an empty dump. With WEFT_DUMP_ALL_THREADS the dumps of the process's
+ * other scheduler threads follow (text: one block each, from "weft dump: pid P, thread T"
+ * to "end of weft dump"; JSON: this thread's document gains "threads", an array of theirs):
+ * each is written by its own thread, from a handler of SIGRTMAX-4 that weft installs at the
+ * first such dump, so it is taken between two instructions of whatever that thread runs; a
+ * thread that does not answer within 2 s (the signal blocked) is named in a line of its own.
+ * The caller's thread waits for each in turn. Errors: EBADF and write(2)'s errors; EINVAL
+ * (unknown flags); ENOMEM (no memfd for another thread's dump). */
 WEFT_API int weft_dump(int fd, int flags);
 
 /* Dump to stderr (text) when signo arrives, from the signal handler itself, so it works
  * even when a task spins and never yields: the running task is marked as holding the thread,
- * with how long it has run without yielding. A signal that lands on a thread without a
- * scheduler is passed on to every scheduler thread. The process keeps running (SIGQUIT's
+ * with how long it has run without yielding. Every scheduler thread dumps, one after the
+ * other: a signal sent to the process (kill) is passed on, by the thread that took it, to
+ * every other scheduler thread; one sent to a single thread (pthread_kill, tgkill) dumps
+ * that thread only. The process keeps running (SIGQUIT's
  * default action, a core dump, is replaced). 0 turns it off (the previous action comes
  * back). Also: env WEFT_DUMP_SIGNAL=QUIT (or USR1, USR2, a number), read whenever a
  * scheduler is created. Errors: EINVAL (bad signal number, or one weft or the kernel needs:

@@ -6,7 +6,7 @@
  * the server answers with weft_dump's output and closes. Only a peer with our effective uid
  * (SO_PEERCRED) is answered; the default socket lives in a 0700 directory of that uid. */
 #include "config.h"
-#include "internal.h"
+#include "dump.h"
 #include "sys.h"
 
 #include <fcntl.h>
@@ -157,7 +157,7 @@ static void serve(int c)
     /* Dump into memory first, so the tasks are paused only for the dump itself and never
      * for a slow reader. */
     int m = memfd_create("weft-dump", MFD_CLOEXEC);
-    if (m < 0 || weft_dump(m, flags) != 0 || lseek(m, 0, SEEK_SET) != 0) {
+    if (m < 0 || weft_dump(m, flags | WEFT_DUMP_ALL_THREADS) != 0 || lseek(m, 0, SEEK_SET) != 0) {
         char msg[128];
         snprintf(msg, sizeof msg, "error: dump failed: %s\n", strerror(errno));
         reply(c, msg);

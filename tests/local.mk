@@ -30,9 +30,12 @@ tests_check_ctx_CFLAGS = $(TEST_CFLAGS)
 tests_check_ctx_LDADD = $(TEST_LIBS) -lm
 
 # The reactor and IO wrappers (check_io, check_reactor) and the net helpers (check_net).
-check_PROGRAMS += tests/check_io tests/check_reactor tests/check_net tests/check_fd tests/check_fork
-TESTS += tests/check_io tests/check_reactor tests/check_net tests/check_fd tests/check_fork
-CHECK_SUITES += tests/check_io tests/check_reactor tests/check_net tests/check_fd tests/check_fork
+check_PROGRAMS += tests/check_io tests/check_reactor tests/check_net tests/check_fd tests/check_fork \
+	tests/check_dump_threads
+TESTS += tests/check_io tests/check_reactor tests/check_net tests/check_fd tests/check_fork \
+	tests/check_dump_threads
+CHECK_SUITES += tests/check_io tests/check_reactor tests/check_net tests/check_fd tests/check_fork \
+	tests/check_dump_threads
 tests_check_io_SOURCES = tests/check_io.c tests/iotest.h tests/testutil.h
 tests_check_io_CFLAGS = $(TEST_CFLAGS)
 tests_check_io_LDADD = $(TEST_LIBS)
@@ -56,6 +59,9 @@ tests_check_fd_LDADD = $(TEST_LIBS)
 tests_check_fork_SOURCES = tests/check_fork.c tests/iotest.h tests/testutil.h
 tests_check_fork_CFLAGS = $(TEST_CFLAGS)
 tests_check_fork_LDADD = $(TEST_LIBS) -lpthread
+tests_check_dump_threads_SOURCES = tests/check_dump_threads.c tests/iotest.h tests/testutil.h
+tests_check_dump_threads_CFLAGS = $(TEST_CFLAGS)
+tests_check_dump_threads_LDADD = $(TEST_LIBS) -lpthread
 endif
 
 # Link-time wrapping (src/wrap.c, docs/wrap.md). check_wrap calls libc by its own names and
@@ -101,8 +107,8 @@ endif
 check_PROGRAMS += tests/dump_target
 tests_dump_target_SOURCES = tests/dump_target.c
 tests_dump_target_LDADD = libweft.la
-TESTS += tests/dump-cli.test tests/dump-gdb.test
-EXTRA_DIST += tests/dump-cli.test tests/dump-gdb.test
+TESTS += tests/dump-cli.test tests/dump-gdb.test tests/layers.test
+EXTRA_DIST += tests/dump-cli.test tests/dump-gdb.test tests/layers.test
 
 # A framework-free smoke test of the context layer, for cross builds run under qemu-user
 # (.ci/aarch64.sh, `make tests/ctx_smoke`); make check builds it, so a native build catches

@@ -22,7 +22,7 @@ LAYERS = [
     ("sync", ["sync.h", "chan.h", "gen.h", "park.c", "chan.c", "sync.c", "gen.c"]),
     ("offload", ["offload.h", "offload.c"]),
     ("processes and signals", ["proc.h", "proc.c", "signal.c"]),
-    ("introspection", ["dump.h", "backtrace.h", "backtrace.c", "dump*.c"]),
+    ("introspection", ["dump.h", "dump_impl.h", "backtrace.h", "backtrace.c", "dump*.c"]),
 ]
 
 # Building blocks any layer may include: no layer of their own, and they include nothing of
