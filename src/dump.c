@@ -24,7 +24,7 @@ static struct wait_info wait_info_of(const struct weft_task *t)
 }
 
 /* Text: " [op] name-or-address[, held by task N][, N waiting]". */
-static void put_wait_info(struct sigbuf *b, const struct weft_task *t)
+void weft_dump_put_wait_info(struct sigbuf *b, const struct weft_task *t)
 {
     struct wait_info w = wait_info_of(t);
     if (w.op) {
@@ -71,7 +71,7 @@ static void put_wait_info_json(struct sigbuf *b, const struct weft_task *t)
     put_i(b, w.waiting);
 }
 
-static int task_state(const struct weft_task *t)
+int weft_dump_task_state(const struct weft_task *t)
 {
     switch (t->state) {
     case TS_RUNNING: return ST_RUNNING;
@@ -99,13 +99,6 @@ static int shown(const struct dumpctx *d, const struct weft_task *t)
 {
     return t->state != TS_FREE && (!(t->flags & TF_SYSTEM) || (d->flags & WEFT_DUMP_SYSTEM));
 }
-
-/* Walk the registry, oldest first; bounded, since a signal may catch it mid-update. */
-#define for_each_task(d, t, it, guard)                                                       \
-    for ((it) = (d)->s->all.next, (guard) = 0;                                               \
-         (it) != &(d)->s->all && (it) && (guard) <= (d)->s->ntasks + 64;                     \
-         (it) = (it)->next, (guard)++)                                                       \
-        if (((t) = list_entry((it), struct weft_task, all)), 1)
 
 static const char *dir_name(int events)
 {
@@ -258,7 +251,7 @@ static void put_task_text(struct dumpctx *d, const struct weft_task *t, int st)
         break;
     default:
         if (t->wait_info || t->wait_obj)
-            put_wait_info(b, t);
+            weft_dump_put_wait_info(b, t);
         break;
     }
     if (st == ST_RUNNING) {
@@ -442,7 +435,7 @@ void weft_dump_sched(struct dumpctx *d)
         for_each_task(d, t, it, guard) {
             if (!shown(d, t))
                 continue;
-            int st = task_state(t);
+            int st = weft_dump_task_state(t);
             counts[st]++;
             total++;
             if (st == ST_RUNNING)
@@ -473,7 +466,9 @@ void weft_dump_sched(struct dumpctx *d)
             put(b, ":");
             put_u(b, counts[i]);
         }
-        put(b, "},\"tasks\":[");
+        put(b, "},\"cycles\":[");
+        weft_dump_put_cycles(d);
+        put(b, "],\"tasks\":[");
         int first = 1;
         if (d->s) {
             for_each_task(d, t, it, guard) {
@@ -482,7 +477,7 @@ void weft_dump_sched(struct dumpctx *d)
                 if (!first)
                     put(b, ",\n");
                 first = 0;
-                put_task_json(d, t, task_state(t));
+                put_task_json(d, t, weft_dump_task_state(t));
             }
         }
         put(b, "],\n\"main\":{\"state\":");
@@ -529,11 +524,12 @@ void weft_dump_sched(struct dumpctx *d)
         put_i(b, since(d, holder->last_run));
         put(b, " ms without yielding\n");
     }
+    weft_dump_put_cycles(d);
     put(b, "\n");
     if (d->s) {
         for_each_task(d, t, it, guard) {
             if (shown(d, t))
-                put_task_text(d, t, task_state(t));
+                put_task_text(d, t, weft_dump_task_state(t));
         }
         put(b, "main context [");
         put(b, d->s->cur ? "parked" : "running");

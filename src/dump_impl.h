@@ -79,6 +79,21 @@ void weft_dump_sched(struct dumpctx *d);
 void weft_dump_put_sym_text(struct dumpctx *d, uintptr_t pc, int is_ret);
 void weft_dump_put_frames(struct dumpctx *d, const struct weft_task *t);
 
+/* The dump state (ST_*) of t, and its wait's details in text (" send \"jobs\", 2 waiting"). */
+int weft_dump_task_state(const struct weft_task *t);
+void weft_dump_put_wait_info(struct sigbuf *b, const struct weft_task *t);
+/* Walk a scheduler's registry, oldest first; bounded, since a signal may catch it
+ * mid-update. */
+#define for_each_task(d, t, it, guard)                                                       \
+    for ((it) = (d)->s->all.next, (guard) = 0;                                               \
+         (it) != &(d)->s->all && (it) && (guard) <= (d)->s->ntasks + 64;                     \
+         (it) = (it)->next, (guard)++)                                                       \
+        if (((t) = list_entry((it), struct weft_task, all)), 1)
+
+/* dump_cycle.c: the wait cycles among d's tasks, one text line each ("wait cycle: ..."), or
+ * in JSON the members of the "cycles" array ([7,9],[12,13,14]). */
+void weft_dump_put_cycles(struct dumpctx *d);
+
 /* dump_signal.c: a context for registry entry e, from a handler that interrupted uc. */
 void weft_dump_ctx_interrupted(struct dumpctx *d, struct sigbuf *b, const struct schedent *e,
                                int fd, int flags, int signo, const void *uc);

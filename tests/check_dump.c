@@ -1004,6 +1004,49 @@ START_TEST(control_socket_refuses_another_user)
 }
 END_TEST
 
+/* ---- wait cycles --------------------------------------------------------------------------- */
+
+static weft_task *cyc_a, *cyc_b, *cyc_c;     /* each joined by the one before it */
+
+static void *cyc_join(void *arg)
+{
+    weft_task **target = arg;
+    weft_join(*target, NULL);
+    return NULL;
+}
+
+/* Three tasks joining each other in a ring: weft_run fails with EDEADLK, and the dump names
+ * the ring once (from its member with the lowest id), in text and JSON. */
+START_TEST(dump_names_a_wait_cycle_once)
+{
+    weft_attr a = { .name = "ring-a" }, b = { .name = "ring-b" }, c = { .name = "ring-c" };
+    cyc_a = weft_spawn(&a, cyc_join, &cyc_b);
+    cyc_b = weft_spawn(&b, cyc_join, &cyc_c);
+    cyc_c = weft_spawn(&c, cyc_join, &cyc_a);
+    ck_assert_fails(weft_run(), EDEADLK);
+    char *text = dumptest_dump_string(WEFT_DUMP_NO_BACKTRACE);
+    char line[256];
+    unsigned long long ia = weft_id(cyc_a), ib = weft_id(cyc_b), ic = weft_id(cyc_c);
+    snprintf(line, sizeof line,
+             "wait cycle (nothing can wake these): task %llu \"ring-a\" [join-wait task %llu] -> "
+             "task %llu \"ring-b\" [join-wait task %llu] -> task %llu \"ring-c\" [join-wait task "
+             "%llu] -> task %llu\n", ia, ib, ib, ic, ic, ia, ia);
+    ck_assert_has(text, line);
+    ck_assert_int_eq(count(text, "wait cycle"), 1);
+    char *json = dumptest_dump_string(WEFT_DUMP_NO_BACKTRACE | WEFT_DUMP_JSON);
+    snprintf(line, sizeof line, "\"cycles\":[[%llu,%llu,%llu]]", ia, ib, ic);
+    ck_assert_has(json, line);
+    /* Break the ring: a cancelled join returns, and the rest unwinds. */
+    ck_assert_ok(weft_cancel(cyc_a));
+    ck_assert_int_eq(weft_run(), 0);
+    free(text);
+    free(json);
+    char *after = dumptest_dump_string(WEFT_DUMP_NO_BACKTRACE);
+    ck_assert(strstr(after, "wait cycle") == NULL);
+    free(after);
+}
+END_TEST
+
 static Suite *dump_suite(void)
 {
     Suite *s = suite_create("dump");
@@ -1015,6 +1058,7 @@ static Suite *dump_suite(void)
     tcase_add_test(tc, dump_reports_write_error);
     tcase_add_test(tc, dump_outside_tasks_shows_main_context_running);
     tcase_add_test(tc, dump_to_full_nonblocking_pipe_is_complete);
+    tcase_add_test(tc, dump_names_a_wait_cycle_once);
     tc = test_case(s, "signal", 30);
     tcase_add_test(tc, sigquit_dump_shows_spinning_task_holding_the_thread);
     tcase_add_test(tc, env_dump_signal_installs_the_dump);

@@ -273,9 +273,20 @@ TASK_TEST(thread_that_blocks_the_request_is_named_and_the_others_answer)
 
 /* ---- the dump signal sent to the process ---------------------------------------------------- */
 
-static void *child_main_task(void *arg)
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    weft_sleep(60000);          /* killed long before */
+    return NULL;
+}
+
+/* In the child: a sleeper parked on this thread, the workers parked on theirs, then say so. */
+static void *child_starter(void *arg)
 {
     int ready = (int)(intptr_t)arg;
+    weft_attr a = { .name = "main-sleeper" };
+    if (!weft_spawn(&a, sleeper, NULL))
+        _exit(3);
     int rp[2];
     if (pipe(rp) != 0)
         _exit(3);
@@ -293,9 +304,10 @@ static void *child_main_task(void *arg)
         if (read(rp[0], &c, 1) != 1)
             _exit(3);
     }
+    weft_yield();               /* the sleeper parks */
     if (write(ready, "r", 1) != 1)
         _exit(3);
-    weft_sleep(60000);          /* killed long before */
+    weft_sleep(60000);
     return NULL;
 }
 
@@ -311,8 +323,7 @@ START_TEST(dump_signal_to_the_process_dumps_every_scheduler_thread)
         dup2(err[1], STDERR_FILENO);
         if (weft_dump_on_signal(SIGQUIT) != 0)
             _exit(2);
-        weft_attr a = { .name = "main-sleeper" };
-        weft_spawn(&a, child_main_task, (void *)(intptr_t)ready[1]);
+        weft_go(child_starter, (void *)(intptr_t)ready[1]);
         weft_run();
         _exit(0);
     }
