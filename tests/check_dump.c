@@ -1041,6 +1041,7 @@ START_TEST(dump_names_a_wait_cycle_once)
     ck_assert_ok(weft_cancel(cyc_a));
     ck_assert_int_eq(weft_run(), 0);
     ck_assert_ok(weft_join(cyc_b, NULL));
+    ck_assert_int_eq(weft_run(), 0);    /* nothing left: the scheduler goes, ids start again */
     free(text);
     free(json);
     char *after = dumptest_dump_string(WEFT_DUMP_NO_BACKTRACE);
