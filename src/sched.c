@@ -113,7 +113,6 @@ struct sched *weft_sched_get(void)
     list_init(&s->all);
     list_init(&s->free_tasks);
     list_init(&s->chunks);
-    s->free_head = s->free_tail = SLOT_NONE;
     s->next_id = 1;
     s->loop_now = weft_now();
     s->main_deadline = -1;
@@ -136,10 +135,12 @@ static inline weft_task *handle_make(uint32_t slot, uint32_t gen)
     return (weft_task *)(uintptr_t)(((uint64_t)gen << 32) | ((uint64_t)slot + 1));
 }
 
-/* Double the handle table, its new slots going to the (empty) free list. Returns 0, or -1
- * when there is no memory. */
-static __attribute__((noinline)) int slots_grow(struct sched *s)
+/* Make room in the handle table for CHUNK_TASKS more records. Returns 0, or -1 when there
+ * is no memory. */
+static __attribute__((noinline)) int slots_reserve(struct sched *s)
 {
+    if (s->slots_used + CHUNK_TASKS <= s->nslots)
+        return 0;
     uint32_t old = s->nslots;
     if (old > UINT32_MAX / 4)
         return -1;
@@ -150,43 +151,28 @@ static __attribute__((noinline)) int slots_grow(struct sched *s)
     for (uint32_t i = old; i < n; i++) {
         sl[i].rec = NULL;
         sl[i].gen = gen_floor;
-        sl[i].next_free = i + 1 < n ? i + 1 : SLOT_NONE;
     }
     s->slots = sl;
     s->nslots = n;
-    s->free_head = old;
-    s->free_tail = n - 1;
     return 0;
 }
 
-/* Give t the oldest free slot and its handle. Returns 0, or -1 when there is no memory. */
-static inline int slot_alloc(struct sched *s, struct weft_task *t)
+/* Each record owns one slot for its whole life: a spawn names the record through it with
+ * the slot's current generation, and the release bumps the generation, so every handle to
+ * the ended task goes stale at once. Records are reused FIFO, so a slot's generation only
+ * comes round again after 2^32 tasks have had that record. */
+static inline void slot_bind(struct sched *s, struct weft_task *t)
 {
-    if (slow(s->free_head == SLOT_NONE) && slots_grow(s) != 0)
-        return -1;
-    uint32_t i = s->free_head;
-    struct task_slot *sl = &s->slots[i];
-    s->free_head = sl->next_free;
-    if (s->free_head == SLOT_NONE)
-        s->free_tail = SLOT_NONE;
+    struct task_slot *sl = &s->slots[t->slot];
     sl->rec = t;
-    t->handle = handle_make(i, sl->gen);
-    return 0;
+    t->handle = handle_make(t->slot, sl->gen);
 }
 
-/* Free t's slot: its handles go stale; the slot is reused after every other free one. */
 static inline void slot_release(struct sched *s, struct weft_task *t)
 {
-    uint32_t i = (uint32_t)(uintptr_t)t->handle - 1;
-    struct task_slot *sl = &s->slots[i];
+    struct task_slot *sl = &s->slots[t->slot];
     sl->rec = NULL;
     sl->gen++;
-    sl->next_free = SLOT_NONE;
-    if (s->free_tail == SLOT_NONE)
-        s->free_head = i;
-    else
-        s->slots[s->free_tail].next_free = i;
-    s->free_tail = i;
 }
 
 /* ---- task records ------------------------------------------------------------------------ */
@@ -198,6 +184,8 @@ static struct weft_task *record_alloc(struct sched *s)
     struct list *n = list_pop_front(&s->free_tasks);
     if (fast(n != NULL))
         return list_entry(n, struct weft_task, rq);
+    if (slots_reserve(s) != 0)
+        return NULL;
     struct chunk *c = malloc(sizeof *c);
     if (!c)
         return NULL;
@@ -215,6 +203,7 @@ static struct weft_task *record_alloc(struct sched *s)
         t->extra = NULL;
         t->nextra = 0;
         t->state = TS_FREE;
+        t->slot = s->slots_used++;
         if (i > 0)
             list_push_back(&s->free_tasks, &t->rq);
     }
@@ -508,12 +497,7 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
         errno = ENOMEM;
         return NULL;
     }
-    if (slow(slot_alloc(s, t) != 0)) {
-        weft_stack_free(&t->stack);
-        list_push_front(&s->free_tasks, &t->rq);
-        errno = ENOMEM;
-        return NULL;
-    }
+    slot_bind(s, t);
     t->fn = fn;
     t->arg = arg;
     t->result = NULL;

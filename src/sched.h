@@ -68,9 +68,8 @@ enum task_flag {
  * but ((uint64_t)gen << 32) | (slot + 1): it names rec while the slot's gen still matches.
  * Releasing the record bumps gen, so every handle to it goes stale at once. */
 struct task_slot {
-    struct weft_task *rec;      /* the record; NULL while the slot is free */
+    struct weft_task *rec;      /* the slot's record while it is in use; NULL between uses */
     uint32_t gen;
-    uint32_t next_free;         /* free-list link (a slot index); SLOT_NONE at the tail */
 };
 
 #define SLOT_NONE UINT32_MAX
@@ -110,6 +109,7 @@ struct weft_task {
     wait_info_fn *wait_info;    /* set by the parking layer for its kinds; NULL otherwise */
     const char *file;           /* spawn site */
     int line;
+    uint32_t slot;              /* its entry in the handle table, for the record's life */
     int wait_fd;
     int wait_events;            /* WEFT_READ / WEFT_WRITE */
     int wake_err;               /* set by the waker: 0, ETIMEDOUT, ECANCELED, EBADF, ... */
@@ -143,7 +143,7 @@ struct sched {
     struct list chunks;         /* record chunks, freed at teardown */
     struct task_slot *slots;    /* the handle table: grows, never shrinks, freed at teardown */
     uint32_t nslots;
-    uint32_t free_head, free_tail;  /* free slots, reused FIFO (SLOT_NONE: none) */
+    uint32_t slots_used;        /* slots owned by a record (each record owns one for good) */
     struct timers timers;
     struct weft_task *dead;     /* ended task whose stack is released after the next switch */
     struct weft_task *main_joins; /* the task the main context waits for in weft_join, or NULL */
