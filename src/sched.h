@@ -108,6 +108,8 @@ struct weft_task {
     int64_t wait_deadline;      /* deadline of the current wait; -1 none */
     const void *wait_obj;
     wait_info_fn *wait_info;    /* set by the parking layer for its kinds; NULL otherwise */
+    const char *wait_op;        /* what the sync layer's wait_info reports as op (weft_park's
+                                   reason); read only while wait_info is set */
     const char *file;           /* spawn site */
     int line;
     int wait_fd;
