@@ -10,32 +10,13 @@
 /* The dump's view of a task parked by this layer (see struct wait_info): only reads memory,
  * as it may run in a signal handler. Every primitive starts with its weft_waitq, which is
  * what t->wait_obj points at. */
-static void wq_info(const struct weft_task *t, struct wait_info *out)
+void weft_wq_info(const struct weft_task *t, struct wait_info *out)
 {
     const weft_waitq *q = t->wait_obj;
     out->op = t->wait_op;
     out->name = q->name;
     out->waiting = q->n_;
     out->holder = t->wait_kind == WAIT_LOCK ? ((const weft_mutex *)(const void *)q)->owner_id_ : 0;
-}
-
-int weft_wq_park(struct sched *s, weft_waitq *q, int front, int kind, const char *op,
-                 int64_t deadline)
-{
-    struct weft_task *t = s->cur;
-    struct list *l = wq_list(q);
-    t->wait_obj = q;
-    t->wait_op = op;
-    t->wait_info = wq_info;
-    q->n_++;
-    int e = weft_sched_park(s, l, front, kind, deadline);
-    if (slow(e != 0)) {
-        /* Woken by a timer or a cancel (the scheduler took it off q), or never parked. */
-        q->n_--;
-        t->wait_obj = NULL;
-        t->wait_info = NULL;
-    }
-    return e;
 }
 
 int weft_wq_park_hard(struct sched *s, weft_waitq *q, int front, int kind, const char *op)
@@ -49,17 +30,6 @@ int weft_wq_park_hard(struct sched *s, weft_waitq *q, int front, int kind, const
     t->flags |= had;            /* a cancel that came meanwhile has set the flag itself */
     t->deadline = scope;
     return e;
-}
-
-struct weft_task *weft_wq_wake_one(struct sched *s, weft_waitq *q)
-{
-    struct list *l = wq_list(q);
-    if (list_empty(l))
-        return NULL;
-    struct weft_task *t = list_entry(l->next, struct waiter, link)->task;
-    q->n_--;
-    weft_sched_wake(s, t, 0);
-    return t;
 }
 
 long weft_wq_wake_all(struct sched *s, weft_waitq *q)
