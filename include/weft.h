@@ -302,7 +302,9 @@ WEFT_API int weft_local_port(int fd);
  * succeeds when it can at once, else fails with ETIMEDOUT). A waiter that times out or is
  * cancelled leaves the queue at once: it is never handed what it no longer waits for, and
  * the primitive is as if it had never waited. Waiters are served FIFO. Only a call that
- * would block needs a task: one outside any task fails with EPERM where it would park.
+ * would block needs a task: one outside any task fails with EPERM where it would park. And
+ * only waiting fails in a cancelled task (ECANCELED): a call that need not wait (a free
+ * mutex, a free permit) succeeds, so cleanup can still take a lock.
  * A task parked here shows in the dump as lock-wait, cond-wait, wg-wait or sem-wait, with
  * the primitive's name (or address), how many wait, and for a mutex the holder's task id.
  * Destroy: each *_destroy fails with EBUSY while the primitive is in use (locked, tasks
@@ -441,7 +443,8 @@ WEFT_API long weft_sem_value(const weft_sem *s);
  * (its function's return value is not looked at); then, or when the group is cancelled,
  * or when a wait's deadline passes or its caller is cancelled, every member is cancelled,
  * and weft_group_wait still waits until each has ended. Once failed or cancelled, a group
- * stays so until weft_group_init. */
+ * stays so until weft_group_init. A member ends by returning from its function: one that
+ * calls weft_exit is never counted out, and the group's wait never ends. */
 typedef struct weft_group {
     weft_waitq q_;              /* the tasks in weft_group_wait */
     void *members_[2];          /* the members not yet ended */

@@ -560,6 +560,10 @@ TASK_TEST(cond_wait_misuse)
     ck_assert_int_eq(weft_mutex_lock(&other, -1), 0);
     ck_assert_fails(weft_cond_wait(&c, &other, 0), ETIMEDOUT);  /* past: keeps the mutex */
     ck_assert_uint_eq(weft_mutex_holder(&other), weft_id(NULL));
+    int64_t old = weft_set_task_deadline(weft_now() - 1);        /* the scope: the same */
+    ck_assert_fails(weft_cond_wait(&c, &other, -1), ETIMEDOUT);
+    weft_set_task_deadline(old);
+    ck_assert_uint_eq(weft_mutex_holder(&other), weft_id(NULL));
     weft_cancel(weft_self());
     ck_assert_fails(weft_cond_wait(&c, &other, -1), ECANCELED); /* at once: keeps it too */
     ck_assert_uint_eq(weft_mutex_holder(&other), weft_id(NULL));
@@ -972,6 +976,31 @@ TASK_TEST(group_waiter_cancelled_cancels_and_joins_the_members)
     ck_assert_int_eq(weft_group_size(&cancel_g), 0);
 }
 
+/* A member that spawns more members while the group is waited for: the wait covers them. */
+static weft_group grow_g = WEFT_GROUP_INIT;
+
+static void *member_spawner(void *arg)
+{
+    long depth = (long)(intptr_t)arg;
+    weft_yield();
+    if (depth > 0) {
+        ck_assert_ptr_nonnull(weft_group_go(&grow_g, member_spawner, V(depth - 1)));
+        ck_assert_ptr_nonnull(weft_group_go(&grow_g, member_spawner, V(depth - 1)));
+    }
+    member_ended++;
+    return NULL;
+}
+
+TASK_TEST(group_wait_covers_members_spawned_by_members)
+{
+    group_reset();
+    ck_assert_int_eq(weft_group_init(&grow_g, NULL), 0);
+    ck_assert_ptr_nonnull(weft_group_go(&grow_g, member_spawner, V(5)));
+    ck_assert_int_eq(weft_group_wait(&grow_g, in_ms(60000)), 0);
+    ck_assert_int_eq(member_ended, 63);         /* 2^6 - 1 */
+    ck_assert_int_eq(weft_group_size(&grow_g), 0);
+}
+
 static void *member_waits_own_group(void *arg)
 {
     ck_assert_fails(weft_group_wait(arg, -1), EDEADLK);
@@ -1151,6 +1180,7 @@ static Suite *sync_suite(void)
     ADD_TEST(s, group_cancel_ends_every_member, 10);
     ADD_TEST(s, group_wait_deadline_cancels_and_still_joins_the_members, 10);
     ADD_TEST(s, group_waiter_cancelled_cancels_and_joins_the_members, 10);
+    ADD_TEST(s, group_wait_covers_members_spawned_by_members, 10);
     ADD_TEST(s, group_misuse, 10);
     ADD_TEST(s, group_from_the_main_context, 10);
     ADD_TEST(s, dump_shows_each_sync_wait, 20);
