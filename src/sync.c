@@ -208,7 +208,7 @@ int weft_wg_add(weft_wg *wg, long n)
     if (slow(!wq_ok(wg ? &wg->q_ : NULL)))
         return -1;
     long c = wg->count_;
-    if (slow(n < 0 ? c < -n : c > LONG_MAX - n))
+    if (slow(n < 0 ? n < -c : c > LONG_MAX - n))   /* c >= 0: -c cannot overflow */
         return fail(n < 0 ? EINVAL : EOVERFLOW);
     wg->count_ = c + n;
     if (wg->count_ == 0 && wg->q_.n_ > 0)

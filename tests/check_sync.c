@@ -690,6 +690,7 @@ TASK_TEST(wait_group_deadline_cancel_and_misuse)
     ck_assert_int_eq(weft_wg_add(&wg, 2), 0);
     ck_assert_fails(weft_wg_add(&wg, LONG_MAX), EOVERFLOW);
     ck_assert_fails(weft_wg_add(&wg, -3), EINVAL);     /* nothing changed */
+    ck_assert_fails(weft_wg_add(&wg, LONG_MIN), EINVAL);
     ck_assert_fails(weft_wg_wait(&wg, in_ms(20)), ETIMEDOUT);
     ck_assert_fails(weft_wg_wait(&wg, 0), ETIMEDOUT);
     struct sop c = { .kind = S_WG, .obj = &wg, .deadline = -1 };
