@@ -83,7 +83,7 @@ summarise() {
         for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
         return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
     }
-    ($1 == "switch" || $1 == "spawn") && $3 == "median" { key = $1 " " $2; val = $4; unit = "ns" }
+    ($1 == "switch" || $1 == "spawn" || $1 == "sync") && $3 == "median" { key = $1 " " $2; val = $4; unit = "ns" }
     $1 == "ratio" { key = $1 " " $2; val = $3; unit = "" }
     key != "" {
         if (!(key in cnt)) { order[++nk] = key; units[key] = unit }

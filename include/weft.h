@@ -290,6 +290,199 @@ WEFT_API int weft_udp_connect(const char *host, int port, int flags);
 /* The local port of a bound socket, or -1 and errno. */
 WEFT_API int weft_local_port(int fd);
 
+/* ---- sync: wait queues, mutex, condition variable, wait group, semaphore, task group ----- */
+
+/* Every primitive here is a plain struct to embed or declare static; all zero is a valid,
+ * unlocked, empty one (the _INIT macros say the same, and name one for the dump). The
+ * fields ending in _ are private. A primitive belongs to one thread's scheduler (tasks never
+ * migrate) and must not be copied or moved once used. None allocates, except a task
+ * group's spawn (a small record beside the task's stack).
+ *
+ * Waits: deadline -1 waits for ever; a deadline already past makes the call a try (it
+ * succeeds when it can at once, else fails with ETIMEDOUT). A waiter that times out or is
+ * cancelled leaves the queue at once: it is never handed what it no longer waits for, and
+ * the primitive is as if it had never waited. Waiters are served FIFO. Only a call that
+ * would block needs a task: one outside any task fails with EPERM where it would park. And
+ * only waiting fails in a cancelled task (ECANCELED): a call that need not wait (a free
+ * mutex, a free permit) succeeds, so cleanup can still take a lock.
+ * A task parked here shows in the dump as lock-wait, cond-wait, wg-wait or sem-wait, with
+ * the primitive's name (or address), how many wait, and for a mutex the holder's task id.
+ * Destroy: each *_destroy fails with EBUSY while the primitive is in use (locked, tasks
+ * waiting, members alive); after it, every call but *_init fails with EINVAL. */
+
+/* A FIFO of parked tasks: the low-level pair the primitives below are built on, public so
+ * that users build their own (a rendezvous, a latch, a single-slot mailbox). */
+typedef struct weft_waitq {
+    void *q_[2];                /* the parked tasks (all zero: none, set up on first use) */
+    long n_;                    /* how many are parked */
+    const char *name;           /* for the dump (not copied); NULL: the dump shows the address */
+    unsigned dead_;             /* set by a destroy call */
+} weft_waitq;
+#define WEFT_WAITQ_INIT_NAMED(nm) { { NULL, NULL }, 0, (nm), 0 }
+#define WEFT_WAITQ_INIT WEFT_WAITQ_INIT_NAMED(NULL)
+
+/* Make q an empty queue named name (NULL: unnamed); never on a queue tasks wait on.
+ * Errors: EINVAL (q NULL). */
+WEFT_API int weft_waitq_init(weft_waitq *q, const char *name);
+/* Park the running task at the tail of q until weft_unpark_one/all wakes it (returns 0),
+ * the deadline passes (ETIMEDOUT), or the task is cancelled (ECANCELED). reason (a string
+ * that must outlive the wait, e.g. a literal) is what the dump shows it waiting for:
+ * `[waiting <reason> "<q's name>"...]`, JSON "kind":"user", "op":reason. There are no
+ * spurious wake-ups, but as with any condition, re-check what you wait for after a wake.
+ * Errors: EINVAL (q NULL), EPERM (outside any task), ETIMEDOUT, ECANCELED, ENOMEM (no memory
+ * for the timer). */
+WEFT_API int weft_park(weft_waitq *q, const char *reason, int64_t deadline);
+/* Make the first (or every) task parked on q runnable; its weft_park returns 0. From a task
+ * or from the main context; the woken run after the caller blocks or yields. Returns how
+ * many were woken (0 when none waited). Errors: EINVAL (q NULL). */
+WEFT_API int weft_unpark_one(weft_waitq *q);
+WEFT_API int weft_unpark_all(weft_waitq *q);
+/* How many tasks are parked on q (or wait on the primitive that embeds it); -1 and EINVAL
+ * for q NULL. */
+WEFT_API long weft_waitq_waiting(const weft_waitq *q);
+
+/* Mutex, owned by a task; not recursive. Unlock hands it straight to the first waiter (the
+ * next owner is decided at unlock, so no task starves and arrival order is acquisition
+ * order). A cancelled task still takes a free mutex (cleanup often needs one); only a wait
+ * fails with ECANCELED. A task that ends holding a mutex leaves it locked. */
+typedef struct weft_mutex {
+    weft_waitq q_;
+    weft_task *owner_;          /* the holder's handle; NULL when unlocked */
+    uint64_t owner_id_;         /* its id, for the dump */
+} weft_mutex;
+#define WEFT_MUTEX_INIT_NAMED(nm) { WEFT_WAITQ_INIT_NAMED(nm), NULL, 0 }
+#define WEFT_MUTEX_INIT WEFT_MUTEX_INIT_NAMED(NULL)
+
+/* Errors: EINVAL (m NULL). */
+WEFT_API int weft_mutex_init(weft_mutex *m, const char *name);
+/* Errors: EINVAL (NULL or destroyed), EBUSY (locked, or tasks wait on it). */
+WEFT_API int weft_mutex_destroy(weft_mutex *m);
+/* Lock m, waiting for it until deadline (-1: no deadline; already past: a trylock).
+ * Errors: EINVAL (m NULL or destroyed), EPERM (outside any task: a mutex is held by a task),
+ * EDEADLK (the caller holds m already), ETIMEDOUT (held by another task and the deadline,
+ * or the task's deadline scope, passed), ECANCELED, ENOMEM (no memory for the timer). */
+WEFT_API int weft_mutex_lock(weft_mutex *m, int64_t deadline);
+/* Unlock m, handing it to the first waiter if there is one. Errors: EINVAL (m NULL or
+ * destroyed), EPERM (the caller is not the holder, or is outside any task). */
+WEFT_API int weft_mutex_unlock(weft_mutex *m);
+/* The id of m's holder (weft_id), 0 when unlocked (or m NULL). */
+WEFT_API uint64_t weft_mutex_holder(const weft_mutex *m);
+
+/* Condition variable. */
+typedef struct weft_cond {
+    weft_waitq q_;
+    weft_mutex *mutex_;         /* the mutex its waiters use, while any wait */
+} weft_cond;
+#define WEFT_COND_INIT_NAMED(nm) { WEFT_WAITQ_INIT_NAMED(nm), NULL }
+#define WEFT_COND_INIT WEFT_COND_INIT_NAMED(NULL)
+
+/* Errors: EINVAL (c NULL). */
+WEFT_API int weft_cond_init(weft_cond *c, const char *name);
+/* Errors: EINVAL (NULL or destroyed), EBUSY (tasks wait on it). */
+WEFT_API int weft_cond_destroy(weft_cond *c);
+/* Unlock m and park on c, atomically (no signal between the two is missed), until signalled
+ * or the deadline passes; then lock m again before returning, in every case: also after a
+ * timeout or a cancel, and however long that takes (the re-lock itself is not cut short by
+ * a cancel or a deadline). Returns 0 when signalled; re-check the condition all the same.
+ * Errors: EINVAL (c or m NULL or destroyed; m is not the mutex c's other waiters use),
+ * EPERM (the caller does not hold m; outside any task), ETIMEDOUT, ECANCELED, ENOMEM. A
+ * call that fails at once (cancelled already, deadline already past) keeps m throughout. */
+WEFT_API int weft_cond_wait(weft_cond *c, weft_mutex *m, int64_t deadline);
+/* Wake the first waiter (or every waiter); each re-takes its mutex before its wait returns.
+ * The caller need not hold the mutex. From a task or from the main context. Returns how many
+ * were woken. Errors: EINVAL (c NULL or destroyed). */
+WEFT_API int weft_cond_signal(weft_cond *c);
+WEFT_API int weft_cond_broadcast(weft_cond *c);
+
+/* Wait group: a counter of outstanding work; wait parks until it is zero. */
+typedef struct weft_wg {
+    weft_waitq q_;
+    long count_;
+} weft_wg;
+#define WEFT_WG_INIT_NAMED(nm) { WEFT_WAITQ_INIT_NAMED(nm), 0 }
+#define WEFT_WG_INIT WEFT_WG_INIT_NAMED(NULL)
+
+/* Errors: EINVAL (wg NULL). */
+WEFT_API int weft_wg_init(weft_wg *wg, const char *name);
+/* Errors: EINVAL (NULL or destroyed), EBUSY (tasks wait on it). */
+WEFT_API int weft_wg_destroy(weft_wg *wg);
+/* Add n (may be negative) to the counter; when it comes to zero, every waiter wakes. From a
+ * task or from the main context. Errors: EINVAL (wg NULL or destroyed; the counter would go
+ * below zero: nothing is changed), EOVERFLOW (it would pass LONG_MAX). */
+WEFT_API int weft_wg_add(weft_wg *wg, long n);
+/* weft_wg_add(wg, -1). */
+WEFT_API int weft_wg_done(weft_wg *wg);
+/* Park until the counter is zero (returns at once when it is). Errors: EINVAL (wg NULL or
+ * destroyed), EPERM (outside any task, counter not zero), ETIMEDOUT, ECANCELED, ENOMEM. */
+WEFT_API int weft_wg_wait(weft_wg *wg, int64_t deadline);
+
+/* Counting semaphore. Release hands the permit straight to the first waiter. */
+typedef struct weft_sem {
+    weft_waitq q_;
+    long count_;
+} weft_sem;
+#define WEFT_SEM_INIT_NAMED(count, nm) { WEFT_WAITQ_INIT_NAMED(nm), (count) }
+#define WEFT_SEM_INIT(count) WEFT_SEM_INIT_NAMED(count, NULL)
+
+/* Errors: EINVAL (s NULL, count negative). */
+WEFT_API int weft_sem_init(weft_sem *s, long count, const char *name);
+/* Errors: EINVAL (NULL or destroyed), EBUSY (tasks wait on it). */
+WEFT_API int weft_sem_destroy(weft_sem *s);
+/* Take a permit, waiting for one until deadline (already past: a try). From the main
+ * context too while one is free. Errors: EINVAL (s NULL or destroyed), EPERM (none free,
+ * outside any task), ETIMEDOUT, ECANCELED, ENOMEM. */
+WEFT_API int weft_sem_acquire(weft_sem *s, int64_t deadline);
+/* Give a permit back (or a first one): to the first waiter if any. From a task or from the
+ * main context. Errors: EINVAL (s NULL or destroyed), EOVERFLOW (count at LONG_MAX). */
+WEFT_API int weft_sem_release(weft_sem *s);
+/* The free permits, -1 and EINVAL for s NULL. */
+WEFT_API long weft_sem_value(const weft_sem *s);
+
+/* Task group, for structured concurrency: tasks spawned into it are waited for together,
+ * and none outlives weft_group_wait. A member fails the group by calling weft_group_fail
+ * (its function's return value is not looked at); then, or when the group is cancelled,
+ * or when a wait's deadline passes or its caller is cancelled, every member is cancelled,
+ * and weft_group_wait still waits until each has ended. Once failed or cancelled, a group
+ * stays so until weft_group_init. A member ends by returning from its function: one that
+ * calls weft_exit is never counted out, and the group's wait never ends. */
+typedef struct weft_group {
+    weft_waitq q_;              /* the tasks in weft_group_wait */
+    void *members_[2];          /* the members not yet ended */
+    long n_;                    /* how many */
+    int err_;                   /* the first failure's errno; 0 none */
+} weft_group;
+#define WEFT_GROUP_INIT_NAMED(nm) { WEFT_WAITQ_INIT_NAMED(nm), { NULL, NULL }, 0, 0 }
+#define WEFT_GROUP_INIT WEFT_GROUP_INIT_NAMED(NULL)
+
+/* Errors: EINVAL (g NULL). Never on a group with members. */
+WEFT_API int weft_group_init(weft_group *g, const char *name);
+/* Errors: EINVAL (NULL or destroyed), EBUSY (members alive, or tasks wait on it). */
+WEFT_API int weft_group_destroy(weft_group *g);
+/* Spawn fn(arg) as a member (as weft_spawn does; always detached: the group waits for it,
+ * nobody joins it; the handle is valid until it ends). From a task or the main context.
+ * Errors: those of weft_spawn, EINVAL also for g NULL or destroyed, ECANCELED (the group
+ * has failed or been cancelled: nothing is spawned). */
+#define weft_group_spawn(g, ...) weft_group_spawn_at((g), __VA_ARGS__, __FILE__, __LINE__)
+#define weft_group_go(g, ...) weft_group_spawn_at((g), NULL, __VA_ARGS__, __FILE__, __LINE__)
+WEFT_API weft_task *weft_group_spawn_at(weft_group *g, const weft_attr *attr,
+                                        void *(*fn)(void *), void *arg,
+                                        const char *file, int line);
+/* Fail the group with errno err (> 0): the first failure is kept, and every member is
+ * cancelled (the caller too, if it is one). From anywhere. Errors: EINVAL (g NULL or
+ * destroyed, err <= 0). */
+WEFT_API int weft_group_fail(weft_group *g, int err);
+/* weft_group_fail(g, ECANCELED). */
+WEFT_API int weft_group_cancel(weft_group *g);
+/* Wait until every member has ended. When the deadline passes or the caller is cancelled
+ * first, the members are cancelled (the group fails with ETIMEDOUT or ECANCELED unless it
+ * had failed already) and the wait goes on until they have ended, so when it returns no
+ * member runs. Returns 0 when none failed; else -1 with errno the group's first failure
+ * (weft_group_fail's err, ECANCELED, ETIMEDOUT). Errors also: EINVAL (g NULL or destroyed),
+ * EPERM (members alive, outside any task), EDEADLK (the caller is a member). */
+WEFT_API int weft_group_wait(weft_group *g, int64_t deadline);
+/* The members alive now; -1 and EINVAL for g NULL. */
+WEFT_API long weft_group_size(const weft_group *g);
+
 /* ---- debugging: the task dump ------------------------------------------------------------ */
 
 /* Flags for weft_dump. */

@@ -107,6 +107,8 @@ struct weft_task {
     int64_t wait_deadline;      /* deadline of the current wait; -1 none */
     const void *wait_obj;
     wait_info_fn *wait_info;    /* set by the parking layer for its kinds; NULL otherwise */
+    const char *wait_op;        /* what the sync layer's wait_info reports as op (weft_park's
+                                   reason); read only while wait_info is set */
     const char *file;           /* spawn site */
     int line;
     uint32_t slot;              /* its entry in the handle table, for the record's life */

@@ -62,6 +62,13 @@ tests_check_fork_LDADD = $(TEST_LIBS) -lpthread
 tests_check_dump_threads_SOURCES = tests/check_dump_threads.c tests/iotest.h tests/testutil.h
 tests_check_dump_threads_CFLAGS = $(TEST_CFLAGS)
 tests_check_dump_threads_LDADD = $(TEST_LIBS) -lpthread
+# The sync layer: wait queues, mutex, cond, wait group, semaphore, task group.
+check_PROGRAMS += tests/check_sync
+TESTS += tests/check_sync
+CHECK_SUITES += tests/check_sync
+tests_check_sync_SOURCES = tests/check_sync.c tests/iotest.h tests/testutil.h
+tests_check_sync_CFLAGS = $(TEST_CFLAGS)
+tests_check_sync_LDADD = $(TEST_LIBS)
 endif
 
 # Link-time wrapping (src/wrap.c, docs/wrap.md). check_wrap calls libc by its own names and
