@@ -108,6 +108,8 @@ struct weft_task {
     int64_t wait_deadline;      /* deadline of the current wait; -1 none */
     const void *wait_obj;
     wait_info_fn *wait_info;    /* set by the parking layer for its kinds; NULL otherwise */
+    void *wait_arg;             /* the parking layer's own record of the wait (chan.c: the
+                                   clauses, on the parked task's stack); set and cleared there */
     const char *file;           /* spawn site */
     int line;
     int wait_fd;
