@@ -298,10 +298,10 @@ WEFT_API int weft_local_port(int fd);
  * (a rendezvous). Capacity N buffers up to N elements: a send completes at once while there
  * is room. Tasks parked on a channel are served first come, first served.
  *
- * Deadlines: -1 waits as long as it takes; a deadline already past makes the call
- * non-blocking: it completes if it can at once and otherwise fails with EAGAIN (nothing
- * waited, nothing changed). A wait whose deadline passes fails with ETIMEDOUT; so does any
- * wait once the task's deadline scope has passed. A cancelled task's call that can complete
+ * Deadlines: -1 waits as long as it takes; a deadline already past (0, say) makes the call
+ * non-blocking: it completes if it can at once and otherwise fails with ETIMEDOUT at once,
+ * as every weft call does for a past deadline. A wait whose deadline passes fails with
+ * ETIMEDOUT too, and so does any wait once the task's deadline scope has passed. A cancelled task's call that can complete
  * at once still does (so a cancelled task can drain a channel); one that would block fails
  * with ECANCELED. A call that would block outside any task fails with EPERM. When a call
  * fails, nothing was sent or received.
@@ -327,11 +327,12 @@ WEFT_API weft_chan *weft_chan_make(size_t elem_size, size_t capacity);
 WEFT_API int weft_chan_set_name(weft_chan *c, const char *name);
 /* Send a copy of the element at elem (elem_size bytes). Returns 0 once a receiver has it or
  * it is in the buffer. Errors: EINVAL (c or elem NULL), EPIPE (closed, before or while
- * waiting), EAGAIN (deadline past and no room or no receiver), ETIMEDOUT, ECANCELED, EPERM. */
+ * waiting), ETIMEDOUT (the deadline passed, or had passed and there was no room and no
+ * receiver), ECANCELED, EPERM. */
 WEFT_API int weft_chan_send(weft_chan *c, const void *elem, int64_t deadline);
 /* Receive the next element into elem (NULL: drop it). Errors: EINVAL (c NULL), EPIPE
- * (closed and nothing left, before or while waiting), EAGAIN (deadline past and nothing to
- * receive), ETIMEDOUT, ECANCELED, EPERM. */
+ * (closed and nothing left, before or while waiting), ETIMEDOUT (the deadline passed, or had
+ * passed and there was nothing to receive), ECANCELED, EPERM. */
 WEFT_API int weft_chan_recv(weft_chan *c, void *elem, int64_t deadline);
 /* Close the channel: see above. Errors: EINVAL (c NULL), EPIPE (already closed). */
 WEFT_API int weft_chan_close(weft_chan *c);
@@ -358,7 +359,7 @@ typedef struct weft_chan_clause {
  * several clauses. On a timeout or a cancel no clause has completed: nothing was sent or
  * received. Deadlines as for send and receive. Errors: EINVAL (clauses NULL, n < 1 or above
  * WEFT_CHAN_SELECT_MAX, a clause with chan NULL, an unknown op, or a send with elem NULL),
- * EAGAIN, ETIMEDOUT, ECANCELED, EPERM, ENOMEM (more than 8 clauses and no memory for their
+ * ETIMEDOUT, ECANCELED, EPERM, ENOMEM (more than 8 clauses and no memory for their
  * waits). */
 WEFT_API int weft_chan_select(weft_chan_clause *clauses, int n, int64_t deadline);
 

@@ -103,13 +103,13 @@ START_TEST(null_and_bad_arguments_fail_einval)
     cl[0].chan = NULL;
     ck_assert_fails(weft_chan_select(cl, 2, -1), EINVAL);
     /* Nothing was done by the refused calls: the channel is empty and open. */
-    ck_assert_fails(weft_chan_recv(c, &v, 0), EAGAIN);
+    ck_assert_fails(weft_chan_recv(c, &v, 0), ETIMEDOUT);
     ck_assert_int_eq(weft_chan_set_name(c, NULL), 0);
     ck_assert_int_eq(weft_chan_free(c), 0);
 }
 END_TEST
 
-/* Outside any task: what completes at once works, what would block says EPERM (or EAGAIN
+/* Outside any task: what completes at once works, what would block says EPERM (or ETIMEDOUT
  * with a deadline already past). */
 START_TEST(outside_a_task_only_what_needs_no_wait)
 {
@@ -117,11 +117,11 @@ START_TEST(outside_a_task_only_what_needs_no_wait)
     weft_chan *c = mk(sizeof v, 1);
     ck_assert_int_eq(weft_chan_send(c, &v, -1), 0);
     ck_assert_fails(weft_chan_send(c, &v, -1), EPERM);
-    ck_assert_fails(weft_chan_send(c, &v, 0), EAGAIN);
+    ck_assert_fails(weft_chan_send(c, &v, 0), ETIMEDOUT);
     ck_assert_int_eq(weft_chan_recv(c, &w, -1), 0);
     ck_assert_int_eq(w, 7);
     ck_assert_fails(weft_chan_recv(c, &w, -1), EPERM);
-    ck_assert_fails(weft_chan_recv(c, &w, weft_now() - 5), EAGAIN);
+    ck_assert_fails(weft_chan_recv(c, &w, weft_now() - 5), ETIMEDOUT);
     weft_chan_clause cl = { c, WEFT_CHAN_RECV, &w, -1 };
     ck_assert_fails(weft_chan_select(&cl, 1, -1), EPERM);
     ck_assert_int_eq(weft_chan_free(c), 0);
@@ -136,12 +136,12 @@ TASK_TEST(buffered_channel_is_fifo_and_never_blocks_with_room)
     for (int i = 1; i <= 4; i++)
         ck_assert_int_eq(weft_chan_send(c, &i, 0), 0);
     int x = 5;
-    ck_assert_fails(weft_chan_send(c, &x, 0), EAGAIN);
+    ck_assert_fails(weft_chan_send(c, &x, 0), ETIMEDOUT);
     for (int i = 1; i <= 4; i++) {
         ck_assert_int_eq(weft_chan_recv(c, &x, 0), 0);
         ck_assert_int_eq(x, i);
     }
-    ck_assert_fails(weft_chan_recv(c, &x, 0), EAGAIN);
+    ck_assert_fails(weft_chan_recv(c, &x, 0), ETIMEDOUT);
     /* Round the ring many times, with elements dropped on receive now and then. */
     int next_in = 0, next_out = 0;
     for (int round = 0; round < 100; round++) {
@@ -151,7 +151,7 @@ TASK_TEST(buffered_channel_is_fifo_and_never_blocks_with_room)
             ck_assert(round % 7 == 0 || x == next_out);
             next_out++;
         }
-        ck_assert_int_eq(errno, EAGAIN);
+        ck_assert_int_eq(errno, ETIMEDOUT);
     }
     ck_assert_int_eq(next_out, next_in);
     ck_assert_int_eq(weft_chan_free(c), 0);
@@ -292,7 +292,7 @@ TASK_TEST(unbuffered_send_returns_once_a_receiver_has_it)
 {
     weft_chan *c = mk(sizeof(int), 0);
     int v = 42;
-    ck_assert_fails(weft_chan_send(c, &v, 0), EAGAIN);      /* nobody to take it */
+    ck_assert_fails(weft_chan_send(c, &v, 0), ETIMEDOUT);      /* nobody to take it */
     /* Receiver first: the send hands over at once and the receiver holds it already. */
     order_len = 0;
     rv_got = 0;
@@ -340,7 +340,7 @@ TASK_TEST(every_wait_times_out_and_changes_nothing)
     t0 = weft_now();
     ck_assert_fails(weft_chan_select(cl, 2, weft_now() + 40), ETIMEDOUT);
     ck_assert_elapsed(t0, 40, 5000);
-    ck_assert_fails(weft_chan_select(cl, 2, 0), EAGAIN);
+    ck_assert_fails(weft_chan_select(cl, 2, 0), ETIMEDOUT);
     /* The task's deadline scope cuts every wait short too. */
     int64_t old = weft_set_task_deadline(weft_now() + 30);
     ck_assert_fails(weft_chan_recv(u, &x, -1), ETIMEDOUT);
@@ -348,7 +348,7 @@ TASK_TEST(every_wait_times_out_and_changes_nothing)
     weft_set_task_deadline(old);
     /* Exactly the one element sent is there, and nobody waits. */
     ck_assert_int_eq(weft_chan_recv(c, &x, 0), 0);
-    ck_assert_fails(weft_chan_recv(c, &x, 0), EAGAIN);
+    ck_assert_fails(weft_chan_recv(c, &x, 0), ETIMEDOUT);
     ck_assert_int_eq(weft_chan_free(c), 0);
     ck_assert_int_eq(weft_chan_free(u), 0);
 }
@@ -389,7 +389,7 @@ TASK_TEST(cancel_wakes_every_kind_of_wait)
     int x;
     ck_assert_int_eq(weft_chan_recv(b, &x, 0), 0);      /* only the first element */
     ck_assert_int_eq(x, 1);
-    ck_assert_fails(weft_chan_recv(b, &x, 0), EAGAIN);
+    ck_assert_fails(weft_chan_recv(b, &x, 0), ETIMEDOUT);
     /* Select: cancelled, it completes no clause. */
     int got = -1;
     weft_chan_clause cl[2] = { { c, WEFT_CHAN_RECV, &got, 0 }, { b, WEFT_CHAN_RECV, &got, 0 } };
@@ -400,7 +400,7 @@ TASK_TEST(cancel_wakes_every_kind_of_wait)
     ck_assert_int_eq(weft_join(sel, &r), 0);
     ck_assert_int_eq((intptr_t)r, -ECANCELED);
     ck_assert_int_eq(got, -1);
-    ck_assert_fails(weft_chan_send(c, &one, 0), EAGAIN);    /* nobody waits on c or b now */
+    ck_assert_fails(weft_chan_send(c, &one, 0), ETIMEDOUT);    /* nobody waits on c or b now */
     ck_assert_int_eq(weft_chan_free(c), 0);
     ck_assert_int_eq(weft_chan_free(b), 0);
 }
@@ -526,7 +526,7 @@ TASK_TEST(select_completes_the_one_ready_clause)
     ck_assert_int_eq(ra, -1);
     ck_assert_int_eq(cl[0].err, -1);        /* the others are untouched */
     ck_assert_int_eq(cl[2].err, -1);
-    ck_assert_fails(weft_chan_select(cl, 3, 0), EAGAIN);
+    ck_assert_fails(weft_chan_select(cl, 3, 0), ETIMEDOUT);
     int x;
     ck_assert_int_eq(weft_chan_recv(c, &x, 0), 0);          /* now c's send is ready */
     sc = 78;
@@ -574,7 +574,7 @@ TASK_TEST(parked_select_wakes_on_the_first_ready_channel)
     int v = 17;
     ck_assert_int_eq(weft_chan_send(ch[7], &v, 0), 0);      /* the parked select takes it */
     ck_assert_int_eq(weft_chan_send(ch[9], &v, 0), 0);      /* buffered: kept for later */
-    ck_assert_fails(weft_chan_send(ch[6], &v, 0), EAGAIN);  /* unbuffered: nobody there now */
+    ck_assert_fails(weft_chan_send(ch[6], &v, 0), ETIMEDOUT);  /* unbuffered: nobody there now */
     ck_assert_int_eq(weft_join(t, NULL), 0);
     ck_assert_int_eq(s.r, 7);
     ck_assert_int_eq(s.cl[7].err, 0);
@@ -625,7 +625,7 @@ TASK_TEST(select_may_name_a_channel_twice)
     struct selwait s = { .n = 2 };
     s.cl[0] = (weft_chan_clause){ c, WEFT_CHAN_RECV, &in, -1 };
     s.cl[1] = (weft_chan_clause){ c, WEFT_CHAN_SEND, &out, -1 };
-    ck_assert_fails(weft_chan_select(s.cl, 2, 0), EAGAIN);  /* never meets itself */
+    ck_assert_fails(weft_chan_select(s.cl, 2, 0), ETIMEDOUT);  /* never meets itself */
     weft_task *t = weft_go(selwait_run, &s);
     settle();
     int v = 9;
@@ -697,8 +697,8 @@ TASK_TEST(select_cancel_and_wake_in_one_tick_is_all_or_nothing)
     t = weft_go(selwait_run, &s);
     settle();
     ck_assert_int_eq(weft_cancel(t), 0);
-    ck_assert_fails(weft_chan_send(a, &v, 0), EAGAIN);
-    ck_assert_fails(weft_chan_send(b, &v, 0), EAGAIN);
+    ck_assert_fails(weft_chan_send(a, &v, 0), ETIMEDOUT);
+    ck_assert_fails(weft_chan_send(b, &v, 0), ETIMEDOUT);
     ck_assert_int_eq(weft_join(t, NULL), 0);
     ck_assert_int_eq(s.r, -1);
     ck_assert_int_eq(s.err, ECANCELED);
