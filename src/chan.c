@@ -78,7 +78,7 @@ static inline void copy_elem(void *to, const void *from, size_t n)
 
 /* Send the element at e now if that can be done: to the first parked receiver, else into
  * the ring. Returns 0, EPIPE (closed) or EAGAIN (it would have to wait). */
-static inline int try_send(weft_chan *c, const void *e)
+static inline __attribute__((always_inline)) int try_send(weft_chan *c, const void *e)
 {
     if (slow(c->closed))
         return EPIPE;
@@ -104,7 +104,7 @@ static inline int try_send(weft_chan *c, const void *e)
 /* Receive an element into e (NULL: drop it) now if there is one: the oldest buffered one
  * (then the first parked sender's element takes the freed place at the tail), else the
  * first parked sender's. Returns 0, EPIPE (closed and empty) or EAGAIN. */
-static inline int try_recv(weft_chan *c, void *e)
+static inline __attribute__((always_inline)) int try_recv(weft_chan *c, void *e)
 {
     if (c->count) {
         unsigned char *p = c->ring + c->head * c->elem;
