@@ -163,8 +163,8 @@ static void chan_wait_info(const struct weft_task *t, struct wait_info *out)
 }
 
 /* Park the running task with its nodes already linked (or, with q, t->wait[0] to be linked
- * on q), for the dump as op on channel c. Returns park's code, with *fired the clause that
- * completed when it is 0 or EPIPE. Every node is off every queue when this returns. */
+ * on q), shown by the dump as op on cl[0]'s channel. Returns park's code, with *fired the
+ * clause that completed when it is 0 or EPIPE. */
 static int park(struct sched *s, struct list *q, weft_chan_clause *cl, const char *op,
                 int64_t deadline, int *fired)
 {
