@@ -34,7 +34,7 @@ bench-http: examples/httpd$(EXEEXT) bench/epoll_httpd$(EXEEXT)
 	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/http.sh
 
 # Channels beside Go (bench/chan.sh): bench/chan and bench/go/chan interleaved. make bench-chan.
-EXTRA_DIST += bench/chan.sh bench/go/chan/main.go
+EXTRA_DIST += bench/go/chan/main.go
 .PHONY: bench-chan
 bench-chan: bench/chan$(EXEEXT)
 	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/chan.sh
