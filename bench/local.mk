@@ -1,7 +1,7 @@
 # bench/: speed measurements, never part of make check. `make bench` runs bench/run.sh,
 # which builds the programs below against an asm and a ucontext build of the library and
 # runs them interleaved; `make bench-programs` only builds them against this build.
-BENCH_PROGS = bench/switch bench/spawn bench/million bench/sync
+BENCH_PROGS = bench/switch bench/spawn bench/million bench/sync bench/chan
 EXTRA_PROGRAMS += $(BENCH_PROGS)
 CLEANFILES += $(BENCH_PROGS)
 EXTRA_DIST += bench/run.sh bench/README.md bench/floor_x86_64.S bench/floor_aarch64.S
@@ -15,6 +15,8 @@ bench_million_LDADD = libweft.la
 # The sync layer: mutex hand-off (and semaphore, park/unpark) beside the floor switch.
 bench_sync_SOURCES = bench/sync.c bench/bench.h bench/floor.S
 bench_sync_LDADD = libweft.la
+bench_chan_SOURCES = bench/chan.c bench/bench.h bench/floor.S
+bench_chan_LDADD = libweft.la
 
 .PHONY: bench bench-programs
 bench-programs: $(BENCH_PROGS)
@@ -33,3 +35,9 @@ EXTRA_DIST += bench/http.sh bench/README-http.md bench/go/nethttp/main.go bench/
 .PHONY: bench-http
 bench-http: examples/httpd$(EXEEXT) bench/epoll_httpd$(EXEEXT)
 	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/http.sh
+
+# Channels beside Go (bench/chan.sh): bench/chan and bench/go/chan interleaved. make bench-chan.
+EXTRA_DIST += bench/go/chan/main.go
+.PHONY: bench-chan
+bench-chan: bench/chan$(EXEEXT)
+	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/chan.sh

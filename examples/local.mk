@@ -2,7 +2,7 @@
 # are checked end to end over real sockets by tests/*.test (listed here, with their client).
 # -no-install: real executables in the build tree (no libtool wrapper script), so tests and
 # the benchmark see the server's own pid.
-noinst_PROGRAMS += examples/demo examples/echo examples/httpd examples/proxy
+noinst_PROGRAMS += examples/demo examples/echo examples/httpd examples/proxy examples/pipeline
 examples_demo_SOURCES = examples/demo.c
 examples_demo_LDADD = libweft.la
 examples_demo_LDFLAGS = $(AM_LDFLAGS) -no-install
@@ -15,6 +15,10 @@ examples_httpd_LDFLAGS = $(AM_LDFLAGS) -no-install
 examples_proxy_SOURCES = examples/proxy.c
 examples_proxy_LDADD = libweft.la
 examples_proxy_LDFLAGS = $(AM_LDFLAGS) -no-install
+# pipeline: a bounded worker pool over channels (checksums files like cksum; tests/pipeline.test).
+examples_pipeline_SOURCES = examples/pipeline.c
+examples_pipeline_LDADD = libweft.la
+examples_pipeline_LDFLAGS = $(AM_LDFLAGS) -no-install
 
 .PHONY: demo
 demo: examples/demo$(EXEEXT)
@@ -39,7 +43,7 @@ endif
 # tests/tcpclient (and curl, when installed). tests/local.mk sets TEST_LOG_COMPILER = $(SHELL).
 check_PROGRAMS += tests/tcpclient
 tests_tcpclient_SOURCES = tests/tcpclient.c
-EXAMPLE_TESTS = tests/echo.test tests/httpd.test tests/httpd-curl.test tests/proxy.test
+EXAMPLE_TESTS = tests/echo.test tests/httpd.test tests/httpd-curl.test tests/proxy.test tests/pipeline.test
 TESTS += $(EXAMPLE_TESTS)
 EXTRA_DIST += $(EXAMPLE_TESTS) tests/examples-lib.sh
 AM_TESTS_ENVIRONMENT = WEFT_BUILDDIR='$(abs_top_builddir)'; WEFT_SRCDIR='$(abs_top_srcdir)'; \

@@ -482,6 +482,78 @@ WEFT_API int weft_group_cancel(weft_group *g);
 WEFT_API int weft_group_wait(weft_group *g, int64_t deadline);
 /* The members alive now; -1 and EINVAL for g NULL. */
 WEFT_API long weft_group_size(const weft_group *g);
+/* ---- channels and select ------------------------------------------------------------------ */
+
+/* A channel carries elements of one fixed size between the tasks of one thread, copied in on
+ * send and out on receive, so any C type fits (send a pointer to pass something large).
+ * Capacity 0 makes it unbuffered: a send completes only when a receiver takes the element
+ * (a rendezvous). Capacity N buffers up to N elements: a send completes at once while there
+ * is room. Tasks parked on a channel are served first come, first served.
+ *
+ * Deadlines: -1 waits as long as it takes; a deadline already past (0, say) makes the call
+ * non-blocking: it completes if it can at once and otherwise fails with ETIMEDOUT at once,
+ * as every weft call does for a past deadline. A wait whose deadline passes fails with
+ * ETIMEDOUT too, and so does any wait once the task's deadline scope has passed. A cancelled task's call that can complete
+ * at once still does (so a cancelled task can drain a channel); one that would block fails
+ * with ECANCELED. A call that would block outside any task fails with EPERM. When a call
+ * fails, nothing was sent or received.
+ *
+ * Close: elements already buffered are still received; after them, a receive fails with
+ * EPIPE. A send on a closed channel fails with EPIPE. Tasks parked in send or receive on the
+ * channel when it is closed wake at once with EPIPE (a parked sender's element is not
+ * delivered). The dump shows a task parked here as chan-wait, with the operation, the
+ * channel's name (or address) and how many tasks wait on it. When every task waits on
+ * channels and nothing else can wake anyone (no timer, no fd), weft_run fails with EDEADLK.
+ * A channel belongs to the thread whose tasks use it: it takes no locks. */
+typedef struct weft_chan weft_chan;
+
+#define WEFT_CHAN_ELEM_MAX   ((size_t)64 * 1024)  /* the largest element size */
+#define WEFT_CHAN_SELECT_MAX 4096                 /* the most clauses in one select */
+
+/* A new channel of elements elem_size bytes long, buffering up to capacity of them (0:
+ * unbuffered). Errors: EINVAL (elem_size 0 or above WEFT_CHAN_ELEM_MAX, or a buffer of
+ * elem_size * capacity bytes that no address space holds), ENOMEM. */
+WEFT_API weft_chan *weft_chan_make(size_t elem_size, size_t capacity);
+/* Name the channel for the dump (copied, truncated to 31 bytes; NULL clears). Errors: EINVAL
+ * (c NULL). */
+WEFT_API int weft_chan_set_name(weft_chan *c, const char *name);
+/* Send a copy of the element at elem (elem_size bytes). Returns 0 once a receiver has it or
+ * it is in the buffer. Errors: EINVAL (c or elem NULL), EPIPE (closed, before or while
+ * waiting), ETIMEDOUT (the deadline passed, or had passed and there was no room and no
+ * receiver), ECANCELED, EPERM. */
+WEFT_API int weft_chan_send(weft_chan *c, const void *elem, int64_t deadline);
+/* Receive the next element into elem (NULL: drop it). Errors: EINVAL (c NULL), EPIPE
+ * (closed and nothing left, before or while waiting), ETIMEDOUT (the deadline passed, or had
+ * passed and there was nothing to receive), ECANCELED, EPERM. */
+WEFT_API int weft_chan_recv(weft_chan *c, void *elem, int64_t deadline);
+/* Close the channel: see above. Errors: EINVAL (c NULL), EPIPE (already closed). */
+WEFT_API int weft_chan_close(weft_chan *c);
+/* Free the channel and any elements still buffered; the pointer is invalid afterwards.
+ * Refused while tasks are parked on it (close it first to wake them). Errors: EINVAL (c
+ * NULL), EBUSY (tasks wait on it; nothing is freed). */
+WEFT_API int weft_chan_free(weft_chan *c);
+
+/* One clause of weft_chan_select. */
+#define WEFT_CHAN_SEND 1
+#define WEFT_CHAN_RECV 2
+typedef struct weft_chan_clause {
+    weft_chan *chan;
+    int op;             /* WEFT_CHAN_SEND or WEFT_CHAN_RECV */
+    void *elem;         /* send: the element to send; receive: where it goes (NULL: dropped) */
+    int err;            /* out, on the clause that completed: 0, or EPIPE (channel closed) */
+} weft_chan_clause;
+
+/* Wait until one of the n clauses can complete, complete exactly that one, and return its
+ * index; the others are left untouched. A clause on a closed channel can always complete:
+ * a send with EPIPE, a receive with EPIPE once nothing is buffered; its err says so (the
+ * call still returns its index). When several can complete, one is chosen uniformly at
+ * random (a xorshift generator per thread), so no clause starves. A channel may appear in
+ * several clauses. On a timeout or a cancel no clause has completed: nothing was sent or
+ * received. Deadlines as for send and receive. Errors: EINVAL (clauses NULL, n < 1 or above
+ * WEFT_CHAN_SELECT_MAX, a clause with chan NULL, an unknown op, or a send with elem NULL),
+ * ETIMEDOUT, ECANCELED, EPERM, ENOMEM (more than 8 clauses and no memory for their
+ * waits). */
+WEFT_API int weft_chan_select(weft_chan_clause *clauses, int n, int64_t deadline);
 
 /* ---- debugging: the task dump ------------------------------------------------------------ */
 

@@ -109,6 +109,8 @@ struct weft_task {
     wait_info_fn *wait_info;    /* set by the parking layer for its kinds; NULL otherwise */
     const char *wait_op;        /* what the sync layer's wait_info reports as op (weft_park's
                                    reason); read only while wait_info is set */
+    void *wait_arg;             /* the parking layer's own record of the wait (chan.c: the
+                                   clauses, on the parked task's stack); set and cleared there */
     const char *file;           /* spawn site */
     int line;
     uint32_t slot;              /* its entry in the handle table, for the record's life */

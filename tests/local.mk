@@ -124,3 +124,13 @@ check_PROGRAMS += tests/ctx_smoke
 tests_ctx_smoke_SOURCES = tests/ctx_smoke.c
 tests_ctx_smoke_LDADD = libweft.la -lm
 tests_ctx_smoke_LDFLAGS = $(AM_LDFLAGS) -static     # it reads the task record: libweft.a
+
+# Channels and select (src/chan.c).
+if HAVE_CHECK
+check_PROGRAMS += tests/check_chan
+TESTS += tests/check_chan
+CHECK_SUITES += tests/check_chan
+tests_check_chan_SOURCES = tests/check_chan.c tests/iotest.h tests/testutil.h
+tests_check_chan_CFLAGS = $(TEST_CFLAGS)
+tests_check_chan_LDADD = $(TEST_LIBS)
+endif
