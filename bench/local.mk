@@ -1,7 +1,7 @@
 # bench/: speed measurements, never part of make check. `make bench` runs bench/run.sh,
 # which builds the programs below against an asm and a ucontext build of the library and
 # runs them interleaved; `make bench-programs` only builds them against this build.
-BENCH_PROGS = bench/switch bench/spawn bench/million
+BENCH_PROGS = bench/switch bench/spawn bench/million bench/gen
 EXTRA_PROGRAMS += $(BENCH_PROGS)
 CLEANFILES += $(BENCH_PROGS)
 EXTRA_DIST += bench/run.sh bench/README.md bench/floor_x86_64.S bench/floor_aarch64.S
@@ -12,6 +12,9 @@ bench_spawn_SOURCES = bench/spawn.c bench/bench.h bench/floor.S
 bench_spawn_LDADD = libweft.la
 bench_million_SOURCES = bench/million.c
 bench_million_LDADD = libweft.la
+# Generators: a send/yield round trip beside the floor switch.
+bench_gen_SOURCES = bench/gen.c bench/bench.h bench/floor.S
+bench_gen_LDADD = libweft.la
 
 .PHONY: bench bench-programs
 bench-programs: $(BENCH_PROGS)
