@@ -59,6 +59,14 @@ static inline void wait_on(struct weft_task *t, struct gen *g)
     t->wait_info = gen_wait_info;
 }
 
+/* A wait that failed at once leaves what wait_on set (a wake clears it): clear it, so the
+ * dump of a task that runs on, or has ended, never reads a generator freed since. */
+static inline void wait_off(struct weft_task *t)
+{
+    t->wait_obj = NULL;
+    t->wait_info = NULL;
+}
+
 /* Is c parked waiting for g's round (in send or close)? */
 static inline int waits_for(const struct weft_task *c, const struct gen *g)
 {
@@ -134,6 +142,8 @@ static void *gen_task(void *arg)
     if (g->status == GS_NEW) {      /* run from the run queue before anyone sent */
         wait_on(t, g);
         e = weft_sched_park(s, NULL, 0, WAIT_GEN, -1);
+        if (e)
+            wait_off(t);
     }
     if (!e && !g->closing && !(t->flags & TF_CANCELLED)) {
         g->status = GS_RUNNING;
@@ -182,6 +192,7 @@ int weft_gen_yield(void *out, void **in)
     g->status = GS_RUNNING;
     if (slow(e != 0)) {
         g->pending = 0;
+        wait_off(t);
         errno = e;
         return -1;
     }
@@ -238,6 +249,7 @@ static inline int gen_round(struct sched *s, struct gen *g, void *in, void **out
         if (slow(e != 0) && g->status == GS_RESUMING) {
             g->status = prev;       /* the caller could not wait: nothing was switched */
             g->caller = NULL;
+            wait_off(me);
             errno = e;
             return -1;
         }
@@ -252,6 +264,8 @@ static inline int gen_round(struct sched *s, struct gen *g, void *in, void **out
     }
     g->caller = NULL;
     if (slow(e != 0)) {             /* interrupted: the round goes on without its caller */
+        if (me)
+            wait_off(me);
         errno = e;
         return -1;
     }

@@ -557,6 +557,21 @@ TASK_TEST(dump_shows_a_suspended_generator_in_yield)
     ck_assert_int_eq(weft_gen_close(g), 0);
 }
 
+TASK_TEST(a_caller_that_could_not_wait_shows_no_gen_wait)
+{
+    weft_set_name(NULL, "victim");
+    weft_cancel(weft_self());
+    weft_gen *g = weft_gen_make(NULL, just_yield, NULL);
+    ck_assert_fails(weft_gen_next(g, NULL), ECANCELED);
+    ck_assert_int_eq(weft_gen_close(g), 0);     /* orphaned: freed when it has run */
+    for (int i = 0; i < 8; i++)
+        weft_yield();
+    ck_assert_fails(weft_gen_next(g, NULL), EPIPE);
+    char *text = dump_string(0);
+    ck_assert_msg(strstr(text, "\"victim\" [running, "), "in:\n%s", text);
+    free(text);
+}
+
 /* ---- many at once --------------------------------------------------------------------------- */
 
 #define MANY 10000
@@ -604,6 +619,7 @@ int main(void)
     ADD_TEST(s, a_generator_drives_another, 10);
     ADD_TEST(s, dump_shows_the_caller_in_gen_wait, 20);
     ADD_TEST(s, dump_shows_a_suspended_generator_in_yield, 20);
+    ADD_TEST(s, a_caller_that_could_not_wait_shows_no_gen_wait, 20);
     ADD_TEST(s, ten_thousand_generators_alive_at_once, 60);
     return test_run(s);
 }
