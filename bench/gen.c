@@ -2,15 +2,17 @@
  * weft_gen_yield: two switches), beside the floor switch (floor_<arch>.S) measured in the
  * same run: floor, two contexts switching from one shared place (bench/switch's floor), and
  * floor_asym, main and a coroutine each switching from a place of its own, as a caller and
- * its generator do. Also a round trip driven from the main context (gen_main) and a weft
- * switch through the run queue (weft: two tasks in weft_yield ping-pong, per switch). */
+ * its generator do. Also a round trip driven from the main context (gen_main), and a weft
+ * switch through the run queue (two tasks in weft_yield ping-pong, per switch: weft from
+ * one shared place, weft_asym from places of their own). */
 #include "bench.h"
 
 #include "weft.h"
 
 static const char usage[] =
-    "Variants (-o): floor, floor_asym, weft, gen, gen_main.\n"
-    "-n counts units: switches for floor, floor_asym and weft; round trips for gen, gen_main.\n"
+    "Variants (-o): floor, floor_asym, weft, weft_asym, gen, gen_main.\n"
+    "-n counts units: switches for floor, floor_asym, weft, weft_asym; round trips for gen,\n"
+    "gen_main.\n"
     "Prints, per variant, the median and best ns per unit over the rounds, and the medians of\n"
     "the per-round ratios: a round trip in floor switches (target <= 2.5).\n";
 
@@ -99,14 +101,51 @@ static void *ping(void *arg)
     return NULL;
 }
 
-static double run_weft(long n)
+/* weft_asym: the same, each task yielding from a loop of its own (as bench/switch's), so
+ * every switch returns to another place, as between a caller and its generator. */
+static void *pong_a(void *arg)
+{
+    weft_yield();
+    weft_t0 = now_ns();
+    for (long i = 0; i < yields; i++)
+        weft_yield();
+    return arg;
+}
+
+static __attribute__((noinline)) void pong_b_loop(void)
+{
+    for (long i = 0; i < yields; i++) {
+        __asm__ volatile("" ::: "memory");
+        weft_yield();
+    }
+}
+
+static void *pong_b(void *arg)
+{
+    weft_yield();
+    pong_b_loop();
+    weft_t1 = now_ns();
+    return arg;
+}
+
+static double run_pair(long n, void *(*a)(void *), void *(*b)(void *))
 {
     yields = n / 2;
-    if (!weft_go(ping, (void *)1) || !weft_go(ping, NULL))
+    if (!weft_go(a, (void *)1) || !weft_go(b, NULL))
         die("weft_go");
     if (weft_run() != 0)
         die("weft_run");
     return weft_t1 - weft_t0;
+}
+
+static double run_weft(long n)
+{
+    return run_pair(n, ping, ping);
+}
+
+static double run_weft_asym(long n)
+{
+    return run_pair(n, pong_a, pong_b);
 }
 
 /* ---- gen, gen_main: send/yield round trips ------------------------------------------------ */
@@ -167,7 +206,7 @@ static double run_gen_main(long n)
 
 /* ---- driver ---------------------------------------------------------------------------- */
 
-enum { FLOOR, FLOOR_ASYM, WEFT, GEN, GEN_MAIN, NV };
+enum { FLOOR, FLOOR_ASYM, WEFT, WEFT_ASYM, GEN, GEN_MAIN, NV };
 
 static struct variant {
     const char *name;
@@ -180,13 +219,14 @@ static struct variant {
     [FLOOR] = { "floor", run_floor, 1, 2, 0, NULL },
     [FLOOR_ASYM] = { "floor_asym", run_floor_asym, 1, 2, 0, NULL },
     [WEFT] = { "weft", run_weft, 0, 2, 0, NULL },
+    [WEFT_ASYM] = { "weft_asym", run_weft_asym, 0, 2, 0, NULL },
     [GEN] = { "gen", run_gen, 0, 1, 0, NULL },
     [GEN_MAIN] = { "gen_main", run_gen_main, 0, 1, 0, NULL },
 };
 
 static const int ratios[][2] = {
     { GEN, FLOOR }, { GEN, FLOOR_ASYM }, { GEN_MAIN, FLOOR }, { GEN_MAIN, FLOOR_ASYM },
-    { GEN, WEFT },
+    { GEN, WEFT }, { GEN, WEFT_ASYM },
 };
 
 int main(int argc, char **argv)
@@ -210,7 +250,7 @@ int main(int argc, char **argv)
 
     if (!o.quiet)
         printf("# gen: one round trip = weft_gen_send + the weft_gen_yield answering it (two\n"
-               "# switches); floor, floor_asym, weft: ns per switch; %d rounds, interleaved\n",
+               "# switches); floor, floor_asym, weft, weft_asym: ns per switch; %d rounds, interleaved\n",
                o.rounds);
     double tmp[1000];
     for (size_t k = 0; k < sizeof ratios / sizeof ratios[0]; k++) {

@@ -210,7 +210,8 @@ int weft_gen_yield(void *out, void **in)
 /* One round for the running task or the main context: resume g with in (or, for close,
  * with the closing flag set) and wait until it yields or ends. Returns 0 with *out the value
  * yielded, or -1 and errno. */
-static inline int gen_round(struct sched *s, struct gen *g, void *in, void **out, int closing)
+static inline __attribute__((always_inline)) int
+gen_round(struct sched *s, struct gen *g, void *in, void **out, int closing)
 {
     struct weft_task *me = s->cur, *gt = g->task;
     if (slow(me == gt)) {

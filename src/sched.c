@@ -314,28 +314,30 @@ void weft_sched_wake(struct sched *s, struct weft_task *t, int err)
 int weft_sched_switch_to(struct sched *s, int kind, int64_t deadline, struct weft_task *to)
 {
     struct weft_task *t = s->cur;
-    if (t) {
+    if (fast(t != NULL)) {
         int e = park_begin(s, t, NULL, 0, kind, deadline);
         if (slow(e != 0))
             return e;
         if (slow(t->stack.guard == GUARD_CANARY) && !weft_stack_canary_ok(&t->stack))
             canary_abort(t);
     }
-    if (!to) {
+    struct ctx *from = fast(t != NULL) ? &t->ctx : &s->main;
+    if (slow(!to)) {
         s->cur = NULL;
         s->main_wake = 1;
+        ctx_switch(from, &s->main, 0);
     } else {
-        if (to->state == TS_WAITING) {
+        if (fast(to->state == TS_WAITING)) {
             unpark(s, to, 0);
         } else {                    /* runnable: not started yet, or woken and not yet run */
             list_remove(&to->rq);
             s->nrunq--;
         }
         switch_in(s, to);
+        ctx_switch(from, &to->ctx, 0);
     }
-    ctx_switch(t ? &t->ctx : &s->main, to ? &to->ctx : &s->main, 0);
     after_switch(s);
-    if (t)
+    if (fast(t != NULL))
         return t->wake_err;
     s->main_wake = s->main_due = 0;     /* main runs again: what it was due for is seen to */
     return 0;
