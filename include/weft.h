@@ -178,8 +178,10 @@ WEFT_API int weft_main_attr(const weft_attr *attr, void *(*fn)(void *), void *ar
  * sleep, join, ...): its caller stays parked in send meanwhile (the dump shows it in
  * "gen-wait send", naming the generator and its task) and the other tasks run.
  * Inside fn, weft_self() is the generator's own task (weft_id, weft_set_name, weft_cancel
- * work on it; it cannot be joined or detached). Handles are per thread, like task handles;
- * a closed generator's handle is stale, and every call given it fails with EPIPE. */
+ * work on it; it cannot be joined or detached). fn ends by returning: weft_exit inside it
+ * would end its task without telling the caller (a caller parked in send would stay parked),
+ * so don't. Handles are per thread, like task handles; a closed generator's handle is
+ * stale, and every call given it fails with EPIPE. */
 typedef struct weft_gen weft_gen;
 
 /* Make a generator; fn starts at the first send (whose value is ignored: fn has arg) and
