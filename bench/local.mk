@@ -1,7 +1,7 @@
 # bench/: speed measurements, never part of make check. `make bench` runs bench/run.sh,
 # which builds the programs below against an asm and a ucontext build of the library and
 # runs them interleaved; `make bench-programs` only builds them against this build.
-BENCH_PROGS = bench/switch bench/spawn bench/million bench/sync bench/chan
+BENCH_PROGS = bench/switch bench/spawn bench/million bench/sync bench/chan bench/gen
 EXTRA_PROGRAMS += $(BENCH_PROGS)
 CLEANFILES += $(BENCH_PROGS)
 EXTRA_DIST += bench/run.sh bench/README.md bench/floor_x86_64.S bench/floor_aarch64.S
@@ -17,6 +17,9 @@ bench_sync_SOURCES = bench/sync.c bench/bench.h bench/floor.S
 bench_sync_LDADD = libweft.la
 bench_chan_SOURCES = bench/chan.c bench/bench.h bench/floor.S
 bench_chan_LDADD = libweft.la
+# Generators: a send/yield round trip beside the floor switch.
+bench_gen_SOURCES = bench/gen.c bench/bench.h bench/floor.S
+bench_gen_LDADD = libweft.la
 
 .PHONY: bench bench-programs
 bench-programs: $(BENCH_PROGS)

@@ -165,6 +165,75 @@ WEFT_API int weft_main(void *(*fn)(void *), void *arg);
  * zero; ENOMEM) and weft_run (EDEADLK); EPERM (inside a task: nothing is spawned). */
 WEFT_API int weft_main_attr(const weft_attr *attr, void *(*fn)(void *), void *arg);
 
+/* ---- generators ---------------------------------------------------------------------------- */
+
+/* A generator: fn(arg) runs as a task of its own that hands values to its caller with
+ * weft_gen_yield and gets back the value the caller sends next, as Python's generators do.
+ *   weft_gen *g = weft_gen_make(NULL, count, &n);
+ *   void *v; while (weft_gen_next(g, &v) == 0) use(v);
+ *   weft_gen_close(g);
+ * The caller is a task or the main context (outside any task: then other tasks run while
+ * the generator blocks, as in weft_join). A round trip (send, then the yield that answers
+ * it) is two direct switches, never through the run queue. The generator may block (IO,
+ * sleep, join, ...): its caller stays parked in send meanwhile (the dump shows it in
+ * "gen-wait send", naming the generator and its task) and the other tasks run.
+ * Inside fn, weft_self() is the generator's own task (weft_id, weft_set_name, weft_cancel
+ * work on it; it cannot be joined or detached). fn ends by returning: weft_exit inside it
+ * would end its task without telling the caller (a caller parked in send would stay parked),
+ * so don't. Handles are per thread, like task handles; a closed generator's handle is
+ * stale, and every call given it fails with EPIPE. */
+typedef struct weft_gen weft_gen;
+
+/* Make a generator; fn starts at the first send (whose value is ignored: fn has arg) and
+ * never before. attr: stack size and name as for weft_spawn (NULL: defaults); its detached
+ * and daemon fields are ignored: a generator is never joined, and does not keep weft_run
+ * going (when only generators and daemons are left, weft_run cancels them: a pending yield
+ * fails with ECANCELED and the generator ends). Records the call site for the dump.
+ * Errors: EINVAL (fn NULL, bad attr), ENOMEM. */
+#define weft_gen_make(...) weft_gen_make_at(__VA_ARGS__, __FILE__, __LINE__)
+WEFT_API weft_gen *weft_gen_make_at(const weft_attr *attr, void *(*fn)(void *), void *arg,
+                                    const char *file, int line);
+
+/* Resume g with in (delivered as the value of its pending weft_gen_yield) and wait until it
+ * yields again: returns 0 with *out (out may be NULL) the value yielded. When fn returns
+ * instead, -1 with EPIPE, and weft_gen_result gives fn's value. Errors: EINVAL (g NULL or
+ * not a generator), EPIPE (fn has returned, or g is closed: the send does nothing),
+ * EDEADLK (called inside g itself), EBUSY (another task or main is in send or close on g),
+ * ECANCELED (the caller is cancelled, at once or while g blocks), ETIMEDOUT (the caller's
+ * deadline scope passed while g blocks), EDEADLK from the main context (nothing could wake
+ * g: as weft_join). When the caller's wait ends early (ECANCELED, ETIMEDOUT) g is left as it
+ * was: it runs on, and the value it yields next is kept; the next send is then a retry of
+ * that round: it returns the kept value at once and its own in is not delivered (the first
+ * send's was). A send to a generator that is still running such a round waits for it. */
+WEFT_API int weft_gen_send(weft_gen *g, void *in, void **out);
+/* weft_gen_send(g, NULL, out): plain iteration. */
+WEFT_API int weft_gen_next(weft_gen *g, void **out);
+
+/* Inside a generator's fn: hand out to the caller, and wait for the next send: returns 0
+ * with *in (in may be NULL) the value sent. Errors: EPERM (not inside a generator),
+ * ECANCELED (weft_gen_close, or weft_cancel of the generator's task: fn should clean up and
+ * return; every later yield fails at once with ECANCELED again, delivering nothing),
+ * ETIMEDOUT (the generator's own deadline scope passed while it waited). When a yield
+ * fails, its out is not delivered. The generator's task deadline scope and cancellation
+ * apply to yield as to any wait. */
+WEFT_API int weft_gen_yield(void *out, void **in);
+
+/* fn's return value, once it has returned (NULL if fn never ran: closed or cancelled
+ * before its first send). Errors: EINVAL (g NULL or not a generator), EAGAIN (fn has not
+ * returned yet), EPIPE (g is closed). */
+WEFT_API int weft_gen_result(const weft_gen *g, void **value);
+
+/* End g and free it; the handle is stale afterwards. If fn is suspended in weft_gen_yield,
+ * that yield fails with ECANCELED and close waits while fn cleans up and returns (its value
+ * is dropped); if fn never started, it never runs; if g is mid-round with no caller (after
+ * an interrupted send), its task is cancelled so its blocking call fails, and close waits
+ * for its end. When the caller cannot wait (it is cancelled, or its deadline scope has
+ * passed, or from main nothing could wake g), g's task is cancelled instead (none of its
+ * calls can block then) and g is freed when fn returns; close returns 0 all the same.
+ * Errors: EINVAL (g NULL or not a generator), EPIPE (already closed), EDEADLK (called
+ * inside g itself), EBUSY (a task or main is in send on g). */
+WEFT_API int weft_gen_close(weft_gen *g);
+
 /* ---- reactor and IO ----------------------------------------------------------------------- */
 
 #define WEFT_READ  1

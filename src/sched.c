@@ -1,20 +1,12 @@
-/* The scheduler's core: its lifetime, task records and handles, spawn, switch, yield and
- * exit, park and wake, and the loop behind weft_run (the colder task calls are task.c's).
- * Stacks come from stack.c, deadlines from timer.c; IO readiness
- * comes from whatever filled in s->poller (the reactor, when it is made), which the loop
- * polls. What each task waits on is kept here for the dump. Tasks switch directly to the
- * next runnable task; the main context runs only to block.
- *
- * Layers: this file calls only the layers above it (context, stacks, timers), with one
- * exception, dump.h: a scheduler's creation and end are told to the introspection layer
- * (weft_dump_sched_created/destroyed), so the signal dump and the watchdog know every
- * scheduler thread from its first moment and WEFT_DEBUG and the like apply to each. A hook
- * the introspection layer set would be set only once some of its code had run, which
- * nothing guarantees before the first scheduler (a static link pulls its objects in only
- * when the program names one of them); these two calls are cold and happen once each. */
+/* The scheduler's core: task records and handles, spawn, switch, yield and exit, park and
+ * wake, the direct switch generators use, and the loop behind weft_run (the scheduler's
+ * creation and teardown and the colder task calls are task.c's). Stacks come from stack.c,
+ * deadlines from timer.c; IO readiness comes from whatever filled in s->poller (the reactor,
+ * when it is made), which the loop polls. What each task waits on is kept here for the dump.
+ * Tasks switch directly to the next runnable task; the main context runs only to block.
+ * This file calls only the layers above it (context, stacks, timers). */
 #include "config.h"
 #include "sched.h"
-#include "dump.h"
 #include "sys.h"
 
 #include <errno.h>
@@ -34,9 +26,7 @@ _Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "a handle is a 64-bit valu
 
 TLS struct sched *weft_sched_tls;
 
-static pthread_key_t sched_key;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static size_t page_size;
+size_t weft_page_size;
 
 struct chunk {
     struct list link;
@@ -45,87 +35,21 @@ struct chunk {
 
 static void task_entry(void);
 
-/* ---- scheduler lifetime ------------------------------------------------------------------- */
+/* ---- scheduler lifetime (the rest is task.c's) ----------------------------------------------- */
 
 /* The generation a new scheduler's slots start at: above every one the thread's earlier
  * schedulers gave out, so a handle kept across weft_run's teardown is stale too. */
 static TLS uint32_t gen_floor;
 
-void weft_sched_destroy(struct sched *s)
+void weft_sched_free_records(struct sched *s)
 {
-    weft_dump_sched_destroyed(s);
     struct list *it;
-    list_for_each(it, &s->all) {
-        struct weft_task *t = list_entry(it, struct weft_task, all);
-        if (t->state != TS_DONE)    /* an ended task's stack is already back in the pool */
-            weft_stack_free(&t->stack);
-    }
-    if (s->poller)
-        s->poller->release(s);
-    weft_timers_free(&s->timers);
     while ((it = list_pop_front(&s->chunks)))
         free(list_entry(it, struct chunk, link));
     for (uint32_t i = 0; i < s->nslots; i++)
         if (s->slots[i].gen >= gen_floor)
             gen_floor = s->slots[i].gen + 1;
     free(s->slots);
-    weft_stack_thread_fini();
-    weft_sched_tls = NULL;
-    pthread_setspecific(sched_key, NULL);
-    free(s);
-}
-
-static void key_dtor(void *p)
-{
-    if (p)
-        weft_sched_destroy(p);
-}
-
-/* In a forked child only the forking thread lives on, with its scheduler: its event source
- * must be its own, not the parent's. Registered before any other layer's fork handler (at
- * the first scheduler), so it runs first in the child. */
-static void after_fork_child(void)
-{
-    struct sched *s = weft_sched_tls;
-    if (s && s->poller && s->poller->after_fork)
-        s->poller->after_fork(s);
-}
-
-static void make_key(void)
-{
-    pthread_key_create(&sched_key, key_dtor);
-    pthread_atfork(NULL, NULL, after_fork_child);
-    page_size = (size_t)sysconf(_SC_PAGESIZE);
-}
-
-struct sched *weft_sched_get(void)
-{
-    struct sched *s = weft_sched_tls;
-    if (fast(s != NULL))
-        return s;
-    pthread_once(&key_once, make_key);
-    s = calloc(1, sizeof *s);
-    if (!s) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    list_init(&s->runq);
-    list_init(&s->all);
-    list_init(&s->free_tasks);
-    list_init(&s->chunks);
-    s->next_id = 1;
-    s->loop_now = weft_now();
-    s->main_deadline = -1;
-    weft_stack_set_overflow_hook(weft_task_overflow_report);
-    if (weft_stack_thread_init() != 0) {
-        free(s);
-        errno = ENOMEM;
-        return NULL;
-    }
-    pthread_setspecific(sched_key, s);
-    weft_sched_tls = s;
-    weft_dump_sched_created(s);
-    return s;
 }
 
 /* ---- handles ----------------------------------------------------------------------------- */
@@ -310,9 +234,11 @@ static inline __attribute__((always_inline)) void switch_next(struct sched *s, s
 
 /* ---- park and wake ---------------------------------------------------------------------- */
 
-int weft_sched_park(struct sched *s, struct list *queue, int front, int kind, int64_t deadline)
+/* Mark the running task t parked (on 'queue' unless NULL) until woken or the deadline; 0, or
+ * the code weft_sched_park fails with at once (nothing is changed then). */
+static inline __attribute__((always_inline)) int
+park_begin(struct sched *s, struct weft_task *t, struct list *queue, int front, int kind, int64_t deadline)
 {
-    struct weft_task *t = s->cur;
     if (slow(t->flags & TF_CANCELLED))
         return ECANCELED;
     if (t->deadline >= 0 && (deadline < 0 || t->deadline < deadline))
@@ -334,14 +260,22 @@ int weft_sched_park(struct sched *s, struct list *queue, int front, int kind, in
     t->wait_deadline = deadline;
     if (kind == WAIT_IO || kind == WAIT_OFFLOAD)
         s->nexternal++;
+    return 0;
+}
+
+int weft_sched_park(struct sched *s, struct list *queue, int front, int kind, int64_t deadline)
+{
+    struct weft_task *t = s->cur;
+    int e = park_begin(s, t, queue, front, kind, deadline);
+    if (slow(e != 0))
+        return e;
     switch_next(s, t, 0);
     return t->wake_err;
 }
 
-void weft_sched_wake(struct sched *s, struct weft_task *t, int err)
+/* Take the parked task t off what it waits on, with code err: runnable, not yet queued. */
+static inline void unpark(struct sched *s, struct weft_task *t, int err)
 {
-    if (t->state != TS_WAITING)
-        return;
     list_remove(&t->wait[0].link);
     list_remove(&t->wait[1].link);
     for (int i = 0; i < t->nextra; i++)
@@ -355,7 +289,48 @@ void weft_sched_wake(struct sched *s, struct weft_task *t, int err)
     t->wait_info = NULL;
     t->wake_err = err;
     t->state = TS_RUNNABLE;
+}
+
+void weft_sched_wake(struct sched *s, struct weft_task *t, int err)
+{
+    if (t->state != TS_WAITING)
+        return;
+    unpark(s, t, err);
     runq_push(s, t);
+}
+
+/* The direct switch of generators (see sched.h). Inlined park_begin and unpark keep it as
+ * short as a yield: no run queue, no poll. */
+int weft_sched_switch_to(struct sched *s, int kind, int64_t deadline, struct weft_task *to)
+{
+    struct weft_task *t = s->cur;
+    if (fast(t != NULL)) {
+        int e = park_begin(s, t, NULL, 0, kind, deadline);
+        if (slow(e != 0))
+            return e;
+        if (slow(t->stack.guard == GUARD_CANARY) && !weft_stack_canary_ok(&t->stack))
+            canary_abort(t);
+    }
+    struct ctx *from = fast(t != NULL) ? &t->ctx : &s->main;
+    if (slow(!to)) {
+        s->cur = NULL;
+        s->main_wake = 1;
+        ctx_switch(from, &s->main, 0);
+    } else {
+        if (fast(to->state == TS_WAITING)) {
+            unpark(s, to, 0);
+        } else {                    /* runnable: not started yet, or woken and not yet run */
+            list_remove(&to->rq);
+            s->nrunq--;
+        }
+        switch_in(s, to);
+        ctx_switch(from, &to->ctx, 0);
+    }
+    after_switch(s);
+    if (fast(t != NULL))
+        return t->wake_err;
+    s->main_wake = s->main_due = 0;     /* main runs again: what it was due for is seen to */
+    return 0;
 }
 
 int weft_sched_wake_one(struct sched *s, struct list *queue, int err)
@@ -391,8 +366,10 @@ int weft_sched_run(struct sched *s, struct weft_task *until, int64_t deadline, i
 {
     for (;;) {
         s->main_due = 0;
-        if (until && until->state == TS_DONE)
+        if (slow(s->main_wake) || (until && until->state == TS_DONE)) {
+            s->main_wake = 0;       /* a task handed the thread back: weft_sched_switch_to */
             return 0;
+        }
         if (!until && !drain && s->nalive == 0)    /* busy background tasks don't count */
             return 0;
         if (deadline >= 0 && s->loop_now >= deadline)
@@ -486,7 +463,7 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
     struct sched *s = weft_sched_get();
     if (slow(!s))
         return NULL;
-    size = (size + page_size - 1) & ~(page_size - 1);
+    size = (size + weft_page_size - 1) & ~(weft_page_size - 1);
     struct weft_task *t = record_alloc(s);
     if (slow(!t)) {
         errno = ENOMEM;

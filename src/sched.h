@@ -153,6 +153,8 @@ struct sched {
     struct weft_task *main_joins; /* the task the main context waits for in weft_join, or NULL */
     int64_t main_deadline;      /* the deadline it waits with; -1 none */
     int main_due;               /* main runs next: main_joins ended or main_deadline passed */
+    int main_wake;              /* a task handed the thread to main (weft_sched_switch_to):
+                                   weft_sched_run returns 0 at its next look */
     const struct poller *poller;/* NULL until the reactor exists: the loop then just sleeps */
     struct reactor *reactor;    /* the reactor's state, made at the first IO wait (opaque here) */
     uint64_t next_id;
@@ -227,12 +229,29 @@ int weft_sched_park(struct sched *s, struct list *queue, int front, int kind, in
 void weft_sched_wake(struct sched *s, struct weft_task *t, int err);
 /* Wake the first task on a wait queue with err; returns whether there was one. */
 int weft_sched_wake_one(struct sched *s, struct list *queue, int err);
+/* The direct switch a generator's send and yield make (gen.c): park the running task on no
+ * queue with 'kind' (as weft_sched_park does: its deadline scope applies, and a cancelled
+ * task or a deadline already past fails at once, switching nothing), then run task 'to' at
+ * once instead of the run queue's head. 'to' is parked (it resumes as if woken with code 0)
+ * or runnable (taken off the run queue: not started yet, or woken and not yet run; it
+ * resumes with its wake code). 'to' NULL: the main context, which must be waiting for this
+ * task (in this call, or in weft_sched_run, which then returns 0). From the main context
+ * (s->cur NULL) nothing is parked: main just runs 'to' until switched back to. Returns when
+ * the caller runs again: its wake code (0 from the main context). Switch counts and s->cur
+ * are kept as for any switch; the run queue and the poll of switch_next are skipped, so a
+ * caller and generator handing values to each other are, to the others, one busy task. */
+int weft_sched_switch_to(struct sched *s, int kind, int64_t deadline, struct weft_task *to);
 /* Run tasks from the main context until 'until' ends or the deadline passes; 'until' NULL:
  * until no task is alive, background ones aside, and when 'drain', nothing is runnable
  * either. Returns 0, ETIMEDOUT, or EDEADLK when nothing could ever wake anyone. */
 int weft_sched_run(struct sched *s, struct weft_task *until, int64_t deadline, int drain);
 /* Give t's record and handle back (t joined, or detached and ended): its handles go stale. */
 void weft_sched_release(struct sched *s, struct weft_task *t);
+/* Free the task records and the handle table (for weft_sched_destroy), keeping the
+ * generations given out so that a handle outlives its scheduler as a stale one. */
+void weft_sched_free_records(struct sched *s);
+/* The page size, set at the first scheduler's creation. */
+extern size_t weft_page_size;
 /* Free the scheduler (nothing may be running on it): stacks, records, timers, the poller. */
 void weft_sched_destroy(struct sched *s);
 /* The stack layer's overflow hook (task.c): if the fault at addr, with the faulting stack

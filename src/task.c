@@ -1,18 +1,105 @@
-/* The public calls on tasks that are not on the switch path: time, weft_run and weft_main,
- * names, the user's pointer, the run-queue count, join, detach, cancel, sleeps and the task
- * deadline scope; and the stack-overflow report. Spawning, switching, parking and the loop
- * are sched.c's; so are the records and handles. */
+/* The scheduler's creation and teardown, and the public calls on tasks that are not on the
+ * switch path: time, weft_run and weft_main, names, the user's pointer, the run-queue count,
+ * join, detach, cancel, sleeps and the task deadline scope; and the stack-overflow report.
+ * Spawning, switching, parking and the loop are sched.c's; so are the records and handles.
+ *
+ * Layers: this file calls only the layers above it (context, stacks, timers), with one
+ * exception, dump.h: a scheduler's creation and end are told to the introspection layer
+ * (weft_dump_sched_created/destroyed), so the signal dump and the watchdog know every
+ * scheduler thread from its first moment and WEFT_DEBUG and the like apply to each. A hook
+ * the introspection layer set would be set only once some of its code had run, which
+ * nothing guarantees before the first scheduler (a static link pulls its objects in only
+ * when the program names one of them); these two calls are cold and happen once each. */
 #include "config.h"
 #include "sched.h"
+#include "dump.h"
 #include "sigfmt.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+static pthread_key_t sched_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+/* ---- scheduler lifetime ------------------------------------------------------------------- */
+
+void weft_sched_destroy(struct sched *s)
+{
+    weft_dump_sched_destroyed(s);
+    struct list *it;
+    list_for_each(it, &s->all) {
+        struct weft_task *t = list_entry(it, struct weft_task, all);
+        if (t->state != TS_DONE)    /* an ended task's stack is already back in the pool */
+            weft_stack_free(&t->stack);
+    }
+    if (s->poller)
+        s->poller->release(s);
+    weft_timers_free(&s->timers);
+    weft_sched_free_records(s);
+    weft_stack_thread_fini();
+    weft_sched_tls = NULL;
+    pthread_setspecific(sched_key, NULL);
+    free(s);
+}
+
+static void key_dtor(void *p)
+{
+    if (p)
+        weft_sched_destroy(p);
+}
+
+/* In a forked child only the forking thread lives on, with its scheduler: its event source
+ * must be its own, not the parent's. Registered before any other layer's fork handler (at
+ * the first scheduler), so it runs first in the child. */
+static void after_fork_child(void)
+{
+    struct sched *s = weft_sched_tls;
+    if (s && s->poller && s->poller->after_fork)
+        s->poller->after_fork(s);
+}
+
+static void make_key(void)
+{
+    pthread_key_create(&sched_key, key_dtor);
+    pthread_atfork(NULL, NULL, after_fork_child);
+    weft_page_size = (size_t)sysconf(_SC_PAGESIZE);
+}
+
+struct sched *weft_sched_get(void)
+{
+    struct sched *s = weft_sched_tls;
+    if (fast(s != NULL))
+        return s;
+    pthread_once(&key_once, make_key);
+    s = calloc(1, sizeof *s);
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    list_init(&s->runq);
+    list_init(&s->all);
+    list_init(&s->free_tasks);
+    list_init(&s->chunks);
+    s->next_id = 1;
+    s->loop_now = weft_now();
+    s->main_deadline = -1;
+    weft_stack_set_overflow_hook(weft_task_overflow_report);
+    if (weft_stack_thread_init() != 0) {
+        free(s);
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_setspecific(sched_key, s);
+    weft_sched_tls = s;
+    weft_dump_sched_created(s);
+    return s;
+}
 
 /* ---- time --------------------------------------------------------------------------------- */
 

@@ -71,6 +71,16 @@ tests_check_sync_CFLAGS = $(TEST_CFLAGS)
 tests_check_sync_LDADD = $(TEST_LIBS)
 endif
 
+# Generators (src/gen.c): send/yield, close, blocking generators, the dump's gen-wait.
+if HAVE_CHECK
+check_PROGRAMS += tests/check_gen
+TESTS += tests/check_gen
+CHECK_SUITES += tests/check_gen
+tests_check_gen_SOURCES = tests/check_gen.c tests/iotest.h tests/testutil.h
+tests_check_gen_CFLAGS = $(TEST_CFLAGS)
+tests_check_gen_LDADD = $(TEST_LIBS)
+endif
+
 # Link-time wrapping (src/wrap.c, docs/wrap.md). check_wrap calls libc by its own names and
 # is linked with the wrap flags: once against the shared libweft, once (check_wrap_static)
 # against libweft.a, where a libweft that called read by that name would recurse. Its calls
