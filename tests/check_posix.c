@@ -27,6 +27,9 @@ static void *ticker(void *arg)
 }
 
 /* Run fn as a task beside the ticker; returns how often the ticker ticked while fn ran. */
+/* The ticker ticks once before fn runs; every further tick is proof that the loop ran while
+ * fn waited (its 1 ms sleep is due before any wait of fn's ends, so it runs first whatever
+ * the machine's speed). The counts asserted below are those orderings, not timings. */
 static long run_beside_ticker(void *(*fn)(void *), void *arg)
 {
     ticks = 0;
@@ -55,7 +58,7 @@ static void *sleeps(void *arg)
 
 START_TEST(sleep_usleep_and_nanosleep_park_the_task)
 {
-    ck_assert_int_gt(run_beside_ticker(sleeps, NULL), 10);
+    ck_assert_int_gt(run_beside_ticker(sleeps, NULL), 3);    /* one tick per sleep at least */
 }
 END_TEST
 
@@ -76,7 +79,7 @@ static void *selects(void *arg)
 START_TEST(select_parks_the_task)
 {
     ck_assert_int_eq(pipe(p), 0);
-    ck_assert_int_gt(run_beside_ticker(selects, NULL), 5);
+    ck_assert_int_gt(run_beside_ticker(selects, NULL), 1);
     ck_assert_int_eq(close(p[0]), 0);
     ck_assert_int_eq(close(p[1]), 0);
 }
@@ -114,7 +117,7 @@ static void *flips(void *arg)
 START_TEST(fcntl_keeps_the_callers_view_of_o_nonblock)
 {
     ck_assert_int_eq(pipe(p), 0);
-    ck_assert_int_gt(run_beside_ticker(flips, NULL), 5);
+    ck_assert_int_gt(run_beside_ticker(flips, NULL), 1);
     ck_assert_int_eq(close(p[0]), 0);
     ck_assert_int_eq(close(p[1]), 0);
 }
