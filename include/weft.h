@@ -178,9 +178,9 @@ WEFT_API int weft_main_attr(const weft_attr *attr, void *(*fn)(void *), void *ar
  * sleep, join, ...): its caller stays parked in send meanwhile (the dump shows it in
  * "gen-wait send", naming the generator and its task) and the other tasks run.
  * Inside fn, weft_self() is the generator's own task (weft_id, weft_set_name, weft_cancel
- * work on it; it cannot be joined or detached). fn ends by returning: weft_exit inside it
- * would end its task without telling the caller (a caller parked in send would stay parked),
- * so don't. Handles are per thread, like task handles; a closed generator's handle is
+ * work on it; it cannot be joined or detached). weft_exit(value) inside fn ends it as
+ * returning value would (the caller's send fails with EPIPE; weft_gen_result gives value).
+ * Handles are per thread, like task handles; a closed generator's handle is
  * stale, and every call given it fails with EPIPE. */
 typedef struct weft_gen weft_gen;
 
@@ -512,8 +512,8 @@ WEFT_API long weft_sem_value(const weft_sem *s);
  * (its function's return value is not looked at); then, or when the group is cancelled,
  * or when a wait's deadline passes or its caller is cancelled, every member is cancelled,
  * and weft_group_wait still waits until each has ended. Once failed or cancelled, a group
- * stays so until weft_group_init. A member ends by returning from its function: one that
- * calls weft_exit is never counted out, and the group's wait never ends. */
+ * stays so until weft_group_init. A member ends by returning from its function or by
+ * weft_exit; either way it is counted out. */
 typedef struct weft_group {
     weft_waitq q_;              /* the tasks in weft_group_wait */
     void *members_[2];          /* the members not yet ended */

@@ -133,6 +133,29 @@ weft_gen *weft_gen_make_at(const weft_attr *attr, void *(*fn)(void *), void *arg
 
 /* The generator's task: wait for the first send unless one started it, run fn, then hand
  * the end to whoever waits in send or close. */
+/* The generator's end, fn's value in hand: wake whoever waits in send or close. */
+static void gen_end(struct sched *s, struct weft_task *t, struct gen *g)
+{
+    g->status = GS_DONE;
+    g->pending = 0;
+    if (waits_for(g->caller, g))
+        weft_sched_wake(s, g->caller, 0);
+    /* A main caller is woken by the end itself: it set s->main_joins to this task. */
+    if (g->orphan)
+        free(g);                    /* detached still: the record goes when the task ends */
+    else
+        t->flags &= (unsigned char)~TF_DETACHED;   /* kept until weft_gen_close */
+}
+
+/* fn called weft_exit: the generator ends as if fn had returned value. */
+static void gen_exit(struct weft_task *t, void *value)
+{
+    struct gen *g = t->arg;
+    t->exit_hook = NULL;
+    g->result = value;
+    gen_end(weft_sched_tls, t, g);
+}
+
 static void *gen_task(void *arg)
 {
     struct gen *g = arg;
@@ -147,17 +170,11 @@ static void *gen_task(void *arg)
     }
     if (!e && !g->closing && !(t->flags & TF_CANCELLED)) {
         g->status = GS_RUNNING;
+        t->exit_hook = gen_exit;
         g->result = g->fn(g->arg);
+        t->exit_hook = NULL;
     }
-    g->status = GS_DONE;
-    g->pending = 0;
-    if (waits_for(g->caller, g))
-        weft_sched_wake(s, g->caller, 0);
-    /* A main caller is woken by the end itself: it set s->main_joins to this task. */
-    if (g->orphan)
-        free(g);                    /* detached still: the record goes when the task ends */
-    else
-        t->flags &= (unsigned char)~TF_DETACHED;   /* kept until weft_gen_close */
+    gen_end(s, t, g);
     return NULL;
 }
 

@@ -60,15 +60,30 @@ long weft_group_size(const weft_group *g)
 
 /* A member's body: the user's function, then out of the group; the last one out wakes the
  * waiters. Its return value is not a verdict (weft_group_fail is). */
-static void *member_main(void *p)
+static void member_end(struct member *mb)
 {
-    struct member *mb = p;
-    mb->fn(mb->arg);
     weft_group *g = mb->g;
     list_remove(&mb->link);
     free(mb);
     if (--g->n_ == 0)
         weft_wq_wake_all(weft_sched_tls, &g->q_);
+}
+
+/* A member that calls weft_exit leaves the group all the same. */
+static void member_exit(struct weft_task *t, void *value)
+{
+    (void)value;
+    t->exit_hook = NULL;
+    member_end(t->arg);
+}
+
+static void *member_main(void *p)
+{
+    struct member *mb = p;
+    weft_sched_tls->cur->exit_hook = member_exit;
+    mb->fn(mb->arg);
+    weft_sched_tls->cur->exit_hook = NULL;
+    member_end(mb);
     return NULL;
 }
 

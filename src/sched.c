@@ -479,6 +479,7 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
     t->arg = arg;
     t->result = NULL;
     t->data = NULL;
+    t->exit_hook = NULL;
     t->id = s->next_id++;
     t->parent = s->cur ? s->cur->id : 0;
     t->switches = 0;
@@ -550,5 +551,8 @@ int weft_exit(void *value)
         errno = EPERM;
         return -1;
     }
-    task_finish(s, s->cur, value);
+    struct weft_task *t = s->cur;
+    if (t->exit_hook)
+        t->exit_hook(t, value);
+    task_finish(s, t, value);
 }

@@ -97,6 +97,10 @@ struct weft_task {
     void *arg;
     void *result;
     void *data;                 /* the user's pointer (weft_set_data) */
+    /* Set by a layer whose wrapper is the task's entry (a task group's member, a generator):
+     * weft_exit(value) runs it first, so the wrapper's ending happens as if fn had returned
+     * value. NULL otherwise. */
+    void (*exit_hook)(struct weft_task *t, void *value);
     weft_task *handle;          /* what weft_self and weft_spawn give out for this task */
     uint64_t id;
     uint64_t parent;            /* id of the spawning task; 0 for the main context */

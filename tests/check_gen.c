@@ -65,6 +65,32 @@ TASK_TEST(yields_1_to_n_and_sums_what_is_sent)
     ck_assert_fails(weft_gen_close(g), EPIPE);
 }
 
+static void *exits_after_two(void *arg)
+{
+    (void)arg;
+    weft_gen_yield(P(1), NULL);
+    weft_gen_yield(P(2), NULL);
+    weft_sleep(1);          /* the caller parked in send meanwhile */
+    weft_exit(P(42));
+    return P(-1);           /* never reached */
+}
+
+/* fn ending with weft_exit ends the generator as returning that value would. */
+TASK_TEST(weft_exit_in_the_generator_ends_it_with_its_value)
+{
+    weft_gen *g = weft_gen_make(NULL, exits_after_two, NULL);
+    ck_assert_ptr_nonnull(g);
+    void *out, *r;
+    ck_assert_int_eq(weft_gen_next(g, &out), 0);
+    ck_assert_int_eq(I(out), 1);
+    ck_assert_int_eq(weft_gen_next(g, &out), 0);
+    ck_assert_int_eq(I(out), 2);
+    ck_assert_fails(weft_gen_send(g, NULL, &out), EPIPE);
+    ck_assert_int_eq(weft_gen_result(g, &r), 0);
+    ck_assert_int_eq(I(r), 42);
+    ck_assert_int_eq(weft_gen_close(g), 0);
+}
+
 TASK_TEST(closed_early_its_yield_fails_and_it_cleans_up)
 {
     struct counter c = { .n = 1000 };
@@ -603,6 +629,7 @@ int main(void)
 {
     Suite *s = suite_create("gen");
     ADD_TEST(s, yields_1_to_n_and_sums_what_is_sent, 10);
+    ADD_TEST(s, weft_exit_in_the_generator_ends_it_with_its_value, 10);
     ADD_TEST(s, closed_early_its_yield_fails_and_it_cleans_up, 10);
     ADD_TEST(s, closed_before_its_first_send_fn_never_runs, 10);
     ADD_TEST(s, sleeps_between_yields_while_another_task_runs, 20);

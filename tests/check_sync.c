@@ -890,6 +890,31 @@ TASK_TEST(group_waits_for_every_member)
     ck_assert_int_eq(weft_group_destroy(&g), 0);
 }
 
+static void *member_exits(void *arg)
+{
+    (void)arg;
+    member_ran++;
+    weft_sleep(1);
+    weft_exit(NULL);
+    member_ended = -100;    /* never reached */
+    return NULL;
+}
+
+/* A member that ends with weft_exit is counted out as one that returns. */
+TASK_TEST(group_member_ending_with_weft_exit_is_counted_out)
+{
+    weft_group g = WEFT_GROUP_INIT;
+    group_reset();
+    for (int i = 0; i < 5; i++)
+        ck_assert_ptr_nonnull(weft_group_go(&g, member_exits, NULL));
+    ck_assert_ptr_nonnull(weft_group_go(&g, member_ok, NULL));
+    ck_assert_int_eq(weft_group_wait(&g, weft_now() + 10000), 0);
+    ck_assert_int_eq(member_ran, 6);         /* the five, and member_ok */
+    ck_assert_int_eq(member_ended, 1);       /* only member_ok got past its end */
+    ck_assert_int_eq(weft_group_size(&g), 0);
+    ck_assert_int_eq(weft_group_destroy(&g), 0);
+}
+
 TASK_TEST(group_first_failure_cancels_the_rest_and_joins_them)
 {
     group_reset();
@@ -1177,6 +1202,7 @@ static Suite *sync_suite(void)
     ADD_TEST(s, semaphore_from_the_main_context, 10);
     ADD_TEST(s, semaphore_bounds_concurrency, 20);
     ADD_TEST(s, group_waits_for_every_member, 10);
+    ADD_TEST(s, group_member_ending_with_weft_exit_is_counted_out, 10);
     ADD_TEST(s, group_first_failure_cancels_the_rest_and_joins_them, 10);
     ADD_TEST(s, group_cancel_ends_every_member, 10);
     ADD_TEST(s, group_wait_deadline_cancels_and_still_joins_the_members, 10);
