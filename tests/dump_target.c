@@ -1,7 +1,9 @@
 /* A live process for tests/dump_cli.sh (and tools/weft-gdb.py): it opts in to the control
- * socket (weft_debug_listen, or WEFT_DEBUG when set), parks tasks in known states, prints
- * "ready PID", and quits cleanly when a line arrives on the control fifo given as argv[1]. */
+ * socket (weft_debug_listen, or WEFT_DEBUG when set), parks tasks in known states, on this
+ * thread and on a second scheduler thread (a channel and a lock), prints "ready PID", and
+ * quits cleanly when a line arrives on the control fifo given as argv[1]. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,62 @@ __attribute__((noinline)) void *dumptarget_control(void *arg)
     return NULL;
 }
 
+/* ---- the second thread: two tasks on a channel, one on a lock another holds ---- */
+
+static weft_mutex cache = WEFT_MUTEX_INIT_NAMED("cache");
+static weft_chan *jobs;
+static int worker_ready[2];
+
+static void *lock_holder(void *arg)
+{
+    (void)arg;
+    weft_mutex_lock(&cache, -1);
+    weft_sleep(600000);
+    return NULL;
+}
+
+static void *lock_waiter(void *arg)
+{
+    (void)arg;
+    weft_mutex_lock(&cache, -1);
+    return NULL;
+}
+
+static void *chan_rx(void *arg)
+{
+    (void)arg;
+    int v;
+    weft_chan_recv(jobs, &v, -1);
+    return NULL;
+}
+
+/* Runs last (the run queue is FIFO): every other task of the thread has parked. */
+static void *worker_up(void *arg)
+{
+    (void)arg;
+    if (write(worker_ready[1], "w", 1) != 1)
+        abort();
+    return NULL;
+}
+
+static void *worker_thread(void *arg)
+{
+    (void)arg;
+    jobs = weft_chan_make(sizeof(int), 0);
+    weft_chan_set_name(jobs, "jobs");
+    weft_attr h = { .name = "lock-holder", .detached = 1 }, w = { .name = "lock-waiter", .detached = 1 };
+    weft_spawn(&h, lock_holder, NULL);
+    weft_spawn(&w, lock_waiter, NULL);
+    for (int i = 0; i < 2; i++) {
+        weft_attr r = { .name = i ? "chan-rx-1" : "chan-rx-0", .detached = 1 };
+        weft_spawn(&r, chan_rx, NULL);
+    }
+    weft_attr u = { .detached = 1 };
+    weft_spawn(&u, worker_up, NULL);
+    weft_run();                 /* until the process ends */
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -77,6 +135,13 @@ int main(int argc, char **argv)
     weft_spawn(&j, dumptarget_joiner, sleeper);
     weft_attr c = { .name = "control", .detached = 1 };
     weft_spawn(&c, dumptarget_control, NULL);
+    pthread_t th;
+    char up;
+    if (pipe(worker_ready) != 0 || pthread_create(&th, NULL, worker_thread, NULL) != 0 ||
+        read(worker_ready[0], &up, 1) != 1) {
+        perror("dump_target: worker thread");
+        return 1;
+    }
     printf("ready %ld\n", (long)getpid());
     fflush(stdout);
     weft_run();

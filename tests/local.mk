@@ -123,7 +123,7 @@ CHECK_SUITES += tests/check_dump
 endif
 check_PROGRAMS += tests/dump_target
 tests_dump_target_SOURCES = tests/dump_target.c
-tests_dump_target_LDADD = libweft.la
+tests_dump_target_LDADD = libweft.la -lpthread
 TESTS += tests/dump-cli.test tests/dump-gdb.test tests/layers.test
 EXTRA_DIST += tests/dump-cli.test tests/dump-gdb.test tests/layers.test
 
