@@ -49,7 +49,7 @@ static inline int weft_wq_park(struct sched *s, weft_waitq *q, int front, int ki
     t->wait_op = op;
     t->wait_info = weft_wq_info;
     q->n_++;
-    int e = weft_sched_park(s, l, front, kind, deadline);
+    int e = sched_park(s, l, front, kind, deadline);
     if (slow(e != 0)) {
         /* Woken by a timer or a cancel (the scheduler took it off q), or never parked. */
         q->n_--;
