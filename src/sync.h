@@ -40,8 +40,9 @@ wait_info_fn weft_wq_info;
  * op for the dump, and obj (the primitive q starts). Returns 0 when a waker of this layer
  * woke it (having taken it off q and counted it out), else the errno: the task is then off
  * q and counted out too, and its wait fields are clear. Inline: every wait's slow path. */
-static inline int weft_wq_park(struct sched *s, weft_waitq *q, int front, int kind,
-                               const char *op, int64_t deadline)
+static inline __attribute__((always_inline)) int
+weft_wq_park(struct sched *s, weft_waitq *q, int front, int kind,
+             const char *op, int64_t deadline)
 {
     struct weft_task *t = s->cur;
     struct list *l = wq_list(q);
