@@ -164,16 +164,18 @@ static void chan_wait_info(const struct weft_task *t, struct wait_info *out)
 
 /* Park the running task with its nodes already linked (or, with q, t->wait[0] to be linked
  * on q), shown by the dump as op on cl[0]'s channel. Returns park's code, with *fired the
- * clause that completed when it is 0 or EPIPE. */
-static int park(struct sched *s, struct list *q, weft_chan_clause *cl, const char *op,
-                int64_t deadline, int *fired)
+ * clause that completed when it is 0 or EPIPE. Inline, with the scheduler's park, so that a
+ * send or receive that waits reaches the switch with no call between. */
+static inline __attribute__((always_inline)) int
+park(struct sched *s, struct list *q, weft_chan_clause *cl, const char *op, int64_t deadline,
+     int *fired)
 {
     struct weft_task *t = s->cur;
     struct chan_wait cw = { cl, op, -1 };
     t->wait_arg = &cw;
     t->wait_obj = cl[0].chan;
     t->wait_info = chan_wait_info;
-    int e = weft_sched_park(s, q, 0, WAIT_CHAN, deadline);
+    int e = sched_park(s, q, 0, WAIT_CHAN, deadline);
     /* Woken, the task is off every queue; parking refused (cancelled, deadline scope
      * passed, no memory for the timer), it never went on q, and the caller unlinks the
      * select's nodes. wait_obj and wait_info are the waker's to clear, or ours when none. */

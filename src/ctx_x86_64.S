@@ -1,6 +1,6 @@
 /* x86-64 context switch for weft (System V ABI). Saves what a call must preserve: rbx, rbp,
  * r12-r15, the MXCSR control bits and the x87 control word; no signal mask, no syscall.
- * Saved frame, from the saved stack pointer up:
+ * Clobbers rax and rcx, as any call may. Saved frame, from the saved stack pointer up:
  *   +0 mxcsr  +4 x87 cw  +8 r15  +16 r14  +24 r13  +32 r12  +40 rbx  +48 rbp  +56 return pc */
 
 /* Control-flow enforcement (CET). Under IBT an indirect call or jump must land on endbr64, so
@@ -48,11 +48,20 @@ weft_ctx_swap_asm:
     .cfi_adjust_cfa_offset 8
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
+    movl    (%rsp), %eax        /* the control words now, to skip reloading equal ones */
+    movzwl  4(%rsp), %ecx
     movq    %rsp, (%rdi)
     movq    %rsi, %rsp          /* the CFI holds on: the frame restored has the same layout */
+    /* Loading MXCSR and the x87 control word stalls the pipeline; nearly every switch finds
+     * them as they are (few tasks change rounding or exception masks), and an equal value
+     * loaded changes nothing, so load only what differs. */
+    cmpl    (%rsp), %eax
+    je      1f
     ldmxcsr (%rsp)
+1:  cmpw    4(%rsp), %cx
+    je      2f
     fldcw   4(%rsp)
-    addq    $8, %rsp
+2:  addq    $8, %rsp
     .cfi_adjust_cfa_offset -8
     popq    %r15
     .cfi_adjust_cfa_offset -8

@@ -197,7 +197,7 @@ int weft_gen_yield(void *out, void **in)
     wait_on(t, g);
     int e;
     if (fast(waits_for(c, g))) {
-        e = weft_sched_switch_to(s, WAIT_GEN, -1, c);
+        e = weft_sched_switch_fast(s, t, WAIT_GEN, c);
     } else if (g->main_drives) {
         e = weft_sched_switch_to(s, WAIT_GEN, -1, NULL);
     } else {
@@ -263,7 +263,7 @@ gen_round(struct sched *s, struct gen *g, void *in, void **out, int closing)
         unsigned char prev = g->status;
         g->xfer = in;
         g->status = GS_RESUMING;
-        e = weft_sched_switch_to(s, WAIT_GEN, -1, gt);
+        e = weft_sched_switch_fast(s, me, WAIT_GEN, gt);
         if (slow(e != 0) && g->status == GS_RESUMING) {
             g->status = prev;       /* the caller could not wait: nothing was switched */
             g->caller = NULL;

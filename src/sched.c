@@ -18,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define POLL_EVERY 64       /* switches between non-blocking polls while tasks stay busy */
 #define CHUNK_TASKS 64      /* task records allocated at a time */
 #define SLOTS_FIRST 64      /* handle table entries at first; it doubles when full */
 
@@ -145,7 +144,7 @@ void weft_sched_release(struct sched *s, struct weft_task *t)
 
 /* ---- switching ---------------------------------------------------------------------------- */
 
-static void canary_abort(struct weft_task *t)
+_Noreturn __attribute__((cold, noinline)) void weft_sched_canary_abort(struct weft_task *t)
 {
     weft_task_overflow_print(t, NULL, "canary overwritten");
     abort();
@@ -153,7 +152,7 @@ static void canary_abort(struct weft_task *t)
 
 /* Release what the task that switched away for good left behind: its stack always, its
  * record too when nobody will join it. Runs first thing in whichever context comes next. */
-static void reap(struct sched *s)
+__attribute__((cold, noinline)) void weft_sched_reap(struct sched *s)
 {
     struct weft_task *t = s->dead;
     s->dead = NULL;
@@ -162,16 +161,10 @@ static void reap(struct sched *s)
         weft_sched_release(s, t);
 }
 
-static inline void after_switch(struct sched *s)
-{
-    if (slow(s->dead != NULL))
-        reap(s);
-}
-
-/* While tasks stay runnable, look at timers and IO without blocking now and then. Kept out
- * of line: it runs once in POLL_EVERY switches, and inlined it costs every switch a wider
- * register save. */
-static __attribute__((noinline, cold)) void poll_busy(struct sched *s)
+/* While tasks stay runnable, look at timers and IO without blocking now and then (sched.h's
+ * switch_next). Kept out of line: it runs once in SCHED_POLL_EVERY switches, and inlined it
+ * costs every switch a wider register save. */
+__attribute__((noinline, cold)) void weft_sched_poll_busy(struct sched *s)
 {
     s->ticks = 0;
     s->loop_now = weft_now();
@@ -182,121 +175,11 @@ static __attribute__((noinline, cold)) void poll_busy(struct sched *s)
         s->main_due = 1;
 }
 
-/* The run queue, FIFO, with its length kept for weft_runnable. */
-static inline void runq_push(struct sched *s, struct weft_task *t)
-{
-    list_push_back(&s->runq, &t->rq);
-    s->nrunq++;
-}
-
-static inline struct list *runq_pop(struct sched *s)
-{
-    struct list *n = list_pop_front(&s->runq);
-    if (fast(n != NULL))
-        s->nrunq--;
-    return n;
-}
-
-static inline void switch_in(struct sched *s, struct weft_task *t)
-{
-    t->state = TS_RUNNING;
-    t->switches++;
-    t->last_run = s->loop_now;
-    s->cur = t;
-    s->switches++;
-}
-
-/* The running task cur has queued or parked itself (or ended: 'leaving'); run the next
- * runnable task, or the main context when there is none or when main's weft_join is done
- * (main_due). Returns when cur runs again. Inlined into its three callers (yield, park,
- * finish): the hot path is one call deep. */
-static inline __attribute__((always_inline)) void switch_next(struct sched *s, struct weft_task *cur, int leaving)
-{
-    if (slow(++s->ticks >= POLL_EVERY))
-        poll_busy(s);
-    if (slow(cur->stack.guard == GUARD_CANARY) && !weft_stack_canary_ok(&cur->stack))
-        canary_abort(cur);
-    struct list *n = slow(s->main_due) ? NULL : runq_pop(s);
-    struct ctx *to;
-    if (fast(n != NULL)) {
-        struct weft_task *next = list_entry(n, struct weft_task, rq);
-        switch_in(s, next);     /* resuming cur counts too: it did yield (the watchdog) */
-        if (next == cur)
-            return;
-        to = &next->ctx;
-    } else {
-        s->cur = NULL;
-        to = &s->main;
-    }
-    ctx_switch(&cur->ctx, to, leaving);
-    after_switch(s);
-}
-
 /* ---- park and wake ---------------------------------------------------------------------- */
-
-/* Mark the running task t parked (on 'queue' unless NULL) until woken or the deadline; 0, or
- * the code weft_sched_park fails with at once (nothing is changed then). */
-static inline __attribute__((always_inline)) int
-park_begin(struct sched *s, struct weft_task *t, struct list *queue, int front, int kind, int64_t deadline)
-{
-    if (slow(t->flags & TF_CANCELLED))
-        return ECANCELED;
-    if (t->deadline >= 0 && (deadline < 0 || t->deadline < deadline))
-        deadline = t->deadline;
-    if (deadline >= 0) {
-        if (deadline <= weft_now())
-            return ETIMEDOUT;
-        if (weft_timer_add(&s->timers, &t->timer, deadline) != 0)
-            return ENOMEM;
-    }
-    if (queue) {
-        if (front)
-            list_push_front(queue, &t->wait[0].link);
-        else
-            list_push_back(queue, &t->wait[0].link);
-    }
-    t->state = TS_WAITING;
-    t->wait_kind = (unsigned char)kind;
-    t->wait_deadline = deadline;
-    if (kind == WAIT_IO || kind == WAIT_OFFLOAD)
-        s->nexternal++;
-    return 0;
-}
 
 int weft_sched_park(struct sched *s, struct list *queue, int front, int kind, int64_t deadline)
 {
-    struct weft_task *t = s->cur;
-    int e = park_begin(s, t, queue, front, kind, deadline);
-    if (slow(e != 0))
-        return e;
-    switch_next(s, t, 0);
-    return t->wake_err;
-}
-
-/* Take the parked task t off what it waits on, with code err: runnable, not yet queued. */
-static inline void unpark(struct sched *s, struct weft_task *t, int err)
-{
-    list_remove(&t->wait[0].link);
-    list_remove(&t->wait[1].link);
-    for (int i = 0; i < t->nextra; i++)
-        list_remove(&t->extra[i].link);
-    if (timer_armed(&t->timer))     /* most waits have no deadline: skip the call */
-        weft_timer_cancel(&s->timers, &t->timer);
-    if (t->wait_kind == WAIT_IO || t->wait_kind == WAIT_OFFLOAD)
-        s->nexternal--;
-    t->wait_kind = WAIT_NONE;
-    t->wait_obj = NULL;
-    t->wait_info = NULL;
-    t->wake_err = err;
-    t->state = TS_RUNNABLE;
-}
-
-void weft_sched_wake(struct sched *s, struct weft_task *t, int err)
-{
-    if (t->state != TS_WAITING)
-        return;
-    unpark(s, t, err);
-    runq_push(s, t);
+    return sched_park(s, queue, front, kind, deadline);
 }
 
 /* The direct switch of generators (see sched.h). Inlined park_begin and unpark keep it as
@@ -308,8 +191,7 @@ int weft_sched_switch_to(struct sched *s, int kind, int64_t deadline, struct wef
         int e = park_begin(s, t, NULL, 0, kind, deadline);
         if (slow(e != 0))
             return e;
-        if (slow(t->stack.guard == GUARD_CANARY) && !weft_stack_canary_ok(&t->stack))
-            canary_abort(t);
+        sched_canary_check(t);
     }
     struct ctx *from = fast(t != NULL) ? &t->ctx : &s->main;
     if (slow(!to)) {
@@ -318,15 +200,15 @@ int weft_sched_switch_to(struct sched *s, int kind, int64_t deadline, struct wef
         ctx_switch(from, &s->main, 0);
     } else {
         if (fast(to->state == TS_WAITING)) {
-            unpark(s, to, 0);
+            sched_unpark(s, to, 0);
         } else {                    /* runnable: not started yet, or woken and not yet run */
             list_remove(&to->rq);
             s->nrunq--;
         }
-        switch_in(s, to);
+        sched_switch_in(s, to);
         ctx_switch(from, &to->ctx, 0);
     }
-    after_switch(s);
+    sched_after_switch(s);
     if (fast(t != NULL))
         return t->wake_err;
     s->main_wake = s->main_due = 0;     /* main runs again: what it was due for is seen to */
@@ -374,12 +256,12 @@ int weft_sched_run(struct sched *s, struct weft_task *until, int64_t deadline, i
             return 0;
         if (deadline >= 0 && s->loop_now >= deadline)
             return ETIMEDOUT;
-        struct list *n = runq_pop(s);
+        struct list *n = sched_runq_pop(s);
         if (n) {
             struct weft_task *t = list_entry(n, struct weft_task, rq);
-            switch_in(s, t);
+            sched_switch_in(s, t);
             ctx_switch(&s->main, &t->ctx, 0);
-            after_switch(s);
+            sched_after_switch(s);
             continue;
         }
         if (!until && s->nalive == 0)
@@ -423,7 +305,7 @@ static void task_entry(void)
 {
     struct sched *s = weft_sched_tls;
     ctx_entered(&s->main);
-    after_switch(s);
+    sched_after_switch(s);
     struct weft_task *t = s->cur;
     task_finish(s, t, t->fn(t->arg));
 }
@@ -508,7 +390,7 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
     if (!(flags & TF_BACKGROUND))
         s->nalive++;
     t->state = TS_RUNNABLE;
-    runq_push(s, t);
+    sched_runq_push(s, t);
     return t;
 }
 
@@ -534,7 +416,7 @@ int weft_yield(void)
     }
     struct weft_task *t = s->cur;
     t->state = TS_RUNNABLE;
-    runq_push(s, t);
+    sched_runq_push(s, t);
     switch_next(s, t, 0);
     /* A cancelled task yields all the same: a loop polling on weft_yield lets the others run. */
     if (slow(t->flags & TF_CANCELLED)) {

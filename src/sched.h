@@ -229,8 +229,8 @@ weft_task *weft_spawn_system(void *(*fn)(void *), void *arg, const char *name);
  * deadline passed, ECANCELED, EBADF, ENOMEM, ...). Fails at once with ECANCELED if the task
  * was cancelled, ETIMEDOUT if the deadline (or the task's deadline scope) has passed. */
 int weft_sched_park(struct sched *s, struct list *queue, int front, int kind, int64_t deadline);
-/* Make a parked task runnable with code err; no-op unless it is parked. */
-void weft_sched_wake(struct sched *s, struct weft_task *t, int err);
+/* Make a parked task runnable with code err; no-op unless it is parked. (Inline: below.) */
+static inline void weft_sched_wake(struct sched *s, struct weft_task *t, int err);
 /* Wake the first task on a wait queue with err; returns whether there was one. */
 int weft_sched_wake_one(struct sched *s, struct list *queue, int err);
 /* The direct switch a generator's send and yield make (gen.c): park the running task on no
@@ -269,6 +269,174 @@ void weft_task_overflow_print(const struct weft_task *t, const void *addr, const
 void weft_task_cancel(struct sched *s, struct weft_task *t);
 /* Fire the timers due at 'now'. */
 void weft_sched_fire_timers(struct sched *s, int64_t now);
+
+/* ---- the hot paths, inline so that the sync layer's calls reach the switch directly ---- */
+
+/* The cold halves (sched.c): release what the task that ended left behind (s->dead), and
+ * report a task whose stack canary is gone. */
+void weft_sched_reap(struct sched *s);
+_Noreturn void weft_sched_canary_abort(struct weft_task *t);
+
+/* The run queue, FIFO, with its length kept for weft_runnable. */
+static inline void sched_runq_push(struct sched *s, struct weft_task *t)
+{
+    list_push_back(&s->runq, &t->rq);
+    s->nrunq++;
+}
+
+/* What the dump and the watchdog see of a switch: t runs now. */
+static inline void sched_switch_in(struct sched *s, struct weft_task *t)
+{
+    t->state = TS_RUNNING;
+    t->switches++;
+    t->last_run = s->loop_now;
+    s->cur = t;
+    s->switches++;
+}
+
+/* First thing in whichever context runs after a switch. */
+static inline void sched_after_switch(struct sched *s)
+{
+    if (slow(s->dead != NULL))
+        weft_sched_reap(s);
+}
+
+static inline void sched_canary_check(struct weft_task *t)
+{
+    if (slow(t->stack.guard == GUARD_CANARY) && !weft_stack_canary_ok(&t->stack))
+        weft_sched_canary_abort(t);
+}
+
+/* Take the parked task t off what it waits on, with code err: runnable, not yet queued.
+ * wait[0] is unlinked always (a waiter on a queue uses it); wait[1], extra nodes and the
+ * timer only serve fd waits, poll, select and deadlines, so they are looked at first. */
+static inline void sched_unpark(struct sched *s, struct weft_task *t, int err)
+{
+    list_remove(&t->wait[0].link);
+    if (slow(list_linked(&t->wait[1].link)))
+        list_remove(&t->wait[1].link);
+    for (int i = 0; i < t->nextra; i++)
+        list_remove(&t->extra[i].link);
+    if (timer_armed(&t->timer))     /* most waits have no deadline: skip the call */
+        weft_timer_cancel(&s->timers, &t->timer);
+    if (t->wait_kind == WAIT_IO || t->wait_kind == WAIT_OFFLOAD)
+        s->nexternal--;
+    t->wait_kind = WAIT_NONE;
+    t->wait_obj = NULL;
+    t->wait_info = NULL;
+    t->wake_err = err;
+    t->state = TS_RUNNABLE;
+}
+
+#define SCHED_POLL_EVERY 64     /* switches between non-blocking polls while tasks stay busy */
+
+/* Once in SCHED_POLL_EVERY switches: fire due timers, poll IO without blocking (sched.c). */
+void weft_sched_poll_busy(struct sched *s);
+
+static inline struct list *sched_runq_pop(struct sched *s)
+{
+    struct list *n = list_pop_front(&s->runq);
+    if (fast(n != NULL))
+        s->nrunq--;
+    return n;
+}
+
+/* The running task cur has queued or parked itself (or ended: 'leaving'); run the next
+ * runnable task, or the main context when there is none or when main's weft_join is done
+ * (main_due). Returns when cur runs again. Inlined into its callers (yield, park, finish,
+ * and the sync layer's parks through sched_park): the hot path is one call deep. */
+static inline __attribute__((always_inline)) void
+switch_next(struct sched *s, struct weft_task *cur, int leaving)
+{
+    if (slow(++s->ticks >= SCHED_POLL_EVERY))
+        weft_sched_poll_busy(s);
+    sched_canary_check(cur);
+    struct list *n = slow(s->main_due) ? NULL : sched_runq_pop(s);
+    struct ctx *to;
+    if (fast(n != NULL)) {
+        struct weft_task *next = list_entry(n, struct weft_task, rq);
+        sched_switch_in(s, next);     /* resuming cur counts too: it did yield (the watchdog) */
+        if (next == cur)
+            return;
+        to = &next->ctx;
+    } else {
+        s->cur = NULL;
+        to = &s->main;
+    }
+    ctx_switch(&cur->ctx, to, leaving);
+    sched_after_switch(s);
+}
+
+/* Mark the running task t parked (on 'queue' unless NULL) until woken or the deadline; 0, or
+ * the code weft_sched_park fails with at once (nothing is changed then). */
+static inline __attribute__((always_inline)) int
+park_begin(struct sched *s, struct weft_task *t, struct list *queue, int front, int kind,
+           int64_t deadline)
+{
+    if (slow(t->flags & TF_CANCELLED))
+        return ECANCELED;
+    if (t->deadline >= 0 && (deadline < 0 || t->deadline < deadline))
+        deadline = t->deadline;
+    if (deadline >= 0) {
+        if (deadline <= weft_now())
+            return ETIMEDOUT;
+        if (weft_timer_add(&s->timers, &t->timer, deadline) != 0)
+            return ENOMEM;
+    }
+    if (queue) {
+        if (front)
+            list_push_front(queue, &t->wait[0].link);
+        else
+            list_push_back(queue, &t->wait[0].link);
+    }
+    t->state = TS_WAITING;
+    t->wait_kind = (unsigned char)kind;
+    t->wait_deadline = deadline;
+    if (kind == WAIT_IO || kind == WAIT_OFFLOAD)
+        s->nexternal++;
+    return 0;
+}
+
+/* weft_sched_park, inline: the sync layer's parks reach the switch with no call between. */
+static inline __attribute__((always_inline)) int
+sched_park(struct sched *s, struct list *queue, int front, int kind, int64_t deadline)
+{
+    struct weft_task *t = s->cur;
+    int e = park_begin(s, t, queue, front, kind, deadline);
+    if (slow(e != 0))
+        return e;
+    switch_next(s, t, 0);
+    return t->wake_err;
+}
+
+static inline void weft_sched_wake(struct sched *s, struct weft_task *t, int err)
+{
+    if (t->state != TS_WAITING)
+        return;
+    sched_unpark(s, t, err);
+    sched_runq_push(s, t);
+}
+
+/* weft_sched_switch_to(s, kind, -1, to) from the running task t, its common case inline: t
+ * is not cancelled, has no deadline scope and no canary stack, and 'to' is parked; anything
+ * else takes the full call. kind is a sync kind (never WAIT_IO or WAIT_OFFLOAD, which
+ * weft_sched_park counts as external). The same state changes as the full call, in the
+ * same order, so the dump and the switch counts cannot tell them apart. */
+static inline __attribute__((always_inline)) int
+weft_sched_switch_fast(struct sched *s, struct weft_task *t, int kind, struct weft_task *to)
+{
+    if (slow(!t || !to || (t->flags & TF_CANCELLED) || t->deadline >= 0 ||
+             t->stack.guard == GUARD_CANARY || to->state != TS_WAITING))
+        return weft_sched_switch_to(s, kind, -1, to);
+    t->state = TS_WAITING;
+    t->wait_kind = (unsigned char)kind;
+    t->wait_deadline = -1;
+    sched_unpark(s, to, 0);
+    sched_switch_in(s, to);
+    ctx_switch(&t->ctx, &to->ctx, 0);
+    sched_after_switch(s);
+    return t->wake_err;
+}
 
 
 #endif

@@ -40,8 +40,9 @@ wait_info_fn weft_wq_info;
  * op for the dump, and obj (the primitive q starts). Returns 0 when a waker of this layer
  * woke it (having taken it off q and counted it out), else the errno: the task is then off
  * q and counted out too, and its wait fields are clear. Inline: every wait's slow path. */
-static inline int weft_wq_park(struct sched *s, weft_waitq *q, int front, int kind,
-                               const char *op, int64_t deadline)
+static inline __attribute__((always_inline)) int
+weft_wq_park(struct sched *s, weft_waitq *q, int front, int kind,
+             const char *op, int64_t deadline)
 {
     struct weft_task *t = s->cur;
     struct list *l = wq_list(q);
@@ -49,7 +50,7 @@ static inline int weft_wq_park(struct sched *s, weft_waitq *q, int front, int ki
     t->wait_op = op;
     t->wait_info = weft_wq_info;
     q->n_++;
-    int e = weft_sched_park(s, l, front, kind, deadline);
+    int e = sched_park(s, l, front, kind, deadline);
     if (slow(e != 0)) {
         /* Woken by a timer or a cancel (the scheduler took it off q), or never parked. */
         q->n_--;

@@ -125,6 +125,67 @@ START_TEST(main_context_keeps_its_rounding_mode_across_tasks)
 }
 END_TEST
 
+#if defined(__x86_64__)
+/* The asm switch reloads MXCSR and the x87 control word only where the incoming task's saved
+ * one differs from the outgoing task's: tasks that differ in one of them only (flush to zero
+ * in MXCSR; x87 precision control) must each get back exactly their own pair. */
+static unsigned get_mxcsr(void)
+{
+    unsigned v;
+    __asm__ volatile("stmxcsr %0" : "=m"(v));
+    return v & ~0x3fu;          /* the exception flags are sticky status, not control */
+}
+
+static void set_mxcsr(unsigned v) { __asm__ volatile("ldmxcsr %0" : : "m"(v)); }
+
+static unsigned short get_x87cw(void)
+{
+    unsigned short v;
+    __asm__ volatile("fnstcw %0" : "=m"(v));
+    return v;
+}
+
+static void set_x87cw(unsigned short v) { __asm__ volatile("fldcw %0" : : "m"(v)); }
+
+static void *fp_words_task(void *arg)
+{
+    int which = I(arg);
+    unsigned mx = get_mxcsr();
+    unsigned short cw = get_x87cw();
+    if (which == 0)
+        set_mxcsr(mx |= 0x8000);                        /* FTZ, and nothing else */
+    else if (which == 1)
+        set_x87cw(cw = (unsigned short)((cw & ~0x300) | 0x200));   /* 53-bit precision */
+    int bad = 0;
+    for (int r = 0; r < FP_ROUNDS; r++) {
+        if (weft_yield() != 0)
+            return V(2000);
+        bad += get_mxcsr() != mx;
+        bad += get_x87cw() != cw;
+    }
+    return V(bad);
+}
+
+START_TEST(tasks_differing_in_one_control_word_each_keep_theirs)
+{
+    SKIP_IF(RUNNING_ON_VALGRIND, "valgrind does not model FTZ or x87 precision control");
+    unsigned mx = get_mxcsr();
+    unsigned short cw = get_x87cw();
+    weft_task *t[6];
+    for (int i = 0; i < 6; i++)
+        ck_assert_ptr_nonnull(t[i] = weft_go(fp_words_task, V(i % 3)));
+    ck_assert_int_eq(weft_run(), 0);
+    for (int i = 0; i < 6; i++) {
+        void *v;
+        ck_assert_int_eq(weft_join(t[i], &v), 0);
+        ck_assert_msg(v == V(0), "task %d (kind %d): %d wrong control words", i, i % 3, I(v));
+    }
+    ck_assert_uint_eq(get_mxcsr(), mx);                 /* main's own, untouched */
+    ck_assert_uint_eq(get_x87cw(), cw);
+}
+END_TEST
+#endif
+
 /* ---- callee-saved registers and frames ------------------------------------------------- */
 
 enum { SWITCHES = 3000 };
@@ -243,6 +304,9 @@ static Suite *ctx_suite(void)
     TCase *tc = test_case(s, "fp", 10);
     tcase_add_test(tc, each_task_keeps_its_own_rounding_mode_across_yields);
     tcase_add_test(tc, main_context_keeps_its_rounding_mode_across_tasks);
+#if defined(__x86_64__)
+    tcase_add_test(tc, tasks_differing_in_one_control_word_each_keep_theirs);
+#endif
     tc = test_case(s, "registers", 20);
     tcase_add_test(tc, locals_survive_many_switches);
     tcase_add_test(tc, frames_survive_switches_at_every_depth);

@@ -565,6 +565,73 @@ TASK_TEST(dump_shows_the_caller_in_gen_wait)
     ck_assert_int_eq(weft_gen_close(g), 0);         /* its sleep is cancelled; it ends */
 }
 
+/* The switch count the text dump prints for the task named name ("N switches, " on the line
+ * after its header), or -1 when it is not there. */
+static long dumped_switches(const char *text, const char *name)
+{
+    char head[64];
+    snprintf(head, sizeof head, "\"%s\" [", name);
+    const char *at = strstr(text, head);
+    const char *sw = at ? strstr(at, " switches, ") : NULL;
+    if (!sw)
+        return -1;
+    while (sw > at && sw[-1] >= '0' && sw[-1] <= '9')
+        sw--;
+    return strtol(sw, NULL, 10);
+}
+
+/* The scheduler's total, from the dump's header line ("...; M switches"). */
+static long dumped_total(const char *text)
+{
+    const char *at = strstr(text, " switches\n"), *end = strchr(text, '\n');
+    if (!at || at > end)
+        return -1;
+    while (at > text && at[-1] >= '0' && at[-1] <= '9')
+        at--;
+    return strtol(at, NULL, 10);
+}
+
+static void *echo_forever(void *arg)
+{
+    void *v = arg;
+    while (weft_gen_yield(v, &v) == 0)
+        ;
+    return NULL;
+}
+
+/* Each round trip is two switches, counted for both sides and in the total, whichever way
+ * the switch goes: the direct one (no deadline anywhere) or the full one (the caller has a
+ * deadline scope, so each wait arms a timer). Between two dumps nothing else switches. */
+TASK_TEST(round_trips_count_their_switches_with_and_without_a_deadline_scope)
+{
+    weft_set_name(NULL, "driver");
+    weft_gen *g = weft_gen_make(&(weft_attr){ .name = "echo" }, echo_forever, NULL);
+    ck_assert_ptr_nonnull(g);
+    void *out;
+    ck_assert_int_eq(weft_gen_send(g, P(0), &out), 0);     /* started: from the run queue */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            weft_set_task_deadline(weft_now() + 100000);
+        char *before = dump_string(0);
+        long g0 = dumped_switches(before, "echo"), d0 = dumped_switches(before, "driver");
+        long t0 = dumped_total(before);
+        free(before);
+        ck_assert(g0 > 0 && d0 > 0 && t0 > 0);
+        for (int i = 1; i <= 50; i++) {
+            ck_assert_int_eq(weft_gen_send(g, P(i), &out), 0);
+            ck_assert_int_eq(I(out), i);
+        }
+        char *after = dump_string(0);
+        ck_assert_int_eq(dumped_switches(after, "echo"), g0 + 50);
+        ck_assert_int_eq(dumped_switches(after, "driver"), d0 + 50);
+        ck_assert_int_eq(dumped_total(after), t0 + 100);
+        ck_assert_msg(strstr(after, "\"echo\" [gen-wait yield \"echo\""), "in:\n%s", after);
+        free(after);
+    }
+    weft_set_task_deadline(-1);
+    ck_assert_int_eq(weft_gen_close(g), 0);
+}
+
 static void *just_yield(void *arg)
 {
     (void)arg;
@@ -647,6 +714,7 @@ int main(void)
     ADD_TEST(s, dump_shows_the_caller_in_gen_wait, 20);
     ADD_TEST(s, dump_shows_a_suspended_generator_in_yield, 20);
     ADD_TEST(s, a_caller_that_could_not_wait_shows_no_gen_wait, 20);
+    ADD_TEST(s, round_trips_count_their_switches_with_and_without_a_deadline_scope, 20);
     ADD_TEST(s, ten_thousand_generators_alive_at_once, 60);
     return test_run(s);
 }
