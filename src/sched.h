@@ -215,7 +215,12 @@ static inline struct weft_task *task_or_self(const weft_task *h)
 }
 
 /* The thread's scheduler, created on first use; NULL with errno ENOMEM when that fails. */
-struct sched *weft_sched_get(void);
+struct sched *weft_sched_make(void);   /* task.c: the first use on a thread */
+static inline struct sched *weft_sched_get(void)
+{
+    struct sched *s = weft_sched_tls;
+    return fast(s != NULL) ? s : weft_sched_make();
+}
 
 /* The deadline ms milliseconds from now, rounded up so that it is never less than ms away
  * (weft_now() truncates); saturates. */

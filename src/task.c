@@ -71,11 +71,9 @@ static void make_key(void)
     weft_page_size = (size_t)sysconf(_SC_PAGESIZE);
 }
 
-struct sched *weft_sched_get(void)
+struct sched *weft_sched_make(void)
 {
-    struct sched *s = weft_sched_tls;
-    if (fast(s != NULL))
-        return s;
+    struct sched *s;
     pthread_once(&key_once, make_key);
     s = calloc(1, sizeof *s);
     if (!s) {
