@@ -152,4 +152,9 @@ static inline long calibrate(const struct bench_opts *o, double (*run)(long n), 
     return n < step ? step : n;
 }
 
+/* bench/floors.c: ns taken by n floor switches (two contexts in one loop), and by n
+ * floor_asym switches (main and a coroutine, each from its own call site). */
+double bench_floor(long n);
+double bench_floor_asym(long n);
+
 #endif

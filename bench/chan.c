@@ -23,68 +23,10 @@ static void die(const char *what)
     exit(1);
 }
 
-/* ---- floor: two contexts in one loop, as bench/switch's floor ------------------------------ */
-
-static void *main_sp, *side_sp[2], *side_lo[2];
-static long side_n;
-static double side_t0, side_t1;
-
-static __attribute__((noinline)) void side_loop(int me)
-{
-    for (long i = 0; i < side_n; i++)
-        floor_swap(&side_sp[me], side_sp[!me]);
-}
-
-static void side0(void)
-{
-    floor_swap(&side_sp[0], side_sp[1]);
-    side_t0 = now_ns();
-    side_loop(0);
-    side_t1 = now_ns();
-    floor_swap(&side_sp[0], main_sp);
-    abort();
-}
-
-static void side1(void)
-{
-    floor_swap(&side_sp[1], side_sp[0]);
-    side_loop(1);
-    abort();
-}
-
-static double run_floor(long n)
-{
-    for (int i = 0; i < 2; i++)
-        if (!side_lo[i])
-            side_lo[i] = bench_stack();
-    side_n = n / 2;
-    side_sp[0] = floor_make(side_lo[0], BENCH_STACK, side0);
-    side_sp[1] = floor_make(side_lo[1], BENCH_STACK, side1);
-    floor_swap(&main_sp, side_sp[0]);
-    return side_t1 - side_t0;
-}
-
-/* floor_asym: main and one coroutine switching from places of their own, so every return is
- * mispredicted, as it is for two tasks parked in different calls (send here, recv there):
- * the "about 10 ns" minimal switch of DESIGN.md. */
-static void *asym_main_sp, *asym_co_sp;
-
-static void asym_co(void)
-{
-    for (;;)
-        floor_swap(&asym_co_sp, asym_main_sp);
-}
-
-static double run_floor_asym(long n)
-{
-    if (!asym_co_sp)
-        asym_co_sp = floor_make(bench_stack(), BENCH_STACK, asym_co);
-    floor_swap(&asym_main_sp, asym_co_sp);
-    double t0 = now_ns();
-    for (long i = 0; i < n / 2; i++)
-        floor_swap(&asym_main_sp, asym_co_sp);
-    return now_ns() - t0;
-}
+/* floor and floor_asym come from bench/floors.c. floor_asym: main and one coroutine
+ * switching from places of their own, so every return is mispredicted, as it is for two
+ * tasks parked in different calls (send here, recv there): the "about 10 ns" minimal switch
+ * of DESIGN.md. */
 
 /* ---- pingpong: n messages, n/2 each way ---------------------------------------------------- */
 
@@ -246,8 +188,8 @@ int main(int argc, char **argv)
     int do_pp = bench_selected(&o, "pingpong");
     int do_wh = bench_selected(&o, "whispers");
     int do_whw = bench_selected(&o, "whispers_warm");
-    long n_floor = do_floor ? calibrate(&o, run_floor, 2) : 0;
-    long n_asym = do_asym ? calibrate(&o, run_floor_asym, 2) : 0;
+    long n_floor = do_floor ? calibrate(&o, bench_floor, 2) : 0;
+    long n_asym = do_asym ? calibrate(&o, bench_floor_asym, 2) : 0;
     long n_pp = do_pp ? calibrate(&o, run_pingpong, 2) : 0;
     size_t R = (size_t)o.rounds;
     double *fl = calloc(R, sizeof *fl), *fa = calloc(R, sizeof *fa), *pp = calloc(R, sizeof *pp);
@@ -258,9 +200,9 @@ int main(int argc, char **argv)
     /* Interleaved: every round runs each variant once, so drift hits them all alike. */
     for (int r = 0; r < o.rounds; r++) {
         if (do_floor)
-            fl[r] = run_floor(n_floor) / (double)n_floor;
+            fl[r] = bench_floor(n_floor) / (double)n_floor;
         if (do_asym)
-            fa[r] = run_floor_asym(n_asym) / (double)n_asym;
+            fa[r] = bench_floor_asym(n_asym) / (double)n_asym;
         if (do_pp)
             pp[r] = run_pingpong(n_pp) / (double)n_pp;
         if (do_wh)

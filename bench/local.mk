@@ -13,12 +13,12 @@ bench_spawn_LDADD = libweft.la
 bench_million_SOURCES = bench/million.c
 bench_million_LDADD = libweft.la
 # The sync layer: mutex hand-off (and semaphore, park/unpark) beside the floor switch.
-bench_sync_SOURCES = bench/sync.c bench/bench.h bench/floor.S
+bench_sync_SOURCES = bench/sync.c bench/floors.c bench/bench.h bench/floor.S
 bench_sync_LDADD = libweft.la
-bench_chan_SOURCES = bench/chan.c bench/bench.h bench/floor.S
+bench_chan_SOURCES = bench/chan.c bench/floors.c bench/bench.h bench/floor.S
 bench_chan_LDADD = libweft.la
 # Generators: a send/yield round trip beside the floor switch.
-bench_gen_SOURCES = bench/gen.c bench/bench.h bench/floor.S
+bench_gen_SOURCES = bench/gen.c bench/floors.c bench/bench.h bench/floor.S
 bench_gen_LDADD = libweft.la
 
 .PHONY: bench bench-programs

@@ -13,46 +13,7 @@ static const char usage[] =
     "Prints, per variant, the median and best ns per unit over the rounds, and the medians\n"
     "of the per-round ratios against the floor switch and against weft_yield.\n";
 
-/* ---- floor: two contexts swapping in one loop (as bench/switch's floor) ---------------- */
-
-static void *main_sp, *side_sp[2], *side_lo[2];
-static long side_n;
-static double side_t0, side_t1;
-
-static __attribute__((noinline)) void side_loop(int me)
-{
-    for (long i = 0; i < side_n; i++)
-        floor_swap(&side_sp[me], side_sp[!me]);
-}
-
-static void side0(void)
-{
-    floor_swap(&side_sp[0], side_sp[1]);
-    side_t0 = now_ns();
-    side_loop(0);
-    side_t1 = now_ns();
-    floor_swap(&side_sp[0], main_sp);
-    abort();
-}
-
-static void side1(void)
-{
-    floor_swap(&side_sp[1], side_sp[0]);
-    side_loop(1);
-    abort();
-}
-
-static double run_floor(long n)
-{
-    for (int i = 0; i < 2; i++)
-        if (!side_lo[i])
-            side_lo[i] = bench_stack();
-    side_n = n / 2;
-    side_sp[0] = floor_make(side_lo[0], BENCH_STACK, side0);
-    side_sp[1] = floor_make(side_lo[1], BENCH_STACK, side1);
-    floor_swap(&main_sp, side_sp[0]);
-    return side_t1 - side_t0;
-}
+/* The floor switch comes from bench/floors.c. */
 
 /* ---- the weft variants: two tasks, each doing n/2 units --------------------------------- */
 
@@ -176,7 +137,7 @@ static struct variant {
     long n;
     double *ns;
 } v[NV] = {
-    [FLOOR] = { "floor", run_floor, 1, 0, NULL },
+    [FLOOR] = { "floor", bench_floor, 1, 0, NULL },
     [YIELD] = { "yield", run_yield, 0, 0, NULL },
     [MUTEX] = { "mutex", run_mutex, 0, 0, NULL },
     [SEM] = { "sem", run_sem, 0, 0, NULL },
