@@ -156,5 +156,9 @@ static inline long calibrate(const struct bench_opts *o, double (*run)(long n), 
  * floor_asym switches (main and a coroutine, each from its own call site). */
 double bench_floor(long n);
 double bench_floor_asym(long n);
+/* ... and by n weft_yield switches between two tasks, both in one loop (weft) or each in a
+ * loop of its own (weft_asym). */
+double bench_weft(long n);
+double bench_weft_asym(long n);
 
 #endif

@@ -25,69 +25,7 @@ static void die(const char *what)
 /* floor and floor_asym (main <-> one coroutine, each from its own call site) come from
  * bench/floors.c. */
 
-/* ---- weft: two tasks yielding to each other, per switch ---------------------------------- */
-
-static long yields;
-static double weft_t0, weft_t1;
-
-static void *ping(void *arg)
-{
-    weft_yield();
-    if (arg)
-        weft_t0 = now_ns();
-    for (long i = 0; i < yields; i++)
-        weft_yield();
-    if (!arg)
-        weft_t1 = now_ns();
-    return NULL;
-}
-
-/* weft_asym: the same, each task yielding from a loop of its own (as bench/switch's), so
- * every switch returns to another place, as between a caller and its generator. */
-static void *pong_a(void *arg)
-{
-    weft_yield();
-    weft_t0 = now_ns();
-    for (long i = 0; i < yields; i++)
-        weft_yield();
-    return arg;
-}
-
-static __attribute__((noinline)) void pong_b_loop(void)
-{
-    for (long i = 0; i < yields; i++) {
-        __asm__ volatile("" ::: "memory");
-        weft_yield();
-    }
-}
-
-static void *pong_b(void *arg)
-{
-    weft_yield();
-    pong_b_loop();
-    weft_t1 = now_ns();
-    return arg;
-}
-
-static double run_pair(long n, void *(*a)(void *), void *(*b)(void *))
-{
-    yields = n / 2;
-    if (!weft_go(a, (void *)1) || !weft_go(b, NULL))
-        die("weft_go");
-    if (weft_run() != 0)
-        die("weft_run");
-    return weft_t1 - weft_t0;
-}
-
-static double run_weft(long n)
-{
-    return run_pair(n, ping, ping);
-}
-
-static double run_weft_asym(long n)
-{
-    return run_pair(n, pong_a, pong_b);
-}
+/* weft and weft_asym (two tasks yielding to each other) come from bench/floors.c. */
 
 /* ---- gen, gen_main: send/yield round trips ------------------------------------------------ */
 
@@ -159,8 +97,8 @@ static struct variant {
 } v[NV] = {
     [FLOOR] = { "floor", bench_floor, 1, 2, 0, NULL },
     [FLOOR_ASYM] = { "floor_asym", bench_floor_asym, 1, 2, 0, NULL },
-    [WEFT] = { "weft", run_weft, 0, 2, 0, NULL },
-    [WEFT_ASYM] = { "weft_asym", run_weft_asym, 0, 2, 0, NULL },
+    [WEFT] = { "weft", bench_weft, 0, 2, 0, NULL },
+    [WEFT_ASYM] = { "weft_asym", bench_weft_asym, 0, 2, 0, NULL },
     [GEN] = { "gen", run_gen, 0, 1, 0, NULL },
     [GEN_MAIN] = { "gen_main", run_gen_main, 0, 1, 0, NULL },
 };

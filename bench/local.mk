@@ -6,7 +6,7 @@ EXTRA_PROGRAMS += $(BENCH_PROGS)
 CLEANFILES += $(BENCH_PROGS)
 EXTRA_DIST += bench/run.sh bench/README.md bench/floor_x86_64.S bench/floor_aarch64.S
 
-bench_switch_SOURCES = bench/switch.c bench/bench.h bench/floor.S
+bench_switch_SOURCES = bench/switch.c bench/floors.c bench/bench.h bench/floor.S
 bench_switch_LDADD = libweft.la
 bench_spawn_SOURCES = bench/spawn.c bench/bench.h bench/floor.S
 bench_spawn_LDADD = libweft.la

@@ -153,71 +153,7 @@ static double run_swapcontext(long n)
 
 /* ---- weft, weft_asym: two tasks, each yields n/2 times --------------------------------------- */
 
-/* weft: both tasks run ping, so each yield returns to the place the other task left from.
- * weft_asym: pong_a and pong_b yield from places of their own (like floor_asym). */
-static long yields;
-static double weft_t0, weft_t1;
-
-static void *ping(void *arg)
-{
-    weft_yield();               /* both tasks have run once (stacks touched) before the clock */
-    if (arg)
-        weft_t0 = now_ns();
-    for (long i = 0; i < yields; i++)
-        weft_yield();
-    if (!arg)
-        weft_t1 = now_ns();
-    return NULL;
-}
-
-static void *pong_a(void *arg)
-{
-    weft_yield();
-    weft_t0 = now_ns();
-    for (long i = 0; i < yields; i++)
-        weft_yield();
-    return arg;
-}
-
-static __attribute__((noinline)) void pong_b_loop(void)
-{
-    for (long i = 0; i < yields; i++) {
-        __asm__ volatile("" ::: "memory");     /* a loop body of its own, never merged */
-        weft_yield();
-    }
-}
-
-static void *pong_b(void *arg)
-{
-    weft_yield();
-    pong_b_loop();
-    weft_t1 = now_ns();
-    return arg;
-}
-
-static double run_tasks(long n, void *(*a)(void *), void *(*b)(void *))
-{
-    yields = n / 2;
-    if (!weft_go(a, (void *)1) || !weft_go(b, NULL)) {
-        perror("weft_go");
-        exit(1);
-    }
-    if (weft_run() != 0) {
-        perror("weft_run");
-        exit(1);
-    }
-    return weft_t1 - weft_t0;
-}
-
-static double run_weft(long n)
-{
-    return run_tasks(n, ping, ping);
-}
-
-static double run_weft_asym(long n)
-{
-    return run_tasks(n, pong_a, pong_b);
-}
+/* weft and weft_asym come from bench/floors.c. */
 
 /* ---- driver ---------------------------------------------------------------------------- */
 
@@ -234,8 +170,8 @@ static struct variant {
     [FLOOR_FP] = { "floor_fp", run_floor_fp, 1, 0, NULL },
     [FLOOR_ASYM] = { "floor_asym", run_floor_asym, 1, 0, NULL },
     [SWAPCONTEXT] = { "swapcontext", run_swapcontext, 0, 0, NULL },
-    [WEFT] = { "weft", run_weft, 0, 0, NULL },
-    [WEFT_ASYM] = { "weft_asym", run_weft_asym, 0, 0, NULL },
+    [WEFT] = { "weft", bench_weft, 0, 0, NULL },
+    [WEFT_ASYM] = { "weft_asym", bench_weft_asym, 0, 0, NULL },
 };
 
 /* The ratios printed: num/den, each the median of the per-round ratios. */
