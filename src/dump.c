@@ -11,7 +11,8 @@
 
 const char *const weft_dump_state_names[ST_COUNT] = {
     "running", "runnable", "io-wait", "sleeping", "chan-wait", "lock-wait", "join-wait",
-    "offload-wait", "cond-wait", "wg-wait", "sem-wait", "gen-wait", "done", "waiting",
+    "offload-wait", "cond-wait", "wg-wait", "sem-wait", "gen-wait", "proc-wait", "signal-wait", "done",
+    "waiting",
 };
 
 /* What the parking layer says about a wait of its kinds (see struct wait_info). */
@@ -89,6 +90,8 @@ int weft_dump_task_state(const struct weft_task *t)
         case WAIT_WG: return ST_WG;
         case WAIT_SEM: return ST_SEM;
         case WAIT_GEN: return ST_GEN;
+        case WAIT_PROC: return ST_PROC;
+        case WAIT_SIGNAL: return ST_SIGNAL;
         default: return ST_OTHER;
         }
     default: return ST_OTHER;
@@ -322,7 +325,8 @@ static void put_task_json(struct dumpctx *d, const struct weft_task *t, int st)
 {
     static const char *const guards[] = { "?", "madvise", "mprotect", "canary" };
     static const char *const kinds[] = { "none", "io", "sleep", "join", "chan", "lock", "offload",
-                                         "cond", "wg", "sem", "gen", "user" };
+                                         "cond", "wg", "sem", "gen", "user", "proc",
+                                         "signal" };
     struct sigbuf *b = d->b;
     int64_t waited = since(d, t->last_run);
     put(b, "{\"id\":");

@@ -48,7 +48,7 @@ struct schedent *weft_dump_ent_of(const struct sched *s);
 
 enum {
     ST_RUNNING, ST_RUNNABLE, ST_IO, ST_SLEEP, ST_CHAN, ST_LOCK, ST_JOIN, ST_OFFLOAD, ST_COND,
-    ST_WG, ST_SEM, ST_GEN, ST_DONE, ST_OTHER, ST_COUNT
+    ST_WG, ST_SEM, ST_GEN, ST_PROC, ST_SIGNAL, ST_DONE, ST_OTHER, ST_COUNT
 };
 /* dump.c */
 extern const char *const weft_dump_state_names[ST_COUNT];

@@ -38,6 +38,8 @@ enum wait_kind {
     WAIT_SEM,
     WAIT_GEN,
     WAIT_USER,          /* the public park (weft_park): wait_info gives the user's reason */
+    WAIT_PROC,          /* a child process (proc.c): wait_info gives the pid and command */
+    WAIT_SIGNAL,        /* signals (signal.c): wait_info gives the set */
     WAIT_KIND_COUNT
 };
 
@@ -53,6 +55,14 @@ struct wait_info {
     long waiting;               /* tasks waiting on the same object, this one too; -1 unknown */
 };
 typedef void wait_info_fn(const struct weft_task *t, struct wait_info *out);
+
+/* Is a wait of this kind ended by something outside the scheduler (an fd, a pool thread, a
+ * child, a signal)? Such waits are counted in nexternal: while there are any, a loop where no
+ * task can run is idle, not deadlocked. */
+static inline int wait_external(int kind)
+{
+    return kind == WAIT_IO || kind == WAIT_OFFLOAD || kind == WAIT_PROC || kind == WAIT_SIGNAL;
+}
 
 enum task_flag {
     TF_DETACHED = 1,
@@ -324,7 +334,7 @@ static inline void sched_unpark(struct sched *s, struct weft_task *t, int err)
         list_remove(&t->extra[i].link);
     if (timer_armed(&t->timer))     /* most waits have no deadline: skip the call */
         weft_timer_cancel(&s->timers, &t->timer);
-    if (t->wait_kind == WAIT_IO || t->wait_kind == WAIT_OFFLOAD)
+    if (wait_external(t->wait_kind))
         s->nexternal--;
     t->wait_kind = WAIT_NONE;
     t->wait_obj = NULL;
@@ -397,7 +407,7 @@ park_begin(struct sched *s, struct weft_task *t, struct list *queue, int front, 
     t->state = TS_WAITING;
     t->wait_kind = (unsigned char)kind;
     t->wait_deadline = deadline;
-    if (kind == WAIT_IO || kind == WAIT_OFFLOAD)
+    if (wait_external(kind))
         s->nexternal++;
     return 0;
 }

@@ -378,8 +378,8 @@ START_TEST(json_dump_parses_and_describes_each_task)
     ck_assert_has(out, "task dumper running - - - dumptest_dumper ");
     ck_assert_has(out, ",dumptest_dumper,");
     ck_assert_has(out, "counts chan-wait=0 cond-wait=0 done=1 gen-wait=0 io-wait=2 join-wait=1 "
-                       "lock-wait=0 offload-wait=0 runnable=2 running=1 sem-wait=0 sleeping=1 "
-                       "waiting=0 wg-wait=0\n");
+                       "lock-wait=0 offload-wait=0 proc-wait=0 runnable=2 running=1 sem-wait=0 "
+                       "signal-wait=0 sleeping=1 waiting=0 wg-wait=0\n");
     ck_assert_has(out, "main parked ");
     free(out);
     free(json);
