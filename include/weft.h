@@ -624,6 +624,53 @@ typedef struct weft_chan_clause {
  * waits). */
 WEFT_API int weft_chan_select(weft_chan_clause *clauses, int n, int64_t deadline);
 
+/* ---- offload: calls that would block the thread, run on a pool of OS threads ----------- *
+ *
+ * Some calls cannot wait on the reactor: a name lookup, a read from a slow disk, a library
+ * call that blocks, a long computation. weft_offload runs such a call on a pool thread while
+ * the calling task parks; every other task keeps running. The pool is process-wide and
+ * shared by every scheduler thread; its threads start on first use, one more whenever work
+ * is queued and none is idle, up to the pool's size: 4 by default (the calls it serves wait
+ * on disks and name servers rather than use the CPU, so a few threads keep a slow lookup
+ * from holding up the others without crowding a small machine), set by
+ * weft_offload_set_threads or the environment variable WEFT_OFFLOAD_THREADS (read at first
+ * use). A completion reaches the task's scheduler through an eventfd on its reactor; a burst
+ * of completions costs it one wake-up. Pool threads block every signal.
+ *
+ * What fn may do: any blocking libc or system call, on memory it owns or that arg points at;
+ * it runs on another OS thread, so what it shares with tasks needs the usual locking. What
+ * it may not do: call weft functions that need a scheduler (weft_spawn, weft_yield, the
+ * wrappers' waits: on a pool thread there is none, so they act as outside any task) or touch
+ * a channel, lock or other object of a scheduler thread.
+ *
+ * Early return: when the wait ends by its deadline or a cancel, the call returns at once
+ * with ETIMEDOUT or ECANCELED. If fn had not started, it never will. If it is running, it
+ * runs to its end on its thread, with arg: so with weft_offload, arg must stay valid until
+ * then even though the call has returned (memory on the task's stack does not); with
+ * weft_offload_ex, the pool calls discard(arg) on its thread once it is done with arg (fn
+ * returned, or was dropped before it started), and discard frees what arg holds. discard is
+ * called only for a call that returned early: otherwise arg is the caller's again when the
+ * call returns 0. The dump shows the parked task as offload-wait with fn's name and how long
+ * it has waited. In a forked child the pool starts anew: calls of the forking thread whose fn
+ * was running at the fork fail with ECANCELED, queued ones run. */
+#define WEFT_OFFLOAD_MAX_THREADS 256    /* the largest pool */
+
+/* Run fn(arg) on a pool thread and wait until it returns. Outside any task, fn(arg) is just
+ * called. Returns 0 once fn has returned. Errors: EINVAL (fn NULL), ETIMEDOUT, ECANCELED
+ * (see above; a deadline already past or a cancelled task fails before fn is queued),
+ * EAGAIN (no pool thread could be started), ENOMEM, and eventfd's errors (the first call of
+ * a scheduler thread). */
+WEFT_API int weft_offload(void (*fn)(void *), void *arg, int64_t deadline);
+/* weft_offload, with discard(arg) called on the pool thread when the call returned early
+ * (discard NULL: as weft_offload). */
+WEFT_API int weft_offload_ex(void (*fn)(void *), void *arg, void (*discard)(void *),
+                             int64_t deadline);
+/* Set the pool's size: threads above it leave when idle. Errors: EINVAL (n < 1 or above
+ * WEFT_OFFLOAD_MAX_THREADS). */
+WEFT_API int weft_offload_set_threads(int n);
+/* The pool's size. */
+WEFT_API int weft_offload_threads(void);
+
 /* ---- debugging: the task dump ------------------------------------------------------------ */
 
 /* Flags for weft_dump. */

@@ -252,6 +252,14 @@ static void put_task_text(struct dumpctx *d, const struct weft_task *t, int st)
         put(b, " task ");
         put_u(b, join_target(t));
         break;
+    case ST_OFFLOAD: {          /* " op fn": wait_obj is the function the pool runs */
+        struct wait_info w = wait_info_of(t);
+        put(b, w.op ? " " : "");
+        put(b, w.op ? w.op : "");
+        put(b, " ");
+        weft_dump_put_sym_text(d, (uintptr_t)t->wait_obj, 0);
+        break;
+    }
     default:
         if (t->wait_info || t->wait_obj)
             weft_dump_put_wait_info(b, t);
@@ -360,6 +368,10 @@ static void put_task_json(struct dumpctx *d, const struct weft_task *t, int st)
             put_u(b, join_target(t));
         } else if (t->wait_info || t->wait_obj) {
             put_wait_info_json(b, t);
+            if (st == ST_OFFLOAD) {
+                put(b, ",\"fn\":");
+                put_sym_json(d, (uintptr_t)t->wait_obj, 0);
+            }
         }
         put(b, ",\"deadline_ms\":");
         if (t->wait_deadline >= 0)

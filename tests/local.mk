@@ -143,4 +143,11 @@ CHECK_SUITES += tests/check_chan
 tests_check_chan_SOURCES = tests/check_chan.c tests/iotest.h tests/testutil.h
 tests_check_chan_CFLAGS = $(TEST_CFLAGS)
 tests_check_chan_LDADD = $(TEST_LIBS)
+# The offload pool (src/offload.c): deadlines, cancels, discard, batching, threads, fork.
+check_PROGRAMS += tests/check_offload
+TESTS += tests/check_offload
+CHECK_SUITES += tests/check_offload
+tests_check_offload_SOURCES = tests/check_offload.c tests/testutil.h
+tests_check_offload_CFLAGS = $(TEST_CFLAGS)
+tests_check_offload_LDADD = $(TEST_LIBS) -lpthread
 endif

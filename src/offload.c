@@ -1,0 +1,527 @@
+/* The offload pool: OS threads that run calls which cannot be made non-blocking, while the
+ * calling task parks. Each scheduler thread that uses the pool has a port: an eventfd on its
+ * reactor and a lock-free stack of completed jobs, reaped in batches by a background task.
+ * The pool never calls into a scheduler; the file calls and name lookups are offload_*.c. */
+#include "config.h"
+#include "offload.h"
+#include "reactor.h"
+#include "sched.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* A job's life: QUEUED -> RUNNING -> DONE (posted to its port) by the pool; a waiter that
+ * leaves early turns QUEUED or RUNNING into ABANDONED, and the pool then gives arg to discard
+ * and frees the job itself. */
+enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_ABANDONED };
+
+struct port;
+
+struct job {
+    struct job *next;           /* the pool's queue, then the port's stack of completions */
+    void (*fn)(void *);
+    void *arg;
+    void (*discard)(void *);
+    const char *op;
+    struct port *port;
+    struct weft_task *waiter;   /* the parked task; NULL once it left a completed job behind */
+    _Atomic int state;
+    int err;                    /* 0, or ECANCELED: the job was lost to a fork */
+    int reaped;                 /* the reaper has taken it off the port (loop thread only) */
+};
+
+struct port {
+    _Atomic(struct job *) done; /* completions, newest first */
+    _Atomic long refs;          /* the reaper's, and one per job not yet freed */
+    int efd;                    /* written when a completion lands on an empty stack */
+    int idle;                   /* the reaper is parked off the fd: nothing is in flight */
+    long inflight;              /* jobs whose completion will be posted here (loop thread) */
+    struct sched *s;
+    struct weft_task *reaper;
+};
+
+static TLS struct port *tls_port;
+
+/* ---- the pool: a FIFO of jobs under one mutex, threads started as work comes ----------- */
+
+#define POOL_DEFAULT 4
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static struct job *q_head, **q_tail = &q_head;
+static long q_len;
+static int pool_size;           /* 0 until decided (weft_offload_set_threads or the env) */
+static int nthreads, nidle;
+static struct job *busy[WEFT_OFFLOAD_MAX_THREADS];     /* what each thread runs (for a fork) */
+static unsigned char slot_used[WEFT_OFFLOAD_MAX_THREADS];
+static _Atomic int kick_needed; /* a forked child has queued jobs and no threads */
+
+static void port_unref(struct port *p)
+{
+    if (atomic_fetch_sub(&p->refs, 1) != 1)
+        return;
+    /* Every job holds a reference, so the stack is empty: only the fd is left. */
+    weft_sys_close(p->efd);
+    free(p);
+}
+
+static void job_free(struct job *j)
+{
+    struct port *p = j->port;
+    free(j);
+    port_unref(p);
+}
+
+/* The pool is done with an abandoned job: give its arg back, free it. */
+static void job_drop(struct job *j)
+{
+    if (j->discard)
+        j->discard(j->arg);
+    job_free(j);
+}
+
+/* Push j onto its port's stack; returns whether the stack was empty (write the fd then). */
+static int port_push(struct port *p, struct job *j)
+{
+    struct job *top = atomic_load(&p->done);
+    do
+        j->next = top;
+    while (!atomic_compare_exchange_weak(&p->done, &top, j));
+    return top == NULL;
+}
+
+static void port_signal(struct port *p)
+{
+    uint64_t one = 1;
+    while (weft_sys_write(p->efd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
+static void run_job(int slot, struct job *j)
+{
+    int st = JOB_QUEUED;
+    if (!atomic_compare_exchange_strong(&j->state, &st, JOB_RUNNING)) {
+        pthread_mutex_lock(&pool_mu);
+        busy[slot] = NULL;
+        pthread_mutex_unlock(&pool_mu);
+        job_drop(j);            /* its waiter left before it started: fn never runs */
+        return;
+    }
+    j->fn(j->arg);
+    struct port *p = j->port;
+    atomic_fetch_add(&p->refs, 1);      /* for the write: the waiter may free j at once */
+    pthread_mutex_lock(&pool_mu);       /* posting and busy[] change together (see fork) */
+    busy[slot] = NULL;
+    st = JOB_RUNNING;
+    int posted = atomic_compare_exchange_strong(&j->state, &st, JOB_DONE);
+    int first = posted && port_push(p, j);
+    pthread_mutex_unlock(&pool_mu);
+    if (first)
+        port_signal(p);
+    port_unref(p);
+    if (!posted)
+        job_drop(j);
+}
+
+static void *worker(void *arg)
+{
+    int slot = (int)(intptr_t)arg;
+    pthread_mutex_lock(&pool_mu);
+    for (;;) {
+        while (!q_head && nthreads <= pool_size) {
+            nidle++;
+            pthread_cond_wait(&pool_cv, &pool_mu);
+            nidle--;
+        }
+        if (!q_head)
+            break;              /* the pool was made smaller */
+        struct job *j = q_head;
+        q_head = j->next;
+        if (!q_head)
+            q_tail = &q_head;
+        q_len--;
+        busy[slot] = j;
+        pthread_mutex_unlock(&pool_mu);
+        run_job(slot, j);
+        pthread_mutex_lock(&pool_mu);
+    }
+    nthreads--;
+    slot_used[slot] = 0;
+    pthread_mutex_unlock(&pool_mu);
+    return NULL;
+}
+
+/* Start one more thread, under pool_mu; 0 or an errno value. Its signals are all blocked,
+ * so signals meant for the program (and signalfd's) never land on a pool thread. */
+static int start_thread(void)
+{
+    int slot = 0;
+    while (slot < WEFT_OFFLOAD_MAX_THREADS && slot_used[slot])
+        slot++;
+    if (slot == WEFT_OFFLOAD_MAX_THREADS)
+        return EAGAIN;
+    pthread_attr_t a;
+    if (pthread_attr_init(&a) != 0)
+        return ENOMEM;
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t tid;
+    int e = pthread_create(&tid, &a, worker, (void *)(intptr_t)slot);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&a);
+    if (e == 0) {
+        slot_used[slot] = 1;
+        nthreads++;
+    }
+    return e;
+}
+
+/* Up to 'want' more threads, under pool_mu, within the size; 0, or an errno value when no
+ * thread runs at all. */
+static int pool_grow(long want)
+{
+    int e = 0;
+    while (want-- > 0 && nthreads < pool_size)
+        if ((e = start_thread()) != 0)
+            break;
+    return nthreads > 0 ? 0 : e;
+}
+
+static void pool_atfork_prepare(void)
+{
+    pthread_mutex_lock(&pool_mu);
+}
+
+static void pool_atfork_parent(void)
+{
+    pthread_mutex_unlock(&pool_mu);
+}
+
+/* In a forked child: the pool's threads are gone. Jobs of this thread's port that were
+ * running fail with ECANCELED (their fn stopped at the fork in the child's copy); its queued
+ * ones wait for threads, started by the reaper; other threads' jobs are dropped (their
+ * schedulers are not in the child). The port gets an eventfd of its own. */
+static void pool_atfork_child(void)
+{
+    struct port *p = tls_port;
+    pthread_cond_init(&pool_cv, NULL);
+    nthreads = nidle = 0;
+    memset(slot_used, 0, sizeof slot_used);
+    int pending = 0;
+    for (int i = 0; i < WEFT_OFFLOAD_MAX_THREADS; i++) {
+        struct job *j = busy[i];
+        busy[i] = NULL;
+        if (j && p && j->port == p && atomic_load(&j->state) == JOB_RUNNING) {
+            j->err = ECANCELED;
+            atomic_store(&j->state, JOB_DONE);
+            port_push(p, j);
+            pending = 1;
+        }
+    }
+    struct job **pp = &q_head;
+    q_tail = &q_head;
+    q_len = 0;
+    while (*pp) {
+        struct job *j = *pp;
+        if (p && j->port == p) {
+            q_len++;
+            q_tail = &j->next;
+            pp = &j->next;
+        } else {
+            *pp = j->next;
+        }
+    }
+    pthread_mutex_unlock(&pool_mu);
+    if (!p)
+        return;
+    if (q_len)
+        atomic_store(&kick_needed, 1);
+    int nfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (nfd >= 0) {
+        weft_fd_forget(p->efd);     /* off the child's epoll set; the reaper sees EBADF */
+        dup3(nfd, p->efd, O_CLOEXEC);
+        weft_sys_close(nfd);
+    }
+    if (pending || q_len || atomic_load(&p->done))
+        port_signal(p);
+}
+
+/* The size from the environment, WEFT_OFFLOAD_THREADS (1 to the maximum), else the default. */
+static void pool_init(void)
+{
+    pthread_mutex_lock(&pool_mu);
+    if (!pool_size) {
+        const char *e = getenv("WEFT_OFFLOAD_THREADS");
+        char *end;
+        long n = e ? strtol(e, &end, 10) : 0;
+        pool_size = e && *e && !*end && n >= 1 && n <= WEFT_OFFLOAD_MAX_THREADS ? (int)n
+                                                                                 : POOL_DEFAULT;
+    }
+    pthread_mutex_unlock(&pool_mu);
+    pthread_atfork(pool_atfork_prepare, pool_atfork_parent, pool_atfork_child);
+}
+
+/* Queue j; 0, or EAGAIN when no thread could be started and none runs. */
+static int pool_submit(struct job *j)
+{
+    pthread_once(&pool_once, pool_init);
+    pthread_mutex_lock(&pool_mu);
+    j->next = NULL;
+    *q_tail = j;
+    q_tail = &j->next;
+    q_len++;
+    int e = pool_grow(q_len > nidle ? 1 : 0);
+    if (e) {                    /* no thread at all: take it back */
+        struct job **pp = &q_head;
+        while (*pp != j)
+            pp = &(*pp)->next;
+        *pp = NULL;
+        q_tail = pp;
+        q_len--;
+    } else if (nidle) {
+        pthread_cond_signal(&pool_cv);
+    }
+    pthread_mutex_unlock(&pool_mu);
+    return e;
+}
+
+int weft_offload_set_threads(int n)
+{
+    if (n < 1 || n > WEFT_OFFLOAD_MAX_THREADS) {
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_mutex_lock(&pool_mu);
+    pool_size = n;
+    pool_grow(q_len - nidle);
+    pthread_cond_broadcast(&pool_cv);   /* threads above the size leave when idle */
+    pthread_mutex_unlock(&pool_mu);
+    return 0;
+}
+
+int weft_offload_threads(void)
+{
+    pthread_once(&pool_once, pool_init);
+    pthread_mutex_lock(&pool_mu);
+    int n = pool_size;
+    pthread_mutex_unlock(&pool_mu);
+    return n;
+}
+
+/* ---- the port: completions back on the scheduler's thread ------------------------------- */
+
+/* Wake the waiters of every completion posted so far, oldest first. */
+static void port_reap(struct port *p)
+{
+    struct job *j = atomic_exchange(&p->done, NULL), *fifo = NULL;
+    while (j) {
+        struct job *n = j->next;
+        j->next = fifo;
+        fifo = j;
+        j = n;
+    }
+    for (j = fifo; j; j = fifo) {
+        fifo = j->next;
+        p->inflight--;
+        j->reaped = 1;
+        if (j->waiter)
+            weft_sched_wake(p->s, j->waiter, 0);   /* the waiter frees it */
+        else
+            job_free(j);
+    }
+    if (slow(atomic_exchange(&kick_needed, 0))) {
+        pthread_mutex_lock(&pool_mu);
+        pool_grow(q_len - nidle);
+        pthread_cond_broadcast(&pool_cv);
+        pthread_mutex_unlock(&pool_mu);
+    }
+}
+
+static void reaper_info(const struct weft_task *t, struct wait_info *out)
+{
+    (void)t;
+    out->op = "idle";
+}
+
+static void *reaper(void *arg)
+{
+    struct port *p = arg;
+    struct sched *s = p->s;
+    for (;;) {
+        if (p->inflight == 0 && atomic_load(&p->done) == NULL) {
+            p->idle = 1;
+            s->cur->wait_obj = p;
+            s->cur->wait_info = reaper_info;
+            int e = weft_sched_park(s, NULL, 0, WAIT_USER, -1);
+            p->idle = 0;
+            if (e == ECANCELED)
+                break;
+            continue;
+        }
+        /* Read until empty, then park on the fd (edge-triggered: the next completion posted
+         * onto an empty stack writes it). */
+        uint64_t v;
+        if (weft_sys_read(p->efd, &v, sizeof v) > 0 || atomic_load(&p->done)) {
+            port_reap(p);
+            continue;
+        }
+        struct fdent *f = weft_fd_get(s, p->efd);
+        int e = f ? weft_reactor_arm(s, f, p->efd, 0) : errno;
+        if (e == 0) {
+            s->cur->wait_fd = p->efd;
+            s->cur->wait_events = WEFT_READ;
+            e = weft_reactor_wait(s, f, p->efd, DIR_READ, 0, -1, f->seq);
+        }
+        if (e == ECANCELED)
+            break;
+        /* EBADF: a fork gave the port a new eventfd under the same number; anything else
+         * (ENOMEM): try again shortly rather than spin. */
+        if (e != 0 && e != EBADF && e != EAGAIN && weft_sleep(1) < 0)
+            break;
+    }
+    /* weft_run is ending: no task waits here any more, only jobs left behind. */
+    tls_port = NULL;
+    weft_fd_forget(p->efd);
+    port_reap(p);
+    port_unref(p);
+    return NULL;
+}
+
+static struct port *port_get(struct sched *s)
+{
+    struct port *p = tls_port;
+    if (fast(p != NULL))
+        return p;
+    p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->efd < 0) {
+        int e = errno;
+        free(p);
+        errno = e;
+        return NULL;
+    }
+    atomic_init(&p->refs, 1);
+    atomic_init(&p->done, NULL);
+    p->s = s;
+    weft_task *h = weft_spawn_system(reaper, p, "weft-offload");
+    if (!h) {
+        int e = errno;
+        weft_sys_close(p->efd);
+        free(p);
+        errno = e;
+        return NULL;
+    }
+    p->reaper = handle_rec(s, h);
+    tls_port = p;
+    return p;
+}
+
+/* ---- the call ---------------------------------------------------------------------------- */
+
+static void offload_info(const struct weft_task *t, struct wait_info *out)
+{
+    out->op = t->wait_op;
+}
+
+int weft_offload_op(const char *op, void (*fn)(void *), void *arg, void (*discard)(void *),
+                    int64_t deadline)
+{
+    if (slow(!fn)) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct sched *s = weft_sched_tls;
+    struct weft_task *t = s ? s->cur : NULL;
+    if (!t) {
+        fn(arg);                /* no task to park: the thread is the caller's to block */
+        return 0;
+    }
+    int e = 0;
+    int64_t scope = t->deadline >= 0 && (deadline < 0 || t->deadline < deadline) ? t->deadline
+                                                                                  : deadline;
+    if (t->flags & TF_CANCELLED)
+        e = ECANCELED;
+    else if (scope >= 0 && scope <= weft_now())
+        e = ETIMEDOUT;
+    if (e) {                    /* fails before anything is queued: fn never runs */
+        errno = e;
+        return -1;
+    }
+    struct port *p = port_get(s);
+    struct job *j = p ? malloc(sizeof *j) : NULL;
+    if (!j)
+        return -1;
+    j->fn = fn;
+    j->arg = arg;
+    j->discard = discard;
+    j->op = op;
+    j->port = p;
+    j->waiter = t;
+    j->err = 0;
+    j->reaped = 0;
+    atomic_init(&j->state, JOB_QUEUED);
+    atomic_fetch_add(&p->refs, 1);
+    if ((e = pool_submit(j)) != 0) {
+        job_free(j);
+        errno = e;
+        return -1;
+    }
+    p->inflight++;
+    if (p->idle)
+        weft_sched_wake(s, p->reaper, 0);
+    t->wait_obj = (const void *)(uintptr_t)fn;
+    t->wait_op = op;
+    t->wait_info = offload_info;
+    e = weft_sched_park(s, NULL, 0, WAIT_OFFLOAD, deadline);
+    t->wait_obj = NULL;
+    t->wait_info = NULL;
+    if (e != 0) {
+        int st = JOB_QUEUED;
+        if (atomic_compare_exchange_strong(&j->state, &st, JOB_ABANDONED) ||
+            (st == JOB_RUNNING && atomic_compare_exchange_strong(&j->state, &st, JOB_ABANDONED))) {
+            p->inflight--;      /* the pool frees it, and gives arg to discard */
+            errno = e;
+            return -1;
+        }
+        /* It completed as the wait ended: the call succeeded after all. */
+        if (!j->reaped) {
+            j->waiter = NULL;   /* still on the port: the reaper frees it */
+            if (j->err) {
+                errno = j->err;
+                return -1;
+            }
+            return 0;
+        }
+    }
+    e = j->err;
+    job_free(j);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+int weft_offload_ex(void (*fn)(void *), void *arg, void (*discard)(void *), int64_t deadline)
+{
+    return weft_offload_op("call", fn, arg, discard, deadline);
+}
+
+int weft_offload(void (*fn)(void *), void *arg, int64_t deadline)
+{
+    return weft_offload_op("call", fn, arg, NULL, deadline);
+}
