@@ -1,6 +1,7 @@
 /* The context layer: prepare a stack to run a function, and switch between two contexts.
  * Each backend (ctx_ucontext.c, ctx_x86_64.S, ctx_aarch64.S) provides ctx_make and ctx_swap;
- * this header adds the AddressSanitizer fiber annotations that both backends need. Stacks,
+ * this header adds the AddressSanitizer and ThreadSanitizer fiber annotations that both
+ * backends need. Stacks,
  * tasks and scheduling are other layers' business. */
 #ifndef WEFT_CTX_H
 #define WEFT_CTX_H
@@ -20,6 +21,9 @@ struct ctx {
     const void *stack_lo;      /* bounds announced to ASan when switching to this context */
     size_t stack_size;
     void *fake_stack;
+#endif
+#if defined(WEFT_TSAN)
+    void *tsan_fiber;          /* ThreadSanitizer's record of this context (made lazily) */
 #endif
 };
 
@@ -105,6 +109,27 @@ static inline void ctx_set_stack(struct ctx *c, void *lo, size_t size)
 {
     c->stack_lo = lo;
     c->stack_size = size;
+}
+#elif defined(WEFT_TSAN)
+#include <sanitizer/tsan_interface.h>
+/* ThreadSanitizer keeps a shadow stack and clock per fiber: each context is one, the first
+ * context of a thread being the thread's own. A task's record is reused for the next task
+ * with a fresh fiber (ctx_set_stack); the old one is released then. */
+static inline void ctx_switch(struct ctx *from, struct ctx *to, int leaving)
+{
+    (void)leaving;
+    if (!from->tsan_fiber)
+        from->tsan_fiber = __tsan_get_current_fiber();
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+    ctx_swap(from, to);
+}
+static inline void ctx_entered(struct ctx *prev) { (void)prev; }
+static inline void ctx_set_stack(struct ctx *c, void *lo, size_t size)
+{
+    (void)lo; (void)size;
+    if (c->tsan_fiber)
+        __tsan_destroy_fiber(c->tsan_fiber);
+    c->tsan_fiber = __tsan_create_fiber(0);
 }
 #else
 static inline void ctx_switch(struct ctx *from, struct ctx *to, int leaving)

@@ -14,6 +14,7 @@
 #include "sys.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -33,11 +34,12 @@ struct reactor {
     struct epoll_event events[MAX_EVENTS];
 };
 
-static weft_fd_release_hook release_hook;   /* the IO layer's; set once, before any fd */
+/* The IO layer's; every scheduler thread sets it (to the same function) at its first fd. */
+static _Atomic(weft_fd_release_hook) release_hook;
 
 void weft_reactor_on_release(weft_fd_release_hook fn)
 {
-    release_hook = fn;
+    atomic_store_explicit(&release_hook, fn, memory_order_relaxed);
 }
 
 static int upper_used(const struct fdent *f)
@@ -83,8 +85,9 @@ static void reactor_free(struct sched *s)
     for (size_t i = 0; i < r->nchunks; i++) {
         for (int k = 0; r->chunks[i] && k < FD_CHUNK; k++) {
             struct fdent *f = &r->chunks[i][k];
-            if (release_hook && upper_used(f))
-                release_hook((int)(i * FD_CHUNK + (size_t)k), f);
+            weft_fd_release_hook hook = atomic_load_explicit(&release_hook, memory_order_relaxed);
+            if (hook && upper_used(f))
+                hook((int)(i * FD_CHUNK + (size_t)k), f);
         }
         free(r->chunks[i]);
     }

@@ -1,6 +1,8 @@
 # tests/: one Check suite per module, run by make check. CHECK_SUITES lists the Check
 # programs, which tools/dev also runs under Valgrind.
 CHECK_SUITES =
+# TSAN_SUITES: those tools/dev also runs under ThreadSanitizer (code on several threads).
+TSAN_SUITES =
 EXTRA_DIST += tests/testutil.h tests/valgrind.sh
 if HAVE_CHECK
 TEST_LIBS = libweft.la $(CHECK_LIBS)
@@ -147,6 +149,7 @@ tests_check_chan_LDADD = $(TEST_LIBS)
 check_PROGRAMS += tests/check_offload
 TESTS += tests/check_offload
 CHECK_SUITES += tests/check_offload
+TSAN_SUITES += tests/check_offload
 tests_check_offload_SOURCES = tests/check_offload.c tests/testutil.h
 tests_check_offload_CFLAGS = $(TEST_CFLAGS)
 tests_check_offload_LDADD = $(TEST_LIBS) -lpthread
