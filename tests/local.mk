@@ -153,4 +153,15 @@ TSAN_SUITES += tests/check_offload
 tests_check_offload_SOURCES = tests/check_offload.c tests/testutil.h
 tests_check_offload_CFLAGS = $(TEST_CFLAGS)
 tests_check_offload_LDADD = $(TEST_LIBS) -lpthread
+# Fault injection (tests/fault.c): libweft's static archive linked with --wrap on its
+# allocations and system calls, so that each one in turn can be made to fail.
+FAULT_WRAPS = malloc calloc realloc syscall mmap mprotect madvise epoll_create1 epoll_ctl \
+	epoll_wait eventfd socket pipe2 pthread_create
+check_PROGRAMS += tests/fault
+TESTS += tests/fault
+tests_fault_SOURCES = tests/fault.c
+tests_fault_CFLAGS = $(AM_CFLAGS)
+tests_fault_LDFLAGS = $(AM_LDFLAGS) -static $(patsubst %,-Wl$(comma)--wrap=%,$(FAULT_WRAPS))
+tests_fault_LDADD = libweft.la -lpthread
+comma = ,
 endif
