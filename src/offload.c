@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A job's life: QUEUED -> RUNNING -> DONE (posted to its port) by the pool; a waiter that
@@ -44,6 +45,7 @@ struct port {
     _Atomic long refs;          /* the reaper's, and one per job not yet freed */
     int efd;                    /* written when a completion lands on an empty stack */
     int idle;                   /* the reaper is parked off the fd: nothing is in flight */
+    int rearm;                  /* a fork gave efd a new file: register it again */
     long inflight;              /* jobs whose completion will be posted here (loop thread) */
     struct sched *s;
     struct weft_task *reaper;
@@ -56,14 +58,20 @@ static TLS struct port *tls_port;
 #define POOL_DEFAULT 4
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t pool_cv;         /* CLOCK_MONOTONIC: set up in pool_init */
+static pthread_cond_t pool_gone_cv;    /* a thread has left */
+static int pool_closing;                /* the process is exiting */
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static struct job *q_head, **q_tail = &q_head;
 static long q_len;
 static int pool_size;           /* 0 until decided (weft_offload_set_threads or the env) */
 static int nthreads, nidle;
 static struct job *busy[WEFT_OFFLOAD_MAX_THREADS];     /* what each thread runs (for a fork) */
+/* Each thread's slot: SLOT_FREE, SLOT_RUNNING, or SLOT_LEFT (it has left its loop and is
+ * joined by the next start_thread or at exit, so no thread's remains outlive the pool). */
+enum { SLOT_FREE, SLOT_RUNNING, SLOT_LEFT };
 static unsigned char slot_used[WEFT_OFFLOAD_MAX_THREADS];
+static pthread_t slot_tid[WEFT_OFFLOAD_MAX_THREADS];
 static _Atomic int kick_needed; /* a forked child has queued jobs and no threads */
 
 static void port_unref(struct port *p)
@@ -133,18 +141,24 @@ static void run_job(int slot, struct job *j)
         job_drop(j);
 }
 
+#define IDLE_EXIT_S 10     /* a thread idle this long leaves (a later job starts another) */
+
 static void *worker(void *arg)
 {
     int slot = (int)(intptr_t)arg;
     pthread_mutex_lock(&pool_mu);
     for (;;) {
-        while (!q_head && nthreads <= pool_size) {
+        int timed_out = 0;
+        while (!q_head && nthreads <= pool_size && !pool_closing && !timed_out) {
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_sec += IDLE_EXIT_S;
             nidle++;
-            pthread_cond_wait(&pool_cv, &pool_mu);
+            timed_out = pthread_cond_timedwait(&pool_cv, &pool_mu, &until) == ETIMEDOUT;
             nidle--;
         }
-        if (!q_head)
-            break;              /* the pool was made smaller */
+        if (!q_head || pool_closing || nthreads > pool_size)
+            break;              /* idle too long, the pool made smaller, or the process ends */
         struct job *j = q_head;
         q_head = j->next;
         if (!q_head)
@@ -156,33 +170,66 @@ static void *worker(void *arg)
         pthread_mutex_lock(&pool_mu);
     }
     nthreads--;
-    slot_used[slot] = 0;
+    slot_used[slot] = SLOT_LEFT;
+    pthread_cond_broadcast(&pool_gone_cv);
     pthread_mutex_unlock(&pool_mu);
     return NULL;
+}
+
+static void join_left(void);
+
+/* At exit: let the idle threads leave, so nothing of theirs is left for a leak checker; a
+ * thread still running a job is waited for a little, then left to the process's end. */
+static void pool_atexit(void)
+{
+    pthread_mutex_lock(&pool_mu);
+    pool_closing = 1;
+    pthread_cond_broadcast(&pool_cv);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += 200 * 1000 * 1000;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (nthreads > 0 && pthread_cond_timedwait(&pool_gone_cv, &pool_mu, &until) == 0) {
+    }
+    join_left();
+    pthread_mutex_unlock(&pool_mu);
+}
+
+/* Join the threads that have left their loop, under pool_mu (they take it no more). */
+static void join_left(void)
+{
+    for (int i = 0; i < WEFT_OFFLOAD_MAX_THREADS; i++) {
+        if (slot_used[i] == SLOT_LEFT) {
+            pthread_join(slot_tid[i], NULL);
+            slot_used[i] = SLOT_FREE;
+        }
+    }
 }
 
 /* Start one more thread, under pool_mu; 0 or an errno value. Its signals are all blocked,
  * so signals meant for the program (and signalfd's) never land on a pool thread. */
 static int start_thread(void)
 {
+    join_left();
     int slot = 0;
-    while (slot < WEFT_OFFLOAD_MAX_THREADS && slot_used[slot])
+    while (slot < WEFT_OFFLOAD_MAX_THREADS && slot_used[slot] != SLOT_FREE)
         slot++;
     if (slot == WEFT_OFFLOAD_MAX_THREADS)
         return EAGAIN;
     pthread_attr_t a;
     if (pthread_attr_init(&a) != 0)
         return ENOMEM;
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t tid;
-    int e = pthread_create(&tid, &a, worker, (void *)(intptr_t)slot);
+    int e = pthread_create(&slot_tid[slot], &a, worker, (void *)(intptr_t)slot);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&a);
     if (e == 0) {
-        slot_used[slot] = 1;
+        slot_used[slot] = SLOT_RUNNING;
         nthreads++;
     }
     return e;
@@ -197,6 +244,16 @@ static int pool_grow(long want)
         if ((e = start_thread()) != 0)
             break;
     return nthreads > 0 ? 0 : e;
+}
+
+static void pool_conds_init(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&pool_cv, &ca);
+    pthread_cond_init(&pool_gone_cv, &ca);
+    pthread_condattr_destroy(&ca);
 }
 
 static void pool_atfork_prepare(void)
@@ -216,7 +273,7 @@ static void pool_atfork_parent(void)
 static void pool_atfork_child(void)
 {
     struct port *p = tls_port;
-    pthread_cond_init(&pool_cv, NULL);
+    pool_conds_init();
     nthreads = nidle = 0;
     memset(slot_used, 0, sizeof slot_used);
     int pending = 0;
@@ -248,12 +305,16 @@ static void pool_atfork_child(void)
         return;
     if (q_len)
         atomic_store(&kick_needed, 1);
+    /* A file of its own under the same number; the reactor's epoll set is not touched here
+     * (the reactor's own handler may not have given the child its set yet): the reaper,
+     * woken, re-arms the number. */
     int nfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (nfd >= 0) {
-        weft_fd_forget(p->efd);     /* off the child's epoll set; the reaper sees EBADF */
         dup3(nfd, p->efd, O_CLOEXEC);
         weft_sys_close(nfd);
     }
+    p->rearm = 1;
+    weft_sched_wake(p->s, p->reaper, EAGAIN);
     if (pending || q_len || atomic_load(&p->done))
         port_signal(p);
 }
@@ -261,6 +322,8 @@ static void pool_atfork_child(void)
 /* The size from the environment, WEFT_OFFLOAD_THREADS (1 to the maximum), else the default. */
 static void pool_init(void)
 {
+    pool_conds_init();
+    atexit(pool_atexit);
     pthread_mutex_lock(&pool_mu);
     if (!pool_size) {
         const char *e = getenv("WEFT_OFFLOAD_THREADS");
@@ -303,6 +366,7 @@ int weft_offload_set_threads(int n)
         errno = EINVAL;
         return -1;
     }
+    pthread_once(&pool_once, pool_init);
     pthread_mutex_lock(&pool_mu);
     pool_size = n;
     pool_grow(q_len - nidle);
@@ -378,7 +442,8 @@ static void *reaper(void *arg)
             continue;
         }
         struct fdent *f = weft_fd_get(s, p->efd);
-        int e = f ? weft_reactor_arm(s, f, p->efd, 0) : errno;
+        int e = f ? weft_reactor_arm(s, f, p->efd, p->rearm) : errno;
+        p->rearm = 0;
         if (e == 0) {
             s->cur->wait_fd = p->efd;
             s->cur->wait_events = WEFT_READ;
@@ -386,8 +451,8 @@ static void *reaper(void *arg)
         }
         if (e == ECANCELED)
             break;
-        /* EBADF: a fork gave the port a new eventfd under the same number; anything else
-         * (ENOMEM): try again shortly rather than spin. */
+        /* EAGAIN: woken after a fork; anything else (ENOMEM): try again shortly rather than
+         * spin. */
         if (e != 0 && e != EBADF && e != EAGAIN && weft_sleep(1) < 0)
             break;
     }

@@ -531,6 +531,7 @@ START_TEST(a_forked_child_gets_a_pool_of_its_own)
 #ifdef __SANITIZE_THREAD__
     SKIP_IF(1, "ThreadSanitizer does not follow a multithreaded process into a forked child");
 #endif
+    NEEDS_FORK_MODE();          /* the child's pool is the whole process's: start from none */
     ck_assert_int_eq(weft_offload_set_threads(1), 0);
     struct job *jobs = calloc(2, sizeof *jobs);
     jobs[0].gate = &gate_e;

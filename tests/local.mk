@@ -164,4 +164,11 @@ tests_fault_CFLAGS = $(AM_CFLAGS)
 tests_fault_LDFLAGS = $(AM_LDFLAGS) -static $(patsubst %,-Wl$(comma)--wrap=%,$(FAULT_WRAPS))
 tests_fault_LDADD = libweft.la -lpthread
 comma = ,
+# Exhaustion and interruption: signal storms, timers due together, EMFILE, stalled readers.
+check_PROGRAMS += tests/check_exhaust
+TESTS += tests/check_exhaust
+CHECK_SUITES += tests/check_exhaust
+tests_check_exhaust_SOURCES = tests/check_exhaust.c tests/iotest.h tests/testutil.h
+tests_check_exhaust_CFLAGS = $(TEST_CFLAGS)
+tests_check_exhaust_LDADD = $(TEST_LIBS) -lpthread
 endif
