@@ -728,6 +728,33 @@ WEFT_API int weft_debug_listen(const char *path);
  * created. A forked child runs without it. Errors: EINVAL (negative), EAGAIN (no thread). */
 WEFT_API int weft_watchdog(int64_t threshold_ms);
 
+/* ---- signals as events (src/signal.c) ----
+ * weft_signal_wait returns the number of the next pending signal of set, parking the task
+ * (state signal-wait) until one comes. It reads from one signalfd per scheduler thread,
+ * watched by the reactor; several tasks may wait, with sets that overlap: each signal goes
+ * to exactly one waiter whose set holds it, the earliest to have called. A signal of the set
+ * that comes while no task waits stays pending in the kernel and is returned by the next
+ * wait: none is lost between two waits.
+ * Blocking: a signalfd only sees signals that are blocked, so the call blocks set in the
+ * calling thread (pthread_sigmask(SIG_BLOCK)) and leaves it blocked. A signal sent to the
+ * process goes to any thread that does not block it, so the program must block the set in
+ * every other thread too: simplest, block it in main before creating any thread (threads
+ * inherit the mask). A thread that leaves it unblocked takes the signal itself (its handler,
+ * or the default action: SIGTERM ends the process). raise() and pthread_kill() aimed at
+ * another thread leave the signal pending on that thread, where this call cannot see it.
+ * Outside any task it blocks the thread as sigtimedwait does. A forked child's waits use a
+ * signalfd of its own. set is copied: it may change once the call has begun.
+ * Errors: EINVAL (set NULL or empty, or holding SIGKILL, SIGSTOP, or a signal a fault raises:
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP); ETIMEDOUT (the deadline passed; a deadline
+ * already past takes a pending signal only); ECANCELED; EMFILE, ENFILE, ENOMEM (no
+ * signalfd). */
+WEFT_API int weft_signal_wait(const sigset_t *set, int64_t deadline);
+struct signalfd_siginfo;
+/* The same, filling *info (when not NULL) with what the kernel said of the signal: sender's
+ * pid and uid (ssi_pid, ssi_uid), ssi_code, the sigqueue value (ssi_int, ssi_ptr). */
+WEFT_API int weft_signal_waitinfo(const sigset_t *set, struct signalfd_siginfo *info,
+                                  int64_t deadline);
+
 #ifdef __cplusplus
 }
 #endif

@@ -165,3 +165,13 @@ tests_fault_LDFLAGS = $(AM_LDFLAGS) -static $(patsubst %,-Wl$(comma)--wrap=%,$(F
 tests_fault_LDADD = libweft.la -lpthread
 comma = ,
 endif
+
+# Signals as events (src/signal.c) and delayed calls (src/after.c).
+if HAVE_CHECK
+check_PROGRAMS += tests/check_signal
+TESTS += tests/check_signal
+CHECK_SUITES += tests/check_signal
+tests_check_signal_SOURCES = tests/check_signal.c tests/testutil.h
+tests_check_signal_CFLAGS = $(TEST_CFLAGS)
+tests_check_signal_LDADD = $(TEST_LIBS) -lpthread
+endif
