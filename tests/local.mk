@@ -174,4 +174,10 @@ CHECK_SUITES += tests/check_signal
 tests_check_signal_SOURCES = tests/check_signal.c tests/testutil.h
 tests_check_signal_CFLAGS = $(TEST_CFLAGS)
 tests_check_signal_LDADD = $(TEST_LIBS) -lpthread
+check_PROGRAMS += tests/check_after
+TESTS += tests/check_after
+CHECK_SUITES += tests/check_after
+tests_check_after_SOURCES = tests/check_after.c tests/testutil.h
+tests_check_after_CFLAGS = $(TEST_CFLAGS)
+tests_check_after_LDADD = $(TEST_LIBS) -lpthread
 endif
