@@ -145,6 +145,16 @@ static void close_fd(struct sigstate *st)
     st->gen++;
 }
 
+/* sigemptyset may leave bytes of a sigset_t past the kernel's signals unset: compare the
+ * signals, not the bytes. */
+static int same_set(const sigset_t *a, const sigset_t *b)
+{
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(a, sig) != sigismember(b, sig))
+            return 0;
+    return 1;
+}
+
 /* Make fd's mask the union of the waiters' sets, opening fd (or, in a forked child, a new
  * one of its own) as needed. 0 or an errno value. */
 static int sync_fd(struct sigstate *st)
@@ -158,7 +168,7 @@ static int sync_fd(struct sigstate *st)
         const struct sigwaiter *w = list_entry(n, struct sigwaiter, link);
         sigorset(&want, &want, &w->set);
     }
-    if (st->fd >= 0 && memcmp(&want, &st->mask, sizeof want) == 0)
+    if (st->fd >= 0 && same_set(&want, &st->mask))
         return 0;
     int fd = signalfd(st->fd, &want, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd < 0)
