@@ -1,7 +1,8 @@
 /* Signals as events: weft_signal_wait parks a task until a signal of its set is pending,
  * read from one signalfd per scheduler thread that the reactor watches. This file owns the
  * waiters and the signalfd's mask; readiness and parking are the reactor's and the
- * scheduler's. */
+ * scheduler's. A signalfd sees only blocked signals: each call blocks its set in the calling
+ * thread and leaves it so; the program blocks it in its other threads (weft.h says why). */
 #include "config.h"
 #include "reactor.h"
 #include "sys.h"
