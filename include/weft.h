@@ -734,7 +734,8 @@ WEFT_API int weft_watchdog(int64_t threshold_ms);
  * watched by the reactor; several tasks may wait, with sets that overlap: each signal goes
  * to exactly one waiter whose set holds it, the earliest to have called. A signal of the set
  * that comes while no task waits stays pending in the kernel and is returned by the next
- * wait: none is lost between two waits.
+ * wait: none is lost between two waits. When tasks of several scheduler threads wait for
+ * the same signal, one signal sent to the process goes to one of them.
  * Blocking: a signalfd only sees signals that are blocked, so the call blocks set in the
  * calling thread (pthread_sigmask(SIG_BLOCK)) and leaves it blocked. A signal sent to the
  * process goes to any thread that does not block it, so the program must block the set in
