@@ -37,6 +37,8 @@ struct sigstate {
     int fd;
     pid_t pid;
     unsigned gen;               /* bumped whenever fd is replaced */
+    int fresh;                  /* fd is new: the reactor's record of its number may be a
+                                   stale one (a plain close(2)), so re-arm at the first park */
     sigset_t mask;              /* fd's mask */
 };
 
@@ -178,6 +180,7 @@ static int sync_fd(struct sigstate *st)
         st->fd = fd;
         st->pid = getpid();
         st->gen++;
+        st->fresh = 1;
     }
     st->mask = want;
     return 0;
@@ -261,9 +264,10 @@ static int task_wait(struct sched *s, const sigset_t *set, struct signalfd_sigin
             e = errno;
             break;
         }
-        e = weft_reactor_arm(s, f, st->fd, 0);
+        e = weft_reactor_arm(s, f, st->fd, st->fresh);
         if (e)
             break;
+        st->fresh = 0;
         unsigned gen = st->gen;
         t->wait_arg = &me;
         t->wait_info = sig_info;

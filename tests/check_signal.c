@@ -439,6 +439,34 @@ START_TEST(forked_child_waits_on_its_own_signalfd)
 }
 END_TEST
 
+/* The signalfd may take the number of an fd that weft knew and that was closed with plain
+ * close(2): the wait must still be woken (the stale record is re-armed). */
+static void *stale_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_fails(weft_fdwait(p[0], WEFT_READ, weft_now() + 1), ETIMEDOUT);
+    close(p[0]);
+    close(p[1]);
+    struct waiter a = waiter_of(SIGUSR1, 0);
+    a.deadline = weft_now() + 5000;
+    struct sender sd = { { SIGUSR1 }, 1 };
+    weft_task *ta = weft_go(wait_task, &a);
+    weft_go(send_task, &sd);
+    weft_join(ta, NULL);
+    ck_assert_int_eq(a.got, SIGUSR1);
+    return NULL;
+}
+
+START_TEST(signalfd_on_a_reused_fd_number_still_wakes)
+{
+    block_all();
+    returned = 0;
+    ck_assert_int_eq(weft_main(stale_main, NULL), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("signal");
@@ -456,5 +484,6 @@ int main(void)
     tcase_add_test(tc, signals_from_another_thread_arrive);
     tcase_add_test(tc, outside_a_task_it_waits_like_sigtimedwait);
     tcase_add_test(tc, forked_child_waits_on_its_own_signalfd);
+    tcase_add_test(tc, signalfd_on_a_reused_fd_number_still_wakes);
     return test_run(s);
 }
