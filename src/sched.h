@@ -172,7 +172,6 @@ struct sched {
     uint32_t nslots;
     uint32_t slots_used;        /* slots owned by a record (each record owns one for good) */
     struct timers timers;
-    struct timers calls;        /* armed struct sched_calls; they keep weft_run going */
     struct weft_task *dead;     /* ended task whose stack is released after the next switch */
     struct weft_task *main_joins; /* the task the main context waits for in weft_join, or NULL */
     int64_t main_deadline;      /* the deadline it waits with; -1 none */
@@ -189,6 +188,8 @@ struct sched {
     unsigned ticks;             /* switches since the reactor was last polled */
     int64_t loop_now;           /* weft_now() as of the last poll */
     int in_loop;
+    struct timers calls;        /* armed struct sched_calls (off the hot fields, at the end);
+                                   they keep weft_run going */
 };
 
 extern TLS struct sched *weft_sched_tls;
