@@ -351,8 +351,9 @@ START_TEST(dump_shows_signal_wait_and_the_set)
 }
 END_TEST
 
-/* Another thread (the signals blocked there, inherited) sends to the process and to the
- * scheduler's thread. */
+/* Another thread (the signals blocked there, inherited) sends to the process (kill) and to
+ * the scheduler's thread (pthread_kill); raise() in another thread would be aimed at that
+ * thread, where no signalfd of weft's looks. */
 static pthread_t sched_thread;
 
 static void *other_thread(void *arg)
@@ -378,6 +379,9 @@ static void *thread_main(void *arg)
     pthread_join(th, NULL);
     ck_assert_int_eq(a, SIGUSR1);
     ck_assert_int_eq(b, SIGUSR2);
+    /* raise() in the scheduler's own thread is aimed at it: it arrives too. */
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    ck_assert_int_eq(weft_signal_wait(&s, weft_now() + 10000), SIGUSR1);
     return NULL;
 }
 
