@@ -44,3 +44,9 @@ EXTRA_DIST += bench/go/chan/main.go
 .PHONY: bench-chan
 bench-chan: bench/chan$(EXEEXT)
 	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/chan.sh
+
+# Delayed calls: weft_after + reset + stop beside one sleeping task per timer. make bench/after.
+EXTRA_PROGRAMS += bench/after
+CLEANFILES += bench/after$(EXEEXT)
+bench_after_SOURCES = bench/after.c bench/bench.h
+bench_after_LDADD = libweft.la

@@ -1,5 +1,7 @@
 /* echo: a TCP echo server, one task per connection that writes back what it reads until the
- * client closes. The smallest complete weft server: listen, accept, spawn, read, write. */
+ * client closes. The smallest complete weft server: listen, accept, spawn, read, write. On
+ * SIGINT or SIGTERM it stops gracefully (examples/shutdown.h): idle connections are closed,
+ * one writing back what it read finishes that first. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -8,38 +10,23 @@
 #include <sys/socket.h>
 #include <weft.h>
 
+#include "shutdown.h"
+
 static void *serve(void *arg)
 {
     int fd = (int)(intptr_t)arg;
     char buf[16384];
     ssize_t n;
-    while ((n = weft_read(fd, buf, sizeof buf)) > 0)
+    struct conn c;
+    conn_enter(&c);
+    while ((n = weft_read(fd, buf, sizeof buf)) > 0) {
+        conn_busy(&c, 1);
         if (weft_write_full(fd, buf, (size_t)n) != n)
             break;
-    weft_close(fd);
-    return NULL;
-}
-
-static void *accept_loop(void *arg)
-{
-    int lfd = *(int *)arg;
-    weft_attr conn = { .stack_size = 64 * 1024, .detached = 1, .name = "echo" };
-    for (;;) {
-        int fd = weft_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                weft_sleep(50);     /* out of fds or memory: let connections finish first */
-            } else if (errno != ECONNABORTED && errno != EINTR && errno != EPROTO) {
-                perror("echo: accept");
-                exit(1);
-            }
-            continue;
-        }
-        if (!weft_spawn(&conn, serve, (void *)(intptr_t)fd)) {
-            weft_close(fd);
-            weft_sleep(50);
-        }
+        conn_busy(&c, 0);       /* while stopping: ends the next read */
     }
+    conn_leave(&c);
+    weft_close(fd);
     return NULL;
 }
 
@@ -52,8 +39,8 @@ int main(int argc, char **argv)
             port = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
-        } else {
-            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT]\n", argv[0]);
+        } else if (!server_option(argc, argv, &i)) {
+            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS]\n", argv[0]);
             return 2;
         }
     }
@@ -65,9 +52,6 @@ int main(int argc, char **argv)
     const char *br = strchr(host, ':') ? "[" : "";
     printf("echo listening on %s%s%s:%d\n", br, host, *br ? "]" : "", weft_local_port(lfd));
     fflush(stdout);
-    if (weft_main(accept_loop, &lfd) != 0) {
-        perror("weft_main");
-        return 1;
-    }
-    return 0;
+    weft_attr conn = { .stack_size = 64 * 1024, .name = "echo" };
+    return server_main("echo", lfd, serve, &conn);
 }

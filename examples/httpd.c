@@ -1,7 +1,9 @@
 /* httpd: an HTTP/1.1 hello-world server, one task per connection, written as plain blocking
  * code: read, parse every complete request in the buffer, write the responses in one go.
  * Keep-alive, pipelining, HTTP/1.0, errors. The parsing and the response bytes are
- * examples/http.h's; the waiting is weft's. */
+ * examples/http.h's; the waiting is weft's. On SIGINT or SIGTERM it stops gracefully
+ * (examples/shutdown.h): idle keep-alive connections are closed at once, a request in
+ * flight is answered (with Connection: close) before its connection closes. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <weft.h>
 
 #include "http.h"
+#include "shutdown.h"
 
 /* A connection's buffers are small and on its task's stack, so a request touches a page or
  * two of it: that counts with 10,000 connections. A longer request head moves to the heap. */
@@ -39,10 +42,13 @@ static void *serve(void *arg)
     size_t cap = sizeof small, len = 0;    /* in[0..len) holds unparsed bytes */
     uint64_t skip = 0;      /* body bytes of the last request still to discard */
     int done = 0;           /* 1: answered a request that ends the connection */
+    struct conn c;
+    conn_enter(&c);
     for (;;) {
         ssize_t n = weft_read(fd, in + len, cap - len);
         if (n <= 0)
-            break;          /* the client closed (or reset) the connection */
+            break;          /* the client closed (or reset) the connection, or cancelled */
+        conn_busy(&c, 1);
         len += (size_t)n;
         size_t off = 0, olen = 0;
         while (!done) {
@@ -57,6 +63,8 @@ static void *serve(void *arg)
                     goto out;
                 olen = 0;
             }
+            if (server_stopping())
+                rq.keep_alive = rq.keep_alive_10 = 0;   /* the last one: say so */
             olen += http_respond(out + olen, &rq);
             off += rq.head_len;
             skip = rq.body_len;
@@ -67,6 +75,7 @@ static void *serve(void *arg)
             break;
         memmove(in, in + off, len - off);
         len -= off;
+        conn_busy(&c, len > 0 || skip > 0);     /* idle between requests */
         if (len == cap && cap < HTTP_HEAD_MAX) {    /* a long head: go on in a bigger buffer */
             char *big = malloc(HTTP_HEAD_MAX);
             if (!big)
@@ -77,35 +86,13 @@ static void *serve(void *arg)
         }
     }
 out:
+    conn_leave(&c);
     if (done)
         linger_close(fd, in, cap);
     else
         weft_close(fd);
     if (in != small)
         free(in);
-    return NULL;
-}
-
-static void *accept_loop(void *arg)
-{
-    int lfd = *(int *)arg;
-    weft_attr conn = { .stack_size = 64 * 1024, .detached = 1, .name = "conn" };
-    for (;;) {
-        int fd = weft_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                weft_sleep(50);     /* out of fds or memory: let connections finish first */
-            } else if (errno != ECONNABORTED && errno != EINTR && errno != EPROTO) {
-                perror("httpd: accept");
-                exit(1);
-            }
-            continue;
-        }
-        if (!weft_spawn(&conn, serve, (void *)(intptr_t)fd)) {
-            weft_close(fd);         /* no memory for a task: drop this one */
-            weft_sleep(50);
-        }
-    }
     return NULL;
 }
 
@@ -116,8 +103,8 @@ int main(int argc, char **argv)
             port = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
-        } else {
-            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT]\n", argv[0]);
+        } else if (!server_option(argc, argv, &i)) {
+            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS]\n", argv[0]);
             return 2;
         }
     }
@@ -129,9 +116,6 @@ int main(int argc, char **argv)
     const char *br = strchr(host, ':') ? "[" : "";
     printf("httpd listening on %s%s%s:%d\n", br, host, *br ? "]" : "", weft_local_port(lfd));
     fflush(stdout);
-    if (weft_main(accept_loop, &lfd) != 0) {
-        perror("weft_main");
-        return 1;
-    }
-    return 0;
+    weft_attr conn = { .stack_size = 64 * 1024, .name = "conn" };
+    return server_main("httpd", lfd, serve, &conn);
 }

@@ -6,13 +6,13 @@ noinst_PROGRAMS += examples/demo examples/echo examples/httpd examples/proxy exa
 examples_demo_SOURCES = examples/demo.c
 examples_demo_LDADD = libweft.la
 examples_demo_LDFLAGS = $(AM_LDFLAGS) -no-install
-examples_echo_SOURCES = examples/echo.c
+examples_echo_SOURCES = examples/echo.c examples/shutdown.h
 examples_echo_LDADD = libweft.la
 examples_echo_LDFLAGS = $(AM_LDFLAGS) -no-install
-examples_httpd_SOURCES = examples/httpd.c examples/http.h
+examples_httpd_SOURCES = examples/httpd.c examples/http.h examples/shutdown.h
 examples_httpd_LDADD = libweft.la
 examples_httpd_LDFLAGS = $(AM_LDFLAGS) -no-install
-examples_proxy_SOURCES = examples/proxy.c
+examples_proxy_SOURCES = examples/proxy.c examples/shutdown.h
 examples_proxy_LDADD = libweft.la
 examples_proxy_LDFLAGS = $(AM_LDFLAGS) -no-install
 # pipeline: a bounded worker pool over channels (checksums files like cksum; tests/pipeline.test).
@@ -44,6 +44,8 @@ endif
 check_PROGRAMS += tests/tcpclient
 tests_tcpclient_SOURCES = tests/tcpclient.c
 EXAMPLE_TESTS = tests/echo.test tests/httpd.test tests/httpd-curl.test tests/proxy.test tests/pipeline.test
+# Graceful shutdown of the servers on SIGTERM / SIGINT (examples/shutdown.h).
+EXAMPLE_TESTS += tests/shutdown.test
 TESTS += $(EXAMPLE_TESTS)
 EXTRA_DIST += $(EXAMPLE_TESTS) tests/examples-lib.sh
 AM_TESTS_ENVIRONMENT = WEFT_BUILDDIR='$(abs_top_builddir)'; WEFT_SRCDIR='$(abs_top_srcdir)'; \

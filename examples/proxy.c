@@ -1,6 +1,9 @@
 /* proxy: a TCP proxy. Each client connection gets an upstream connection to --to HOST:PORT
  * and two tasks, one pumping each direction. A FIN is passed on with shutdown(SHUT_WR), so
- * either side may half-close and still read the other's answer; an error tears down both. */
+ * either side may half-close and still read the other's answer; an error tears down both.
+ * On SIGINT or SIGTERM it stops gracefully (examples/shutdown.h): a proxy cannot tell a
+ * quiet connection from one whose answer is on its way, so every open connection gets the
+ * shutdown deadline to end, and is cut then. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -8,6 +11,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <weft.h>
+
+#include "shutdown.h"
 
 static const char *to_host;
 static int to_port;
@@ -44,37 +49,21 @@ static void *serve(void *arg)
         return NULL;
     }
     struct pipe there = { client, up }, back = { up, client };
+    struct conn c;
+    conn_enter(&c);
+    conn_busy(&c, 1);
     weft_attr a = { .stack_size = 64 * 1024, .name = "proxy-back" };
     weft_task *t = weft_spawn(&a, pump, &back);
     if (t) {
         pump(&there);
-        weft_join(t, NULL);
+        /* Cancelled at the shutdown deadline, this task's pump has shut both sockets down,
+         * so the other pump ends soon: let it, and join it, before closing them. */
+        while (weft_join(t, NULL) != 0 && errno == ECANCELED)
+            weft_yield();
     }
+    conn_leave(&c);
     weft_close(up);
     weft_close(client);
-    return NULL;
-}
-
-static void *accept_loop(void *arg)
-{
-    int lfd = *(int *)arg;
-    weft_attr conn = { .stack_size = 64 * 1024, .detached = 1, .name = "proxy" };
-    for (;;) {
-        int fd = weft_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                weft_sleep(50);     /* out of fds or memory: let connections finish first */
-            } else if (errno != ECONNABORTED && errno != EINTR && errno != EPROTO) {
-                perror("proxy: accept");
-                exit(1);
-            }
-            continue;
-        }
-        if (!weft_spawn(&conn, serve, (void *)(intptr_t)fd)) {
-            weft_close(fd);
-            weft_sleep(50);
-        }
-    }
     return NULL;
 }
 
@@ -89,14 +78,14 @@ int main(int argc, char **argv)
             host = argv[++i];
         } else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) {
             to = argv[++i];
-        } else {
+        } else if (!server_option(argc, argv, &i)) {
             to = NULL;
             break;
         }
     }
     char *colon = to ? strrchr(to, ':') : NULL;
     if (!colon) {
-        fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] --to HOST:PORT\n", argv[0]);
+        fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] --to HOST:PORT\n", argv[0]);
         return 2;
     }
     *colon = '\0';
@@ -110,9 +99,6 @@ int main(int argc, char **argv)
     const char *br = strchr(host, ':') ? "[" : "";
     printf("proxy listening on %s%s%s:%d\n", br, host, *br ? "]" : "", weft_local_port(lfd));
     fflush(stdout);
-    if (weft_main(accept_loop, &lfd) != 0) {
-        perror("weft_main");
-        return 1;
-    }
-    return 0;
+    weft_attr conn = { .stack_size = 64 * 1024, .name = "proxy" };
+    return server_main("proxy", lfd, serve, &conn);
 }

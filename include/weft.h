@@ -728,6 +728,67 @@ WEFT_API int weft_debug_listen(const char *path);
  * created. A forked child runs without it. Errors: EINVAL (negative), EAGAIN (no thread). */
 WEFT_API int weft_watchdog(int64_t threshold_ms);
 
+/* ---- signals as events (src/signal.c) ----
+ * weft_signal_wait returns the number of the next pending signal of set, parking the task
+ * (state signal-wait) until one comes. It reads from one signalfd per scheduler thread,
+ * watched by the reactor; several tasks may wait, with sets that overlap: each signal goes
+ * to exactly one waiter whose set holds it, the earliest to have called. A signal of the set
+ * that comes while no task waits stays pending in the kernel and is returned by the next
+ * wait: none is lost between two waits. When tasks of several scheduler threads wait for
+ * the same signal, one signal sent to the process goes to one of them.
+ * Blocking: a signalfd only sees signals that are blocked, so the call blocks set in the
+ * calling thread (pthread_sigmask(SIG_BLOCK)) and leaves it blocked. A signal sent to the
+ * process goes to any thread that does not block it, so the program must block the set in
+ * every other thread too: simplest, block it in main before creating any thread (threads
+ * inherit the mask). A thread that leaves it unblocked takes the signal itself (its handler,
+ * or the default action: SIGTERM ends the process). raise() and pthread_kill() aimed at
+ * another thread leave the signal pending on that thread, where this call cannot see it.
+ * Outside any task it blocks the thread as sigtimedwait does. A forked child's waits use a
+ * signalfd of its own. set is copied: it may change once the call has begun.
+ * Errors: EINVAL (set NULL or empty, or holding SIGKILL, SIGSTOP, or a signal a fault raises:
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP); ETIMEDOUT (the deadline passed; a deadline
+ * already past takes a pending signal only); ECANCELED; EMFILE, ENFILE, ENOMEM (no
+ * signalfd). */
+WEFT_API int weft_signal_wait(const sigset_t *set, int64_t deadline);
+struct signalfd_siginfo;
+/* The same, filling *info (when not NULL) with what the kernel said of the signal: sender's
+ * pid and uid (ssi_pid, ssi_uid), ssi_code, the sigqueue value (ssi_int, ssi_ptr). */
+WEFT_API int weft_signal_waitinfo(const sigset_t *set, struct signalfd_siginfo *info,
+                                  int64_t deadline);
+
+/* ---- delayed calls (src/after.c) ----
+ * weft_after(ms, fn, arg) arms a timer that, once ms have passed, runs fn(arg) as a new
+ * detached task (named "timer"; its spawn site is the weft_after call; fn's result is
+ * dropped); weft_at(deadline, fn, arg) is the same for an absolute weft_now() deadline. An
+ * armed timer is an entry in the scheduler's timer heap, not a task: arming, pushing back
+ * and stopping cost O(log n) and no stack, so one per connection (an idle timeout pushed
+ * back at each request) is cheap. Each fires at most once per arming; weft_timer_reset arms
+ * it again, fired or not. The timer belongs to the thread that armed it, and fires only
+ * while that thread runs its scheduler (weft_run): from outside any task (main before
+ * weft_run), weft_after makes the thread's scheduler as weft_go does. Armed timers keep
+ * weft_run going until they fire or are stopped.
+ * Freeing: the handle stays valid, fired or not, until weft_timer_stop, which gives it back
+ * (always, exactly once); firing never frees it, so fn and the owner never race over it.
+ * Errors of weft_after / weft_at (NULL): EINVAL (fn NULL, ms or deadline negative), ENOMEM.
+ * When the task cannot be spawned as the timer fires (ENOMEM), it tries again 10 ms later. */
+typedef struct weft_timer weft_timer;
+#define weft_after(ms, fn, arg) weft_timer_after((ms), (fn), (arg), __FILE__, __LINE__)
+#define weft_at(deadline, fn, arg) weft_timer_at((deadline), (fn), (arg), __FILE__, __LINE__)
+WEFT_API weft_timer *weft_timer_after(int64_t ms, void *(*fn)(void *), void *arg,
+                                      const char *file, int line);
+WEFT_API weft_timer *weft_timer_at(int64_t deadline, void *(*fn)(void *), void *arg,
+                                   const char *file, int line);
+/* Arm t for deadline (absolute): pushes back (or forward) a timer that has not fired, in
+ * place; arms again one that has. 0, or -1: EINVAL (t NULL, deadline negative), EPERM (t is
+ * armed in another thread), ENOMEM (re-arming a fired one). */
+WEFT_API int weft_timer_reset(weft_timer *t, int64_t deadline);
+/* Disarm t if armed and free it; the handle is gone after. Returns 1 when t had fired (fn's
+ * task was started and runs or has run anyway), 0 when it was stopped before firing (fn
+ * will not run), -1: EINVAL (t NULL), EPERM (t is armed in another thread; nothing done). */
+WEFT_API int weft_timer_stop(weft_timer *t);
+/* 1 when t has fired since it was last armed, 0 when it is armed; -1 EINVAL (t NULL). */
+WEFT_API int weft_timer_fired(const weft_timer *t);
+
 #ifdef __cplusplus
 }
 #endif

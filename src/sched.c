@@ -223,11 +223,22 @@ int weft_sched_wake_one(struct sched *s, struct list *queue, int err)
     return 1;
 }
 
+static __attribute__((noinline)) void fire_calls(struct sched *s, int64_t now)
+{
+    struct timer *tm;
+    while ((tm = weft_timer_pop_due(&s->calls, now)) != NULL) {
+        struct sched_call *c = (struct sched_call *)((char *)tm - offsetof(struct sched_call, timer));
+        c->fire(s, c);
+    }
+}
+
 void weft_sched_fire_timers(struct sched *s, int64_t now)
 {
     struct timer *tm;
     while ((tm = weft_timer_pop_due(&s->timers, now)) != NULL)
         weft_sched_wake(s, (struct weft_task *)((char *)tm - offsetof(struct weft_task, timer)), ETIMEDOUT);
+    if (slow(s->calls.n != 0))
+        fire_calls(s, now);
 }
 
 /* ---- the loop ----------------------------------------------------------------------------- */
@@ -252,8 +263,8 @@ int weft_sched_run(struct sched *s, struct weft_task *until, int64_t deadline, i
             s->main_wake = 0;       /* a task handed the thread back: weft_sched_switch_to */
             return 0;
         }
-        if (!until && !drain && s->nalive == 0)    /* busy background tasks don't count */
-            return 0;
+        if (!until && !drain && s->nalive == 0 && s->calls.n == 0)
+            return 0;           /* busy background tasks don't count; armed calls do */
         if (deadline >= 0 && s->loop_now >= deadline)
             return ETIMEDOUT;
         struct list *n = sched_runq_pop(s);
@@ -264,7 +275,7 @@ int weft_sched_run(struct sched *s, struct weft_task *until, int64_t deadline, i
             sched_after_switch(s);
             continue;
         }
-        if (!until && s->nalive == 0)
+        if (!until && s->nalive == 0 && (drain || s->calls.n == 0))
             return 0;
         int64_t now = weft_now();
         s->loop_now = now;
@@ -274,6 +285,9 @@ int weft_sched_run(struct sched *s, struct weft_task *until, int64_t deadline, i
         if (deadline >= 0 && now >= deadline)
             return ETIMEDOUT;
         struct timer *first = weft_timer_first(&s->timers);
+        struct timer *call = weft_timer_first(&s->calls);
+        if (call && (!first || call->when < first->when))
+            first = call;
         int64_t wake = first ? first->when : -1;
         if (deadline >= 0 && (wake < 0 || deadline < wake))
             wake = deadline;

@@ -140,6 +140,15 @@ struct weft_task {
 struct reactor;
 struct sched;
 
+/* A timer that calls a function instead of waking a task: the delayed calls' (after.c).
+ * They have a heap of their own (s->calls), so a task's deadline stays a bare timer and the
+ * task timers' firing loop is unchanged. fire runs when the timer is due, from the loop or
+ * from a busy poll between two switches: it may spawn tasks and arm timers, never switch. */
+struct sched_call {
+    struct timer timer;
+    void (*fire)(struct sched *s, struct sched_call *c);
+};
+
 /* The event source the loop waits on when no task can run. The reactor fills s->poller in
  * when it is made (the loop never calls the reactor by name): poll waits up to timeout_ms
  * (-1: forever, 0: not at all) and wakes the tasks whose events came; release frees it
@@ -179,6 +188,8 @@ struct sched {
     unsigned ticks;             /* switches since the reactor was last polled */
     int64_t loop_now;           /* weft_now() as of the last poll */
     int in_loop;
+    struct timers calls;        /* armed struct sched_calls (off the hot fields, at the end);
+                                   they keep weft_run going */
 };
 
 extern TLS struct sched *weft_sched_tls;
@@ -282,7 +293,7 @@ int weft_task_overflow_report(const void *addr, uintptr_t sp);
 void weft_task_overflow_print(const struct weft_task *t, const void *addr, const char *how);
 /* Cancel t (task.c): mark it, and wake it with ECANCELED if it is parked. */
 void weft_task_cancel(struct sched *s, struct weft_task *t);
-/* Fire the timers due at 'now'. */
+/* Fire the timers due at 'now': wake the tasks, call the sched_calls' hooks. */
 void weft_sched_fire_timers(struct sched *s, int64_t now);
 
 /* ---- the hot paths, inline so that the sync layer's calls reach the switch directly ---- */

@@ -41,6 +41,10 @@ void weft_sched_destroy(struct sched *s)
     if (s->poller)
         s->poller->release(s);
     weft_timers_free(&s->timers);
+    struct timer *tm;           /* calls still armed (a daemon's): their owners see them stopped */
+    while ((tm = weft_timer_first(&s->calls)) != NULL)
+        weft_timer_cancel(&s->calls, tm);
+    weft_timers_free(&s->calls);
     weft_sched_free_records(s);
     weft_stack_thread_fini();
     weft_sched_tls = NULL;

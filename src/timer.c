@@ -65,6 +65,17 @@ int weft_timer_add(struct timers *ts, struct timer *tm, int64_t when)
     return 0;
 }
 
+void weft_timer_rekey(struct timers *ts, struct timer *tm, int64_t when)
+{
+    size_t i = tm->idx - 1;
+    tm->when = when;
+    tm->seq = ts->seq++;
+    if (i > 0 && before(tm, ts->heap[(i - 1) / 2]))
+        sift_up(ts, i, tm);
+    else
+        sift_down(ts, i, tm);
+}
+
 void weft_timer_cancel(struct timers *ts, struct timer *tm)
 {
     if (!tm->idx)

@@ -23,6 +23,8 @@ struct timers {
 static inline int timer_armed(const struct timer *tm) { return tm->idx != 0; }
 /* Arm tm for 'when'; O(log n). Returns 0, or -1 with ENOMEM. */
 int weft_timer_add(struct timers *ts, struct timer *tm, int64_t when);
+/* Move the armed tm to 'when' in place, after the timers already due then; O(log n). */
+void weft_timer_rekey(struct timers *ts, struct timer *tm, int64_t when);
 /* Disarm tm if armed; O(log n). */
 void weft_timer_cancel(struct timers *ts, struct timer *tm);
 /* The earliest timer, or NULL. */

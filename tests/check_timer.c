@@ -323,6 +323,50 @@ START_TEST(freed_heap_is_empty_and_usable_again)
 }
 END_TEST
 
+/* Re-keying an armed timer in place (a delayed call pushed back): up or down the heap, and
+ * as a tie it goes after the timers already due then, as if cancelled and added again. */
+static int by_when_then_order(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;      /* { when, order, index } */
+    if (x[0] != y[0])
+        return x[0] < y[0] ? -1 : 1;
+    return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+START_TEST(rekey_moves_a_timer_either_way_and_keeps_ties_in_order)
+{
+    enum { N = 3000, OPS = 50000 };
+    static struct timer t[N];
+    static int64_t key[N][3];
+    struct timers ts = { 0 };
+    memset(t, 0, sizeof t);
+    int64_t order = 0;
+    for (int i = 0; i < N; i++) {
+        int64_t when = (int64_t)(rnd() % 200);
+        ck_assert_int_eq(weft_timer_add(&ts, &t[i], when), 0);
+        key[i][0] = when;
+        key[i][1] = order++;
+        key[i][2] = i;
+    }
+    for (int op = 0; op < OPS; op++) {
+        int i = (int)(rnd() % N);
+        int64_t when = (int64_t)(rnd() % 200);      /* earlier or later, often a tie */
+        weft_timer_rekey(&ts, &t[i], when);
+        key[i][0] = when;
+        key[i][1] = order++;
+        test_require(timer_armed(&t[i]) && t[i].when == when, "op %d: not re-keyed", op);
+        if (op % 4096 == 0)
+            check_heap(&ts);
+    }
+    check_heap(&ts);
+    qsort(key, N, sizeof key[0], by_when_then_order);
+    for (int j = 0; j < N; j++)
+        test_require(weft_timer_pop_due(&ts, INT64_MAX) == &t[key[j][2]], "pop %d out of order", j);
+    ck_assert_ptr_null(weft_timer_pop_due(&ts, INT64_MAX));
+    weft_timers_free(&ts);
+}
+END_TEST
+
 static Suite *timer_suite(void)
 {
     Suite *s = suite_create("timer");
@@ -336,6 +380,7 @@ static Suite *timer_suite(void)
     tc = test_case(s, "random", 60);
     tcase_add_test(tc, random_adds_cancels_and_pops_match_a_sorted_reference);
     tcase_add_test(tc, a_million_timers_pop_in_deadline_order);
+    tcase_add_test(tc, rekey_moves_a_timer_either_way_and_keeps_ties_in_order);
     return s;
 }
 

@@ -172,3 +172,19 @@ tests_check_exhaust_SOURCES = tests/check_exhaust.c tests/iotest.h tests/testuti
 tests_check_exhaust_CFLAGS = $(TEST_CFLAGS)
 tests_check_exhaust_LDADD = $(TEST_LIBS) -lpthread
 endif
+
+# Signals as events (src/signal.c) and delayed calls (src/after.c).
+if HAVE_CHECK
+check_PROGRAMS += tests/check_signal
+TESTS += tests/check_signal
+CHECK_SUITES += tests/check_signal
+tests_check_signal_SOURCES = tests/check_signal.c tests/testutil.h
+tests_check_signal_CFLAGS = $(TEST_CFLAGS)
+tests_check_signal_LDADD = $(TEST_LIBS) -lpthread
+check_PROGRAMS += tests/check_after
+TESTS += tests/check_after
+CHECK_SUITES += tests/check_after
+tests_check_after_SOURCES = tests/check_after.c tests/testutil.h
+tests_check_after_CFLAGS = $(TEST_CFLAGS)
+tests_check_after_LDADD = $(TEST_LIBS) -lpthread
+endif

@@ -110,7 +110,8 @@ int main(int argc, char **argv)
                 perror("tcpclient: recv");
                 return 1;
             }
-            if (n > 0 && fwrite(buf, 1, (size_t)n, stdout) != (size_t)n) {
+            /* Flushed as it comes, so a test can see an answer before the server closes. */
+            if (n > 0 && (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n || fflush(stdout) != 0)) {
                 perror("tcpclient: output");
                 return 1;
             }

@@ -16,7 +16,7 @@ LAYERS = [
     ("context", ["ctx.h", "ctx_ucontext.c", "ctx_x86_64.S", "ctx_aarch64.S"]),
     ("stacks", ["stack.h", "stack.c"]),
     ("timers", ["timer.h", "timer.c"]),
-    ("scheduler", ["sched.h", "sched.c", "task.c"]),
+    ("scheduler", ["sched.h", "sched.c", "task.c", "after.c"]),
     ("reactor", ["reactor.h", "reactor_epoll.c"]),
     ("IO wrappers", ["io.h", "io_fd.c", "io.c", "poll.c", "net.c", "wrap.c"]),
     ("sync", ["sync.h", "chan.h", "gen.h", "park.c", "chan.c", "sync.c", "group.c", "gen.c"]),
