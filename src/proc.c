@@ -1,0 +1,560 @@
+/* Child processes: weft_proc_spawn (posix_spawn, so the parent's memory is never copied and
+ * a failed exec comes back as an errno), a pidfd per child that a waiting task parks on
+ * through the reactor, kill through the pidfd, the reap-before-free rule, and weft_proc_run,
+ * which feeds and collects a child's streams with weft_poll. */
+#include "config.h"
+#include "proc.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+/* The dump's view of a task in weft_proc_wait (see struct wait_info): reads memory only. */
+static void proc_wait_info(const struct weft_task *t, struct wait_info *out)
+{
+    const struct weft_proc *p = t->wait_obj;
+    out->op = "wait";
+    out->name = p->label;
+}
+
+/* ---- spawn ------------------------------------------------------------------------------ */
+
+static void close_quiet(int fd)
+{
+    if (fd >= 0) {
+        int e = errno;
+        weft_sys_close(fd);
+        errno = e;
+    }
+}
+
+/* A pipe whose both ends are close-on-exec and above 2, so that no dup2 onto 0..2 in the
+ * child can overwrite the end another stream still needs. 0 or an errno value. */
+static int pipe_high(int fds[2])
+{
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return errno;
+    for (int i = 0; i < 2; i++) {
+        if (fds[i] > 2)
+            continue;
+        int hi = (int)weft_sys_fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+        if (hi < 0) {
+            int e = errno;
+            close_quiet(fds[0]);
+            close_quiet(fds[1]);
+            return e;
+        }
+        weft_sys_close(fds[i]);
+        fds[i] = hi;
+    }
+    return 0;
+}
+
+static int attr_ok(const weft_proc_attr *a)
+{
+    for (int i = 0; i < 3; i++) {
+        int m = a->mode[i];
+        if (m < WEFT_PROC_INHERIT || m > WEFT_PROC_STDOUT || (m == WEFT_PROC_STDOUT && i != 2) ||
+            (m == WEFT_PROC_FD && a->fd[i] < 0))
+            return 0;
+    }
+    return 1;
+}
+
+/* The file actions for attr's streams, with the child's ends of the pipes in child[]; 0 or
+ * an errno value. */
+static int streams_setup(posix_spawn_file_actions_t *fa, const weft_proc_attr *a,
+                         const int child[3])
+{
+    int e = 0;
+    for (int i = 0; i < 3 && e == 0; i++) {
+        switch (a->mode[i]) {
+        case WEFT_PROC_PIPE:
+            e = posix_spawn_file_actions_adddup2(fa, child[i], i);
+            break;
+        case WEFT_PROC_DEVNULL:
+            e = posix_spawn_file_actions_addopen(fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
+            break;
+        case WEFT_PROC_FD:
+            e = posix_spawn_file_actions_adddup2(fa, a->fd[i], i);
+            break;
+        case WEFT_PROC_STDOUT:
+            e = posix_spawn_file_actions_adddup2(fa, 1, 2);
+            break;
+        default:
+            break;
+        }
+    }
+    if (e == 0 && a->cwd)
+        e = posix_spawn_file_actions_addchdir_np(fa, a->cwd);
+    return e;
+}
+
+/* The child's signal state: nothing blocked (the parent may hold signals for a signalfd),
+ * SIGPIPE at its default (the parent may ignore it). */
+static int sigstate_setup(posix_spawnattr_t *sa)
+{
+    sigset_t none, dfl;
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
+    int e = posix_spawnattr_setsigmask(sa, &none);
+    if (e == 0)
+        e = posix_spawnattr_setsigdefault(sa, &dfl);
+    if (e == 0)
+        e = posix_spawnattr_setflags(sa, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    return e;
+}
+
+/* Start the child with posix_spawn(p); 0 or an errno value (the exec's too). */
+static int start(struct weft_proc *p, const char *path, char *const argv[], const weft_proc_attr *a,
+                 const int child[3])
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t sa;
+    int e = posix_spawn_file_actions_init(&fa);
+    if (e != 0)
+        return e;
+    e = posix_spawnattr_init(&sa);
+    if (e != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return e;
+    }
+    e = streams_setup(&fa, a, child);
+    if (e == 0)
+        e = sigstate_setup(&sa);
+    if (e == 0) {
+        char *const *env = a->envp ? a->envp : environ;
+        e = a->search_path ? posix_spawnp(&p->pid, path, &fa, &sa, argv, env)
+                           : posix_spawn(&p->pid, path, &fa, &sa, argv, env);
+    }
+    posix_spawnattr_destroy(&sa);
+    posix_spawn_file_actions_destroy(&fa);
+    return e;
+}
+
+weft_proc *weft_proc_spawn(const char *path, char *const argv[], const weft_proc_attr *attr)
+{
+    static const weft_proc_attr defaults;
+    const weft_proc_attr *a = attr ? attr : &defaults;
+    if (slow(!path || !argv || !attr_ok(a))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct weft_proc *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->pid = -1;
+    p->pidfd = -1;
+    int child[3] = { -1, -1, -1 };
+    int e = 0;
+    for (int i = 0; i < 3; i++) {
+        p->fd[i] = -1;
+        if (a->mode[i] != WEFT_PROC_PIPE || e != 0)
+            continue;
+        int fds[2];
+        e = pipe_high(fds);
+        if (e == 0) {
+            p->fd[i] = fds[i == 0];     /* the parent writes stdin, reads the others */
+            child[i] = fds[i != 0];
+        }
+    }
+    if (e == 0)
+        e = start(p, path, argv, a, child);
+    for (int i = 0; i < 3; i++)
+        close_quiet(child[i]);
+    if (e == 0) {
+        /* Our child, not yet reaped: its pid cannot have been reused. */
+        p->pidfd = (int)syscall(SYS_pidfd_open, (long)p->pid, 0L);
+        if (p->pidfd < 0) {
+            e = errno;
+            kill(p->pid, SIGKILL);
+            while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        }
+    }
+    if (e != 0) {
+        for (int i = 0; i < 3; i++)
+            close_quiet(p->fd[i]);
+        free(p);
+        errno = e;
+        return NULL;
+    }
+    const char *cmd = argv[0] ? argv[0] : path;
+    snprintf(p->label, sizeof p->label, "pid %ld %s", (long)p->pid, cmd);
+    return p;
+}
+
+/* ---- accessors -------------------------------------------------------------------------- */
+
+pid_t weft_proc_pid(const weft_proc *p)
+{
+    if (!p) {
+        errno = EINVAL;
+        return -1;
+    }
+    return p->pid;
+}
+
+static int stream_fd(const weft_proc *p, int i)
+{
+    if (!p) {
+        errno = EINVAL;
+        return -1;
+    }
+    return p->fd[i];
+}
+
+int weft_proc_stdin(const weft_proc *p) { return stream_fd(p, 0); }
+int weft_proc_stdout(const weft_proc *p) { return stream_fd(p, 1); }
+int weft_proc_stderr(const weft_proc *p) { return stream_fd(p, 2); }
+
+int weft_proc_close_pipe(weft_proc *p, int stream)
+{
+    if (!p || stream < 0 || stream > 2) {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = p->fd[stream];
+    if (fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    p->fd[stream] = -1;
+    return weft_close(fd);
+}
+
+/* ---- wait ------------------------------------------------------------------------------- */
+
+/* Reap the child if it has ended: 1 (p->status set), 0 (still running), or an errno value
+ * negated (ECHILD: reaped by someone else). */
+static int reap_now(struct weft_proc *p)
+{
+    if (p->reaped)
+        return 1;
+    int st;
+    pid_t r;
+    while ((r = waitpid(p->pid, &st, WNOHANG)) < 0 && errno == EINTR)
+        ;
+    if (r < 0)
+        return -errno;
+    if (r == 0)
+        return 0;
+    p->reaped = 1;
+    p->status = st;
+    return 1;
+}
+
+/* Park the running task on p's pidfd until it is readable (the child ended), the deadline
+ * passes or a cancel comes. Returns 0 (look again) or an errno value; EBADF when the pidfd
+ * was closed meanwhile (p freed by another task: p must not be touched then). */
+static int park_pidfd(struct sched *s, struct weft_proc *p, int64_t deadline, int *woken)
+{
+    struct fdent *f = weft_fd_get(s, p->pidfd);
+    if (!f)
+        return errno;
+    uint32_t seq = f->seq;
+    int e = weft_reactor_arm(s, f, p->pidfd, 0);
+    if (e != 0)
+        return e;
+    struct weft_task *t = s->cur;
+    t->wait_obj = p;
+    t->wait_info = proc_wait_info;
+    e = weft_sched_park(s, &f->waiters[DIR_READ], *woken, WAIT_PROC, deadline);
+    t->wait_obj = NULL;     /* when the park failed at once (a wake clears them too) */
+    t->wait_info = NULL;
+    if (f->seq != seq)
+        return EBADF;
+    *woken = e == 0;
+    return e;
+}
+
+/* Let the next task waiting on p's pidfd look too: the reactor wakes one per event. */
+static void pass_on(struct sched *s, struct weft_proc *p)
+{
+    struct fdent *f = weft_fd_lookup(s, p->pidfd);
+    if (f)
+        weft_reactor_pass(s, f, DIR_READ);
+}
+
+/* Outside any task: poll the pidfd until the deadline; 0 (look again) or an errno value. */
+static int block_pidfd(struct weft_proc *p, int64_t deadline)
+{
+    int ms = -1;
+    if (deadline >= 0) {
+        int64_t left = deadline - weft_now();
+        if (left <= 0)
+            return ETIMEDOUT;
+        ms = left > 1000000 ? 1000000 : (int)left;
+    }
+    struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
+    int n = weft_sys_poll(&pfd, 1, ms);
+    if (n < 0)
+        return errno;
+    return n == 0 && deadline >= 0 && weft_now() >= deadline ? ETIMEDOUT : 0;
+}
+
+/* Wait for and reap the child. 'hard': neither a cancel nor the task's deadline scope ends
+ * the wait (for weft_proc_free). 0 or an errno value. */
+static int proc_reap(struct weft_proc *p, int64_t deadline, int hard)
+{
+    struct sched *s = weft_sched_tls;
+    struct weft_task *t = s ? s->cur : NULL;
+    int woken = 0;
+    for (;;) {
+        int r = reap_now(p);
+        if (r != 0) {
+            if (woken)
+                pass_on(s, p);
+            return r > 0 ? 0 : -r;
+        }
+        if (deadline >= 0 && deadline <= weft_now())
+            return ETIMEDOUT;
+        int e;
+        if (!t) {
+            e = block_pidfd(p, deadline);
+        } else if (!hard) {
+            e = park_pidfd(s, p, deadline, &woken);
+        } else {
+            unsigned char had = t->flags & TF_CANCELLED;
+            int64_t scope = t->deadline;
+            t->flags &= (unsigned char)~TF_CANCELLED;
+            t->deadline = -1;
+            e = park_pidfd(s, p, -1, &woken);
+            t->flags |= had;    /* a cancel that came meanwhile has set the flag itself */
+            t->deadline = scope;
+            if (e == ECANCELED)
+                e = 0;
+        }
+        if (e == EBADF)
+            return e;
+        if (e != 0 && e != EAGAIN) {
+            if (woken)
+                pass_on(s, p);
+            return e;
+        }
+    }
+}
+
+int weft_proc_wait(weft_proc *p, int *status, int64_t deadline)
+{
+    if (!p) {
+        errno = EINVAL;
+        return -1;
+    }
+    int e = proc_reap(p, deadline, 0);
+    if (e != 0) {
+        errno = e;
+        return -1;
+    }
+    if (status)
+        *status = p->status;
+    return 0;
+}
+
+int weft_proc_kill(weft_proc *p, int sig)
+{
+    if (!p) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (p->reaped) {
+        errno = ESRCH;
+        return -1;
+    }
+    return syscall(SYS_pidfd_send_signal, (long)p->pidfd, (long)sig, NULL, 0L) == 0 ? 0 : -1;
+}
+
+int weft_proc_free(weft_proc *p)
+{
+    if (!p)
+        return 0;
+    int e = errno;
+    for (int i = 0; i < 3; i++) {
+        if (p->fd[i] >= 0)
+            weft_close(p->fd[i]);
+    }
+    if (!p->reaped) {
+        syscall(SYS_pidfd_send_signal, (long)p->pidfd, (long)SIGKILL, NULL, 0L);
+        proc_reap(p, -1, 1);
+    }
+    weft_close(p->pidfd);   /* tasks still waiting on it get EBADF */
+    free(p);
+    errno = e;
+    return 0;
+}
+
+/* ---- run: feed stdin, collect stdout and stderr, reap ------------------------------------ */
+
+struct sink {
+    char *buf;
+    size_t len, cap;
+};
+
+#define RUN_CHUNK 65536
+
+/* Read what fd has into k; 0 (more may come), 1 (EOF or an error: done with fd), or -1 with
+ * errno ENOMEM. */
+static int drain(int fd, struct sink *k)
+{
+    for (;;) {
+        if (k->cap - k->len < RUN_CHUNK + 1) {
+            size_t cap = k->cap ? k->cap * 2 : RUN_CHUNK * 2;
+            char *b = realloc(k->buf, cap);
+            if (!b)
+                return -1;
+            k->buf = b;
+            k->cap = cap;
+        }
+        ssize_t n = weft_sys_read(fd, k->buf + k->len, RUN_CHUNK);
+        if (n > 0) {
+            k->len += (size_t)n;
+            k->buf[k->len] = '\0';
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n < 0 && errno == EAGAIN ? 0 : 1;
+    }
+}
+
+/* write(2) to a pipe whose reader may be gone: EPIPE, not SIGPIPE. The signal is held back
+ * for the call, and one the call raised is taken off the pending set. */
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t n)
+{
+    sigset_t set, old, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    int was = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    ssize_t r = weft_sys_write(fd, buf, n);
+    int e = errno;
+    if (r < 0 && e == EPIPE && !was) {
+        struct timespec zero = { 0, 0 };
+        sigtimedwait(&set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return r;
+}
+
+/* Serve p's pipes until the child has closed its outputs and taken its input, or the
+ * deadline or a cancel ends it; 0 or an errno value. */
+static int serve(struct weft_proc *p, const char *in, size_t in_len, struct sink k[3],
+                 int64_t deadline)
+{
+    size_t fed = 0;
+    for (;;) {
+        struct pollfd pf[3];
+        int which[3];
+        nfds_t n = 0;
+        for (int i = 0; i < 3; i++) {
+            if (p->fd[i] < 0)
+                continue;
+            pf[n] = (struct pollfd){ .fd = p->fd[i], .events = i == 0 ? POLLOUT : POLLIN };
+            which[n++] = i;
+        }
+        if (n == 0)
+            return 0;
+        int ms = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - weft_now();
+            if (left <= 0)
+                return ETIMEDOUT;
+            ms = left > 1000000 ? 1000000 : (int)left;
+        }
+        int r = weft_poll(pf, n, ms);
+        if (r < 0)
+            return errno;
+        for (nfds_t j = 0; j < n; j++) {
+            int i = which[j];
+            if (pf[j].revents == 0)
+                continue;
+            int done;
+            if (i == 0) {
+                size_t len = in_len - fed < RUN_CHUNK ? in_len - fed : RUN_CHUNK;
+                ssize_t w = write_nosigpipe(p->fd[0], in + fed, len);
+                if (w > 0)
+                    fed += (size_t)w;
+                done = fed == in_len || (w < 0 && errno != EAGAIN && errno != EINTR);
+            } else {
+                done = drain(p->fd[i], &k[i]);
+                if (done < 0)
+                    return ENOMEM;
+            }
+            if (done)
+                weft_proc_close_pipe(p, i);
+        }
+    }
+}
+
+int weft_proc_run(const char *path, char *const argv[], const weft_proc_attr *attr,
+                  const void *in, size_t in_len, weft_proc_result *res, int64_t deadline)
+{
+    if (res)
+        *res = (weft_proc_result){ 0, NULL, 0, NULL, 0 };
+    if (!res || (!in && in_len)) {
+        errno = EINVAL;
+        return -1;
+    }
+    weft_proc_attr a = { .mode = { WEFT_PROC_DEVNULL, WEFT_PROC_PIPE, WEFT_PROC_PIPE } };
+    if (attr)
+        a = *attr;
+    if (in)
+        a.mode[0] = WEFT_PROC_PIPE;
+    struct weft_proc *p = weft_proc_spawn(path, argv, &a);
+    if (!p)
+        return -1;
+    for (int i = 0; i < 3; i++) {   /* ours alone: poll tells when to read and write */
+        long fl = p->fd[i] < 0 ? 0 : weft_sys_fcntl(p->fd[i], F_GETFL, 0);
+        if (fl >= 0 && p->fd[i] >= 0)
+            weft_sys_fcntl(p->fd[i], F_SETFL, (unsigned long)fl | O_NONBLOCK);
+    }
+    if (p->fd[0] >= 0 && in_len == 0)
+        weft_proc_close_pipe(p, 0);
+    struct sink k[3] = { { NULL, 0, 0 }, { NULL, 0, 0 }, { NULL, 0, 0 } };
+    int e = serve(p, in, in_len, k, deadline);
+    if (e == 0)
+        e = proc_reap(p, deadline, 0);
+    if (e != 0 && !p->reaped)
+        weft_proc_kill(p, SIGKILL);
+    if (!p->reaped)
+        proc_reap(p, -1, 1);
+    res->status = p->status;
+    for (int i = 1; i < 3; i++) {
+        if (a.mode[i] == WEFT_PROC_PIPE && !k[i].buf)
+            k[i].buf = calloc(1, 1);
+    }
+    res->out = k[1].buf;
+    res->out_len = k[1].len;
+    res->err = k[2].buf;
+    res->err_len = k[2].len;
+    weft_proc_free(p);
+    if (e != 0) {
+        errno = e;
+        return -1;
+    }
+    if ((a.mode[1] == WEFT_PROC_PIPE && !res->out) || (a.mode[2] == WEFT_PROC_PIPE && !res->err)) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,19 @@
+/* The processes layer's child record (proc.c spawns, waits and reaps; proc_run.c feeds and
+ * collects a child's streams). A task waits for a child on its pidfd through the reactor. */
+#ifndef WEFT_PROC_H
+#define WEFT_PROC_H
+
+#include <sys/types.h>
+
+#include "reactor.h"
+
+struct weft_proc {
+    pid_t pid;
+    int pidfd;
+    int fd[3];          /* the parent's ends of the pipes; -1 none or closed */
+    int reaped;         /* waitpid has given status */
+    int status;
+    char label[64];     /* "pid N command": what the dump says of a task waiting for it */
+};
+
+#endif
