@@ -701,7 +701,8 @@ WEFT_API int weft_proc_kill(weft_proc *p, int sig);
 /* Release p: close its pipes and its pidfd. A child not yet reaped is killed with SIGKILL
  * and reaped first (a task parks for that, and neither a cancel nor a deadline cuts it
  * short; it takes as long as the kernel takes to end the process), so no zombie is left.
- * Tasks parked on its pipes or waiting for it get EBADF. p NULL: does nothing. Returns 0. */
+ * Tasks parked on its pipes get EBADF; those waiting for the child get its status if they
+ * see it reaped, else EBADF (p must not be used again). p NULL: does nothing. Returns 0. */
 WEFT_API int weft_proc_free(weft_proc *p);
 
 /* What weft_proc_run collected: out and err (malloc'd, NUL-terminated beyond their lengths;
@@ -725,8 +726,9 @@ typedef struct weft_proc_result {
  * cancel the child is killed (SIGKILL), reaped, and the call fails with ETIMEDOUT or
  * ECANCELED, res keeping what was collected until then. *res is always filled in (out and
  * err NULL when the spawn failed): free res->out and res->err after any return. Errors: those
- * of weft_proc_spawn; EINVAL (res NULL, in NULL with in_len nonzero); ETIMEDOUT; ECANCELED; ENOMEM (output too large to keep); EINTR (outside any
- * task: a signal handler ran; the child was killed). */
+ * of weft_proc_spawn; EINVAL (res NULL, in NULL with in_len nonzero); ETIMEDOUT; ECANCELED;
+ * ENOMEM (output too large to keep); EINTR (outside any task: a signal handler ran; the
+ * child was killed). */
 WEFT_API int weft_proc_run(const char *path, char *const argv[], const weft_proc_attr *attr,
                            const void *in, size_t in_len, weft_proc_result *res,
                            int64_t deadline);

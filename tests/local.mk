@@ -144,3 +144,13 @@ tests_check_chan_SOURCES = tests/check_chan.c tests/iotest.h tests/testutil.h
 tests_check_chan_CFLAGS = $(TEST_CFLAGS)
 tests_check_chan_LDADD = $(TEST_LIBS)
 endif
+
+# Child processes (src/proc.c): spawn, pipes, waits on pidfds, kill, run, no zombies.
+if HAVE_CHECK
+check_PROGRAMS += tests/check_proc
+TESTS += tests/check_proc
+CHECK_SUITES += tests/check_proc
+tests_check_proc_SOURCES = tests/check_proc.c tests/iotest.h tests/testutil.h
+tests_check_proc_CFLAGS = $(TEST_CFLAGS)
+tests_check_proc_LDADD = $(TEST_LIBS)
+endif
