@@ -44,3 +44,8 @@ EXTRA_DIST += bench/go/chan/main.go
 .PHONY: bench-chan
 bench-chan: bench/chan$(EXEEXT)
 	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/chan.sh
+
+# Child processes: spawn + wait of /bin/true through weft_proc beside posix_spawn + waitpid.
+BENCH_PROGS += bench/proc
+bench_proc_SOURCES = bench/proc.c bench/bench.h
+bench_proc_LDADD = libweft.la
