@@ -664,8 +664,10 @@ typedef struct weft_proc_attr {
  * WEFT_PROC_STDOUT for stdin or stdout, a negative fd for WEFT_PROC_FD); posix_spawn's
  * errors, the exec's among them: ENOENT (no such program or cwd), EACCES, ENOEXEC, ENOTDIR,
  * E2BIG, ...; EMFILE, ENFILE (no fds for the pipes or the pidfd), ENOMEM, EAGAIN (process
- * limit); ENOSYS (a kernel without pidfd_open: the child is then killed and reaped). */
-WEFT_API weft_proc *weft_proc_spawn(const char *path, char *const argv[], const weft_proc_attr *attr);
+ * limit). Where pidfd_open is missing (Linux before 5.3, Valgrind before 3.20) the calls
+ * work without it: a waiting task looks at the child every 1 to 64 ms. */
+WEFT_API weft_proc *weft_proc_spawn(const char *path, char *const argv[],
+                                    const weft_proc_attr *attr);
 
 /* The child's pid (still valid after it is reaped, for messages only), and the parent's ends
  * of its pipes: -1 for a stream that is not WEFT_PROC_PIPE or was closed. p NULL: -1 and

@@ -91,7 +91,8 @@ static int streams_setup(posix_spawn_file_actions_t *fa, const weft_proc_attr *a
             e = posix_spawn_file_actions_adddup2(fa, child[i], i);
             break;
         case WEFT_PROC_DEVNULL:
-            e = posix_spawn_file_actions_addopen(fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
+            e = posix_spawn_file_actions_addopen(fa, i, "/dev/null",
+                                                 i == 0 ? O_RDONLY : O_WRONLY, 0);
             break;
         case WEFT_PROC_FD:
             e = posix_spawn_file_actions_adddup2(fa, a->fd[i], i);
@@ -164,6 +165,7 @@ weft_proc *weft_proc_spawn(const char *path, char *const argv[], const weft_proc
         return NULL;
     p->pid = -1;
     p->pidfd = -1;
+    list_init(&p->pollers);
     int child[3] = { -1, -1, -1 };
     int e = 0;
     for (int i = 0; i < 3; i++) {
@@ -184,7 +186,9 @@ weft_proc *weft_proc_spawn(const char *path, char *const argv[], const weft_proc
     if (e == 0) {
         /* Our child, not yet reaped: its pid cannot have been reused. */
         p->pidfd = (int)syscall(SYS_pidfd_open, (long)p->pid, 0L);
-        if (p->pidfd < 0) {
+        if (p->pidfd < 0 && errno == ENOSYS) {
+            p->pidfd = -1;      /* waits poll waitpid instead */
+        } else if (p->pidfd < 0) {
             e = errno;
             kill(p->pid, SIGKILL);
             while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
@@ -263,11 +267,39 @@ static int reap_now(struct weft_proc *p)
     return 1;
 }
 
+/* Without a pidfd: park on p->pollers until a timer that doubles from 1 ms to 64 ms, then
+ * look again (*woken counts the rounds). 0 (look again) or an errno value; EBADF when p was
+ * freed meanwhile (weft_proc_free wakes p->pollers so: p must not be touched then). */
+static int park_poll(struct sched *s, struct weft_proc *p, int64_t deadline, int *woken)
+{
+    struct weft_task *t = s->cur;
+    int shift = *woken < 6 ? *woken : 6;
+    int64_t tick = weft_now() + ((int64_t)1 << shift);
+    int64_t d = deadline >= 0 && deadline < tick ? deadline : tick;
+    t->wait_obj = p;
+    t->wait_info = proc_wait_info;
+    int e = weft_sched_park(s, &p->pollers, 0, WAIT_PROC, d);
+    t->wait_obj = NULL;
+    t->wait_info = NULL;
+    if (e == ETIMEDOUT) {
+        int64_t now = weft_now();
+        int mine = (deadline >= 0 && now >= deadline) || (t->deadline >= 0 && now >= t->deadline);
+        if (!mine) {
+            ++*woken;
+            e = 0;
+        }
+    }
+    return e;
+}
+
 /* Park the running task on p's pidfd until it is readable (the child ended), the deadline
  * passes or a cancel comes. Returns 0 (look again) or an errno value; EBADF when the pidfd
  * was closed meanwhile (p freed by another task: p must not be touched then). */
 static int park_pidfd(struct sched *s, struct weft_proc *p, int64_t deadline, int *woken)
 {
+    struct weft_task *t = s->cur;
+    if (p->pidfd < 0)
+        return park_poll(s, p, deadline, woken);
     struct fdent *f = weft_fd_get(s, p->pidfd);
     if (!f)
         return errno;
@@ -275,7 +307,6 @@ static int park_pidfd(struct sched *s, struct weft_proc *p, int64_t deadline, in
     int e = weft_reactor_arm(s, f, p->pidfd, 0);
     if (e != 0)
         return e;
-    struct weft_task *t = s->cur;
     t->wait_obj = p;
     t->wait_info = proc_wait_info;
     e = weft_sched_park(s, &f->waiters[DIR_READ], *woken, WAIT_PROC, deadline);
@@ -290,7 +321,7 @@ static int park_pidfd(struct sched *s, struct weft_proc *p, int64_t deadline, in
 /* Let the next task waiting on p's pidfd look too: the reactor wakes one per event. */
 static void pass_on(struct sched *s, struct weft_proc *p)
 {
-    struct fdent *f = weft_fd_lookup(s, p->pidfd);
+    struct fdent *f = p->pidfd >= 0 ? weft_fd_lookup(s, p->pidfd) : NULL;
     if (f)
         weft_reactor_pass(s, f, DIR_READ);
 }
@@ -305,8 +336,19 @@ static int block_pidfd(struct weft_proc *p, int64_t deadline)
             return ETIMEDOUT;
         ms = left > 1000000 ? 1000000 : (int)left;
     }
+    if (p->pidfd < 0 && ms < 0) {
+        int st;
+        pid_t r = waitpid(p->pid, &st, 0);
+        if (r < 0)
+            return errno;
+        p->reaped = 1;
+        p->status = st;
+        return 0;
+    }
+    if (p->pidfd < 0 && ms > 10)
+        ms = 10;                /* no pidfd: look every 10 ms */
     struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
-    int n = weft_sys_poll(&pfd, 1, ms);
+    int n = weft_sys_poll(&pfd, p->pidfd >= 0, ms);
     if (n < 0)
         return errno;
     return n == 0 && deadline >= 0 && weft_now() >= deadline ? ETIMEDOUT : 0;
@@ -370,6 +412,15 @@ int weft_proc_wait(weft_proc *p, int *status, int64_t deadline)
     return 0;
 }
 
+/* Unreaped, the child's pid cannot name another process: kill(2) is as safe as the pidfd,
+ * unless someone else reaps it behind weft (then only the pidfd is). */
+static int send_signal(struct weft_proc *p, int sig)
+{
+    if (p->pidfd < 0)
+        return kill(p->pid, sig);
+    return syscall(SYS_pidfd_send_signal, (long)p->pidfd, (long)sig, NULL, 0L) == 0 ? 0 : -1;
+}
+
 int weft_proc_kill(weft_proc *p, int sig)
 {
     if (!p) {
@@ -380,7 +431,7 @@ int weft_proc_kill(weft_proc *p, int sig)
         errno = ESRCH;
         return -1;
     }
-    return syscall(SYS_pidfd_send_signal, (long)p->pidfd, (long)sig, NULL, 0L) == 0 ? 0 : -1;
+    return send_signal(p, sig);
 }
 
 int weft_proc_free(weft_proc *p)
@@ -393,10 +444,16 @@ int weft_proc_free(weft_proc *p)
             weft_close(p->fd[i]);
     }
     if (!p->reaped) {
-        syscall(SYS_pidfd_send_signal, (long)p->pidfd, (long)SIGKILL, NULL, 0L);
+        send_signal(p, SIGKILL);
         proc_reap(p, -1, 1);
     }
-    weft_close(p->pidfd);   /* tasks still waiting on it get EBADF */
+    if (p->pidfd >= 0) {
+        weft_close(p->pidfd);   /* tasks still waiting on it get EBADF */
+    } else {
+        struct sched *s = weft_sched_tls;
+        while (s && weft_sched_wake_one(s, &p->pollers, EBADF))
+            ;
+    }
     free(p);
     errno = e;
     return 0;

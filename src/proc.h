@@ -5,11 +5,13 @@
 
 #include <sys/types.h>
 
+#include "list.h"
 #include "reactor.h"
 
 struct weft_proc {
     pid_t pid;
-    int pidfd;
+    int pidfd;          /* -1: the kernel (or Valgrind) has no pidfd_open; waits then poll */
+    struct list pollers;/* without a pidfd: the tasks waiting, parked with a timer */
     int fd[3];          /* the parent's ends of the pipes; -1 none or closed */
     int reaped;         /* waitpid has given status */
     int status;
