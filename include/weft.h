@@ -651,6 +651,8 @@ typedef struct weft_proc_attr {
     const char *cwd;            /* the child's working directory (a relative path is then
                                    looked up from it); NULL: the parent's */
     int search_path;            /* nonzero: a path without '/' is looked up in $PATH (execvp) */
+    int new_group;              /* nonzero: the child leads a process group of its own (its
+                                   pid), so kill(-pid, sig) reaches the children it starts */
 } weft_proc_attr;
 
 /* Start path with argv (argv[0] by convention the program's name; NULL-terminated), as

@@ -3,6 +3,7 @@
 #ifndef WEFT_PROC_H
 #define WEFT_PROC_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "list.h"
@@ -17,5 +18,11 @@ struct weft_proc {
     int status;
     char label[64];     /* "pid N command": what the dump says of a task waiting for it */
 };
+
+/* Wait for and reap p's child (p->reaped, p->status), parking a task on the pidfd; outside
+ * any task, block. 'hard': neither a cancel nor the task's deadline scope ends the wait (for
+ * what must complete: a free). 0, or an errno value: ETIMEDOUT, ECANCELED, ECHILD, EINTR
+ * (outside a task), ENOMEM, EBADF (p was freed meanwhile: p must not be touched then). */
+int weft_proc_reap(struct weft_proc *p, int64_t deadline, int hard);
 
 #endif
