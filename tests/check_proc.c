@@ -550,7 +550,7 @@ END_TEST
 
 /* ---- environment, directory, streams ---------------------------------------------------- */
 
-TASK_TEST(env_cwd_and_path_search)
+TASK_TEST(env_cwd_path_search_and_group)
 {
     char tmpl[] = "/tmp/weft-proc-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(tmpl));
@@ -577,6 +577,16 @@ TASK_TEST(env_cwd_and_path_search)
     free(r.out);
     free(r.err);
     unsetenv("WEFT_TEST_VAR");
+    /* new_group: the child leads a process group of its own. */
+    weft_proc_attr g = { .new_group = 1 };
+    p = weft_proc_spawn("/bin/sleep", (char *const[]){ "sleep", "10", NULL }, &g);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(getpgid(weft_proc_pid(p)), weft_proc_pid(p));
+    weft_proc_free(p);
+    p = weft_proc_spawn("/bin/sleep", (char *const[]){ "sleep", "10", NULL }, NULL);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(getpgid(weft_proc_pid(p)), getpgrp());
+    weft_proc_free(p);
     ck_assert_int_eq(rmdir(real), 0);
     ck_assert_no_children();
 }
@@ -748,7 +758,7 @@ static Suite *proc_suite(void)
     ADD_TEST(s, wait_outside_a_task_blocks, 20);
     ADD_TEST(s, free_of_an_unreaped_child_in_a_task, 20);
     ADD_TEST(s, free_of_an_unreaped_child_outside_a_task, 20);
-    ADD_TEST(s, env_cwd_and_path_search, 20);
+    ADD_TEST(s, env_cwd_path_search_and_group, 20);
     ADD_TEST(s, devnull_inherit_and_fd_modes, 20);
     ADD_TEST(s, no_fd_of_the_parent_leaks_into_the_child, 20);
     ADD_TEST(s, reading_task_woken_by_close_pipe, 20);
