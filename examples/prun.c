@@ -207,5 +207,12 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "prun: %d commands, %d ok, %d failed, %d timed out\n", n, ok, failed,
             timed_out);
+    if (lines != argv + optind) {
+        for (int i = 0; i < n; i++)
+            free(lines[i]);
+        free(lines);
+    }
+    free(cmds);
+    free(tasks);
     return ok == n ? 0 : 1;
 }
