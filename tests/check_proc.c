@@ -737,6 +737,13 @@ TASK_TEST(dump_shows_proc_wait)
     ck_assert_no_children();
 }
 
+/* Last: with CK_FORK=no (Valgrind) every test ran in this process; none left a zombie. */
+START_TEST(no_zombie_children_at_the_end)
+{
+    ck_assert_no_children();
+}
+END_TEST
+
 static Suite *proc_suite(void)
 {
     Suite *s = suite_create("proc");
@@ -763,6 +770,7 @@ static Suite *proc_suite(void)
     ADD_TEST(s, no_fd_of_the_parent_leaks_into_the_child, 20);
     ADD_TEST(s, reading_task_woken_by_close_pipe, 20);
     ADD_TEST(s, dump_shows_proc_wait, 20);
+    ADD_TEST(s, no_zombie_children_at_the_end, 10);
     return s;
 }
 
