@@ -548,6 +548,18 @@ START_TEST(free_of_an_unreaped_child_outside_a_task)
 }
 END_TEST
 
+/* A program that reaps weft's child behind its back: the wait says so, the free still works. */
+TASK_TEST(wait_gives_echild_when_someone_else_reaped)
+{
+    weft_proc *p = weft_proc_spawn("/bin/true", (char *const[]){ "true", NULL }, NULL);
+    ck_assert_ptr_nonnull(p);
+    int st;
+    ck_assert_int_eq(waitpid(weft_proc_pid(p), &st, 0), weft_proc_pid(p));
+    ck_assert_fails(weft_proc_wait(p, &st, in_ms(5000)), ECHILD);
+    ck_assert_int_eq(weft_proc_free(p), 0);
+    ck_assert_no_children();
+}
+
 /* ---- environment, directory, streams ---------------------------------------------------- */
 
 TASK_TEST(env_cwd_path_search_and_group)
@@ -727,8 +739,9 @@ TASK_TEST(dump_shows_proc_wait)
     ck_assert_msg(strstr(d, want) != NULL, "expected %s in:\n%s", want, d);
     free(d);
     d = dump_string(WEFT_DUMP_JSON);
+    snprintf(want, sizeof want, "\"name\":\"pid %ld sleep\"", (long)weft_proc_pid(p));
     ck_assert_msg(strstr(d, "\"state\":\"proc-wait\"") && strstr(d, "\"kind\":\"proc\"") &&
-                  strstr(d, "\"op\":\"wait\""), "JSON dump:\n%s", d);
+                  strstr(d, "\"op\":\"wait\"") && strstr(d, want), "JSON dump:\n%s", d);
     free(d);
     ck_assert_int_eq(weft_proc_kill(p, SIGKILL), 0);
     ck_assert_int_eq(weft_join(t, NULL), 0);
@@ -765,6 +778,7 @@ static Suite *proc_suite(void)
     ADD_TEST(s, wait_outside_a_task_blocks, 20);
     ADD_TEST(s, free_of_an_unreaped_child_in_a_task, 20);
     ADD_TEST(s, free_of_an_unreaped_child_outside_a_task, 20);
+    ADD_TEST(s, wait_gives_echild_when_someone_else_reaped, 10);
     ADD_TEST(s, env_cwd_path_search_and_group, 20);
     ADD_TEST(s, devnull_inherit_and_fd_modes, 20);
     ADD_TEST(s, no_fd_of_the_parent_leaks_into_the_child, 20);
