@@ -666,8 +666,8 @@ typedef struct weft_proc_attr {
  * WEFT_PROC_STDOUT for stdin or stdout, a negative fd for WEFT_PROC_FD); posix_spawn's
  * errors, the exec's among them: ENOENT (no such program or cwd), EACCES, ENOEXEC, ENOTDIR,
  * E2BIG, ...; EMFILE, ENFILE (no fds for the pipes or the pidfd), ENOMEM, EAGAIN (process
- * limit). Where pidfd_open is missing (Linux before 5.3, Valgrind before 3.20) the calls
- * work without it: a waiting task looks at the child every 1 to 64 ms. */
+ * limit). Where pidfd_open is missing (Linux before 5.3; Valgrind 3.19 knows no such call)
+ * the calls work without it: a waiting task looks at the child every 1 to 64 ms. */
 WEFT_API weft_proc *weft_proc_spawn(const char *path, char *const argv[],
                                     const weft_proc_attr *attr);
 
@@ -688,7 +688,7 @@ WEFT_API int weft_proc_close_pipe(weft_proc *p, int stream);
 /* Wait for the child to end and reap it; *status (status may be NULL) is then as waitpid
  * gives it (WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG). Once reaped, every later call
  * returns the same status at once. A task parks on the child's pidfd (in the dump:
- * proc-wait, wait "pid N path"); outside any task the thread blocks as in waitpid. When the
+ * proc-wait, wait "pid N argv0"); outside any task the thread blocks as in waitpid. When the
  * wait ends without the child (deadline, cancel) the child runs on and can be waited for
  * again. Several tasks may wait for one child: each gets its status. Errors: EINVAL (p
  * NULL), ETIMEDOUT (deadline, or the task's deadline scope; a deadline past only checks),
@@ -698,8 +698,8 @@ WEFT_API int weft_proc_wait(weft_proc *p, int *status, int64_t deadline);
 
 /* Send sig (0: only check that the child is alive) to the child through its pidfd, which
  * always names this child: never another process that got its pid after it was reaped.
- * Errors: EINVAL (p NULL, bad signal), ESRCH (the child has been reaped, or has ended and
- * is a zombie: the kernel then accepts sig and does nothing), EPERM. */
+ * A child that has ended but is not reaped yet takes sig and ignores it (0). Errors: EINVAL
+ * (p NULL, bad signal), ESRCH (the child has been reaped), EPERM. */
 WEFT_API int weft_proc_kill(weft_proc *p, int sig);
 
 /* Release p: close its pipes and its pidfd. A child not yet reaped is killed with SIGKILL
@@ -725,7 +725,8 @@ typedef struct weft_proc_result {
  * are served together (poll), so a child that writes much while it is still being fed
  * cannot deadlock with the caller. attr NULL: stdout and stderr captured (pipes), stdin
  * /dev/null unless in is given. With attr, its modes apply as given, except that stdin is a
- * pipe whenever in is not NULL; the streams that are pipes are captured (stdin fed).
+ * pipe whenever in is not NULL; the streams that are pipes are captured (a stdin pipe is
+ * fed in, or closed at once when in is NULL).
  * Returns 0 once the child has been reaped, whatever its status. At the deadline or on a
  * cancel the child is killed (SIGKILL), reaped, and the call fails with ETIMEDOUT or
  * ECANCELED, res keeping what was collected until then. *res is always filled in (out and
