@@ -50,3 +50,7 @@ EXTRA_PROGRAMS += bench/after
 CLEANFILES += bench/after$(EXEEXT)
 bench_after_SOURCES = bench/after.c bench/bench.h
 bench_after_LDADD = libweft.la
+# Child processes: spawn + wait of /bin/true through weft_proc beside posix_spawn + waitpid.
+BENCH_PROGS += bench/proc
+bench_proc_SOURCES = bench/proc.c bench/bench.h
+bench_proc_LDADD = libweft.la

@@ -50,3 +50,11 @@ TESTS += $(EXAMPLE_TESTS)
 EXTRA_DIST += $(EXAMPLE_TESTS) tests/examples-lib.sh
 AM_TESTS_ENVIRONMENT = WEFT_BUILDDIR='$(abs_top_builddir)'; WEFT_SRCDIR='$(abs_top_srcdir)'; \
 	export WEFT_BUILDDIR WEFT_SRCDIR;
+
+# prun: a parallel command runner over weft_proc (tests/prun.test).
+noinst_PROGRAMS += examples/prun
+examples_prun_SOURCES = examples/prun.c
+examples_prun_LDADD = libweft.la
+examples_prun_LDFLAGS = $(AM_LDFLAGS) -no-install
+TESTS += tests/prun.test
+EXTRA_DIST += tests/prun.test

@@ -671,6 +671,120 @@ WEFT_API int weft_offload_set_threads(int n);
 /* The pool's size. */
 WEFT_API int weft_offload_threads(void);
 
+/* ---- child processes ---------------------------------------------------------------------- */
+
+/* A child process started by weft_proc_spawn, waited on through a pidfd (Linux 5.3+), so a
+ * task waiting for it parks on the reactor like any fd wait. The rule for zombies: every
+ * child is reaped by weft. weft_proc_wait reaps it when it has ended; weft_proc_free of a
+ * child not yet reaped kills it (SIGKILL) and reaps it before returning, so no handle ever
+ * leaves a zombie behind (wait for the child before the free to let it finish). A process
+ * that reaps children itself (waitpid(-1, ...), SIGCHLD set to SIG_IGN) takes them from
+ * weft: its waits then fail with ECHILD. */
+typedef struct weft_proc weft_proc;
+
+/* What each of the child's stdin, stdout and stderr (weft_proc_attr.mode[0..2]) is. */
+#define WEFT_PROC_INHERIT 0     /* the parent's own fd 0, 1 or 2 (the default) */
+#define WEFT_PROC_PIPE    1     /* a pipe; the parent's end is weft_proc_stdin/_stdout/_stderr */
+#define WEFT_PROC_DEVNULL 2     /* /dev/null */
+#define WEFT_PROC_FD      3     /* the fd in weft_proc_attr.fd[i] (the parent keeps its own) */
+#define WEFT_PROC_STDOUT  4     /* stderr only: wherever stdout goes (2>&1) */
+
+/* How to start a child; all zero (or NULL) gives the defaults: every stream inherited, the
+ * parent's environment and working directory, path used as given. */
+typedef struct weft_proc_attr {
+    int mode[3];                /* WEFT_PROC_* for stdin, stdout, stderr */
+    int fd[3];                  /* for WEFT_PROC_FD: an open fd of the parent */
+    char *const *envp;          /* the child's environment; NULL: the parent's (environ) */
+    const char *cwd;            /* the child's working directory (a relative path is then
+                                   looked up from it); NULL: the parent's */
+    int search_path;            /* nonzero: a path without '/' is looked up in $PATH (execvp) */
+    int new_group;              /* nonzero: the child leads a process group of its own (its
+                                   pid), so kill(-pid, sig) reaches the children it starts */
+} weft_proc_attr;
+
+/* Start path with argv (argv[0] by convention the program's name; NULL-terminated), as
+ * posix_spawn does: the parent's memory is not copied, and a failure to start comes back
+ * here as an errno, never as a child exiting 127. The child starts with no signal blocked
+ * and SIGPIPE at its default action; of the parent's fds it gets only 0, 1 and 2 (as attr
+ * sets them) and those not marked close-on-exec (weft's own fds all are). The parent's ends
+ * of pipes are close-on-exec and, like any pipe, blocking to plain calls: use them with
+ * weft_read, weft_write, weft_poll or weft_fdwait, close them with weft_proc_close_pipe (or
+ * leave them to weft_proc_free). Errors: EINVAL (path or argv NULL, an unknown mode,
+ * WEFT_PROC_STDOUT for stdin or stdout, a negative fd for WEFT_PROC_FD); posix_spawn's
+ * errors, the exec's among them: ENOENT (no such program or cwd), EACCES, ENOEXEC, ENOTDIR,
+ * E2BIG, ...; EMFILE, ENFILE (no fds for the pipes or the pidfd), ENOMEM, EAGAIN (process
+ * limit). Where pidfd_open is missing (Linux before 5.3; Valgrind 3.19 knows no such call)
+ * the calls work without it: a waiting task looks at the child every 1 to 64 ms. */
+WEFT_API weft_proc *weft_proc_spawn(const char *path, char *const argv[],
+                                    const weft_proc_attr *attr);
+
+/* The child's pid (still valid after it is reaped, for messages only), and the parent's ends
+ * of its pipes: -1 for a stream that is not WEFT_PROC_PIPE or was closed. p NULL: -1 and
+ * EINVAL. */
+WEFT_API pid_t weft_proc_pid(const weft_proc *p);
+WEFT_API int weft_proc_stdin(const weft_proc *p);
+WEFT_API int weft_proc_stdout(const weft_proc *p);
+WEFT_API int weft_proc_stderr(const weft_proc *p);
+
+/* Close the parent's end of pipe 'stream' (0 stdin: the child reads EOF; 1 stdout, 2 stderr:
+ * the child's writes then fail with EPIPE or SIGPIPE), waking the tasks parked on it with
+ * EBADF, as weft_close does. Errors: EINVAL (p NULL, stream not 0..2), EBADF (no such pipe,
+ * or closed already). */
+WEFT_API int weft_proc_close_pipe(weft_proc *p, int stream);
+
+/* Wait for the child to end and reap it; *status (status may be NULL) is then as waitpid
+ * gives it (WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG). Once reaped, every later call
+ * returns the same status at once. A task parks on the child's pidfd (in the dump:
+ * proc-wait, wait "pid N argv0"); outside any task the thread blocks as in waitpid. When the
+ * wait ends without the child (deadline, cancel) the child runs on and can be waited for
+ * again. Several tasks may wait for one child: each gets its status. Errors: EINVAL (p
+ * NULL), ETIMEDOUT (deadline, or the task's deadline scope; a deadline past only checks),
+ * ECANCELED, EBADF (the handle was freed by another task meanwhile), ECHILD (someone else
+ * reaped the child), EINTR (outside any task: a signal handler ran), ENOMEM. */
+WEFT_API int weft_proc_wait(weft_proc *p, int *status, int64_t deadline);
+
+/* Send sig (0: only check that the child is alive) to the child through its pidfd, which
+ * always names this child: never another process that got its pid after it was reaped.
+ * A child that has ended but is not reaped yet takes sig and ignores it (0). Errors: EINVAL
+ * (p NULL, bad signal), ESRCH (the child has been reaped), EPERM. */
+WEFT_API int weft_proc_kill(weft_proc *p, int sig);
+
+/* Release p: close its pipes and its pidfd. A child not yet reaped is killed with SIGKILL
+ * and reaped first (a task parks for that, and neither a cancel nor a deadline cuts it
+ * short; it takes as long as the kernel takes to end the process), so no zombie is left.
+ * Tasks parked on its pipes get EBADF; those waiting for the child get its status if they
+ * see it reaped, else EBADF (p must not be used again). p NULL: does nothing. Returns 0. */
+WEFT_API int weft_proc_free(weft_proc *p);
+
+/* What weft_proc_run collected: out and err (malloc'd, NUL-terminated beyond their lengths;
+ * free() them) hold the child's stdout and stderr when they were pipes, else NULL. */
+typedef struct weft_proc_result {
+    int status;                 /* as waitpid gives it; after a kill on deadline or cancel,
+                                   the SIGKILL status */
+    char *out;
+    size_t out_len;
+    char *err;
+    size_t err_len;
+} weft_proc_result;
+
+/* Run a command to its end, as Python's subprocess.run: start it, write in_len bytes of in
+ * to its stdin and then close it, collect its stdout and stderr, reap it. The three streams
+ * are served together (poll), so a child that writes much while it is still being fed
+ * cannot deadlock with the caller. attr NULL: stdout and stderr captured (pipes), stdin
+ * /dev/null unless in is given. With attr, its modes apply as given, except that stdin is a
+ * pipe whenever in is not NULL; the streams that are pipes are captured (a stdin pipe is
+ * fed in, or closed at once when in is NULL).
+ * Returns 0 once the child has been reaped, whatever its status. At the deadline or on a
+ * cancel the child is killed (SIGKILL), reaped, and the call fails with ETIMEDOUT or
+ * ECANCELED, res keeping what was collected until then. *res is always filled in (out and
+ * err NULL when the spawn failed): free res->out and res->err after any return. Errors: those
+ * of weft_proc_spawn; EINVAL (res NULL, in NULL with in_len nonzero); ETIMEDOUT; ECANCELED;
+ * ENOMEM (output too large to keep); EINTR (outside any task: a signal handler ran; the
+ * child was killed). */
+WEFT_API int weft_proc_run(const char *path, char *const argv[], const weft_proc_attr *attr,
+                           const void *in, size_t in_len, weft_proc_result *res,
+                           int64_t deadline);
+
 /* ---- debugging: the task dump ------------------------------------------------------------ */
 
 /* Flags for weft_dump. */

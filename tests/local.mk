@@ -188,3 +188,13 @@ tests_check_after_SOURCES = tests/check_after.c tests/testutil.h
 tests_check_after_CFLAGS = $(TEST_CFLAGS)
 tests_check_after_LDADD = $(TEST_LIBS) -lpthread
 endif
+
+# Child processes (src/proc.c): spawn, pipes, waits on pidfds, kill, run, no zombies.
+if HAVE_CHECK
+check_PROGRAMS += tests/check_proc
+TESTS += tests/check_proc
+CHECK_SUITES += tests/check_proc
+tests_check_proc_SOURCES = tests/check_proc.c tests/iotest.h tests/testutil.h
+tests_check_proc_CFLAGS = $(TEST_CFLAGS)
+tests_check_proc_LDADD = $(TEST_LIBS)
+endif
