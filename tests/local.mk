@@ -154,3 +154,7 @@ tests_check_offload_SOURCES = tests/check_offload.c tests/testutil.h
 tests_check_offload_CFLAGS = $(TEST_CFLAGS)
 tests_check_offload_LDADD = $(TEST_LIBS) -lpthread
 endif
+
+# The manual pages (man/): a page or alias for every public name of weft.h, each rendered by
+# groff without a warning, SYNOPSIS and ERRORS as the header says, EXAMPLEs that compile.
+TESTS += tests/man.test
