@@ -61,6 +61,25 @@ else
     fail destdir_pc_names_the_prefix "$(grep '^prefix=' "$d/lib/pkgconfig/weft.pc" 2>&1)"
 fi
 
+# The manual pages, under the usual mandir: a page, an alias page that man resolves to it,
+# the overview and the CLI's page.
+man_missing=
+for f in share/man/man3/weft_spawn.3 share/man/man3/weft_go.3 share/man/man7/weft.7 share/man/man1/weft-dump.1; do
+    [ -s "$d/$f" ] || man_missing="$man_missing $f"
+done
+if [ -n "$man_missing" ]; then
+    fail destdir_has_man_pages "missing:$man_missing"
+elif command -v man >/dev/null 2>&1; then
+    if out=$(MANPATH=$d/share/man MANWIDTH=80 man -P cat weft_go 2>&1) && echo "$out" | grep -q '^NAME' \
+        && echo "$out" | grep -q 'weft_spawn, weft_go'; then
+        ok destdir_has_man_pages
+    else
+        fail destdir_has_man_pages "man weft_go: $(echo "$out" | head -3)"
+    fi
+else
+    ok destdir_has_man_pages
+fi
+
 check make_install_prefix make install
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig PKG_CONFIG_LIBDIR=$prefix/lib/pkgconfig
 pcver=$(pkg-config --modversion weft 2>&1)

@@ -198,3 +198,7 @@ tests_check_proc_SOURCES = tests/check_proc.c tests/iotest.h tests/testutil.h
 tests_check_proc_CFLAGS = $(TEST_CFLAGS)
 tests_check_proc_LDADD = $(TEST_LIBS)
 endif
+
+# The manual pages (man/): a page or alias for every public name of weft.h, each rendered by
+# groff without a warning, SYNOPSIS and ERRORS as the header says, EXAMPLEs that compile.
+TESTS += tests/man.test
