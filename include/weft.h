@@ -631,6 +631,20 @@ WEFT_API int weft_chan_select(weft_chan_clause *clauses, int n, int64_t deadline
 #define WEFT_DUMP_NO_BACKTRACE 0x2  /* skip the backtraces (cheaper) */
 #define WEFT_DUMP_SYSTEM       0x4  /* also list weft's own background tasks (debug server) */
 #define WEFT_DUMP_ALL_THREADS  0x8  /* also every other thread's scheduler (see weft_dump) */
+/* Grouped: tasks with the same state (which names the wait kind) and the same parked
+ * backtrace (the same frames) are folded into one block, "N tasks [STATE], waiting
+ * NEWEST..OLDEST ms, e.g. tasks A, B, ...", then their frames; blocks by count, largest
+ * first. JSON: "groups" (docs/dump.md) instead of "tasks". With WEFT_DUMP_NO_BACKTRACE tasks
+ * fold by state alone. The grouping memory is mapped with mmap (signal-safe), one record per
+ * task at most; ENOMEM when none can be had. */
+#define WEFT_DUMP_GROUP        0x10
+/* Folded stacks, for flame-graph tools (flamegraph.pl, inferno, speedscope): one line per
+ * distinct stack of function names, outermost first, and the number of tasks parked in it:
+ * "weft_ctx_trampoline;task_entry;worker;weft_read;...;switch_next 42". Tasks that never ran
+ * have no stack and are left out. Text only: EINVAL with WEFT_DUMP_JSON, WEFT_DUMP_GROUP or
+ * WEFT_DUMP_NO_BACKTRACE. With WEFT_DUMP_ALL_THREADS each thread's lines follow (the same
+ * stack may then appear once per thread; the tools add them up). */
+#define WEFT_DUMP_FOLDED       0x20
 
 /* Write every task of this thread's scheduler to fd: a summary line of counts by state, then
  * one block per task (id, name, state, what it waits on and for how long, spawn site and

@@ -98,7 +98,7 @@ int weft_dump_task_state(const struct weft_task *t)
     }
 }
 
-static int shown(const struct dumpctx *d, const struct weft_task *t)
+int weft_dump_shown(const struct dumpctx *d, const struct weft_task *t)
 {
     return t->state != TS_FREE && (!(t->flags & TF_SYSTEM) || (d->flags & WEFT_DUMP_SYSTEM));
 }
@@ -115,8 +115,7 @@ static uint64_t join_target(const struct weft_task *t)
     return j ? j->id : 0;
 }
 
-/* The frames of t (or of the main context when t is NULL); returns how many. */
-static int frames_of(struct dumpctx *d, const struct weft_task *t, uintptr_t *pcs, int *exact0)
+int weft_dump_frames(struct dumpctx *d, const struct weft_task *t, uintptr_t *pcs, int *exact0)
 {
     uintptr_t lo, hi, pc, sp, fp;
     *exact0 = 0;
@@ -197,8 +196,13 @@ static void put_sym_json(struct dumpctx *d, uintptr_t pc, int is_ret)
 void weft_dump_put_frames(struct dumpctx *d, const struct weft_task *t)
 {
     uintptr_t pcs[BT_MAX];
-    int exact0;
-    int n = (d->flags & WEFT_DUMP_NO_BACKTRACE) ? 0 : frames_of(d, t, pcs, &exact0);
+    int exact0 = 0;
+    int n = (d->flags & WEFT_DUMP_NO_BACKTRACE) ? 0 : weft_dump_frames(d, t, pcs, &exact0);
+    weft_dump_put_pcs(d, pcs, n, exact0);
+}
+
+void weft_dump_put_pcs(struct dumpctx *d, const uintptr_t *pcs, int n, int exact0)
+{
     struct sigbuf *b = d->b;
     if (d->json) {
         put(b, "\"frames\":[");
@@ -435,9 +439,13 @@ void weft_dump_sched(struct dumpctx *d)
     uint64_t counts[ST_COUNT] = { 0 };
     uint64_t total = 0;
     const struct weft_task *holder = NULL;
+    if (d->flags & WEFT_DUMP_FOLDED) {
+        weft_dump_put_folded(d);
+        return;
+    }
     if (d->s) {
         for_each_task(d, t, it, guard) {
-            if (!shown(d, t))
+            if (!weft_dump_shown(d, t))
                 continue;
             int st = weft_dump_task_state(t);
             counts[st]++;
@@ -472,11 +480,13 @@ void weft_dump_sched(struct dumpctx *d)
         }
         put(b, "},\"cycles\":[");
         weft_dump_put_cycles(d);
-        put(b, "],\"tasks\":[");
+        put(b, (d->flags & WEFT_DUMP_GROUP) ? "],\"groups\":[" : "],\"tasks\":[");
         int first = 1;
-        if (d->s) {
+        if (d->flags & WEFT_DUMP_GROUP)
+            weft_dump_put_groups(d);
+        else if (d->s) {
             for_each_task(d, t, it, guard) {
-                if (!shown(d, t))
+                if (!weft_dump_shown(d, t))
                     continue;
                 if (!first)
                     put(b, ",\n");
@@ -531,8 +541,10 @@ void weft_dump_sched(struct dumpctx *d)
     weft_dump_put_cycles(d);
     put(b, "\n");
     if (d->s) {
-        for_each_task(d, t, it, guard) {
-            if (shown(d, t))
+        if (d->flags & WEFT_DUMP_GROUP)
+            weft_dump_put_groups(d);
+        else for_each_task(d, t, it, guard) {
+            if (weft_dump_shown(d, t))
                 put_task_text(d, t, weft_dump_task_state(t));
         }
         put(b, "main context [");
@@ -547,8 +559,7 @@ void weft_dump_sched(struct dumpctx *d)
 __attribute__((noinline))
 int weft_dump(int fd, int flags)
 {
-    if (flags & ~(WEFT_DUMP_JSON | WEFT_DUMP_NO_BACKTRACE | WEFT_DUMP_SYSTEM |
-                  WEFT_DUMP_ALL_THREADS)) {
+    if (!weft_dump_flags_ok(flags)) {
         errno = EINVAL;
         return -1;
     }

@@ -144,3 +144,13 @@ tests_check_chan_SOURCES = tests/check_chan.c tests/iotest.h tests/testutil.h
 tests_check_chan_CFLAGS = $(TEST_CFLAGS)
 tests_check_chan_LDADD = $(TEST_LIBS)
 endif
+
+# The grouped dump and the folded stacks (src/dump_group.c).
+if HAVE_CHECK
+check_PROGRAMS += tests/check_dump_group
+tests_check_dump_group_SOURCES = tests/check_dump_group.c tests/testutil.h
+tests_check_dump_group_CFLAGS = $(TEST_CFLAGS)
+tests_check_dump_group_LDADD = $(TEST_LIBS) -lpthread
+TESTS += tests/check_dump_group
+CHECK_SUITES += tests/check_dump_group
+endif
