@@ -38,7 +38,18 @@ extern "C" {
 #define WEFT_API
 #endif
 
+/* The version of this header: MAJOR.MINOR.PATCH. configure.ac takes the package version from
+ * this line, so it is the one place to change it; weft_version() gives the library's at run
+ * time. The ABI policy (what a version change promises): docs/abi.md. */
 #define WEFT_VERSION "0.1.0"
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+/* WEFT_VERSION_AT_LEAST(0, 2, 0): is this header that version or a later one? */
+#define WEFT_VERSION_AT_LEAST(maj, min, pat)                                                  \
+    (WEFT_VERSION_MAJOR > (maj) ||                                                           \
+     (WEFT_VERSION_MAJOR == (maj) && (WEFT_VERSION_MINOR > (min) ||                          \
+                                      (WEFT_VERSION_MINOR == (min) && WEFT_VERSION_PATCH >= (pat)))))
 
 /* ---- tasks -------------------------------------------------------------------------------- */
 
@@ -694,6 +705,12 @@ WEFT_API int weft_debug_listen(const char *path);
  * task is. 0 turns it off. Also: env WEFT_WATCHDOG=MS, read whenever a scheduler is
  * created. A forked child runs without it. Errors: EINVAL (negative), EAGAIN (no thread). */
 WEFT_API int weft_watchdog(int64_t threshold_ms);
+
+/* ---- version ------------------------------------------------------------------------------ */
+
+/* The version of the library running ("0.1.0"), which may be newer than the WEFT_VERSION a
+ * program was built with (see docs/abi.md). Never NULL; no errors. */
+WEFT_API const char *weft_version(void);
 
 #ifdef __cplusplus
 }

@@ -154,3 +154,10 @@ tests_check_dump_group_LDADD = $(TEST_LIBS) -lpthread
 TESTS += tests/check_dump_group
 CHECK_SUITES += tests/check_dump_group
 endif
+
+# The ABI (docs/abi.md): libweft.so exports exactly what the header declares, versioned.
+check_PROGRAMS += tests/abi_version
+tests_abi_version_SOURCES = tests/abi_version.c
+tests_abi_version_LDADD = libweft.la
+TESTS += tests/abi.test
+EXTRA_DIST += tests/abi.test
