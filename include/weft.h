@@ -38,7 +38,18 @@ extern "C" {
 #define WEFT_API
 #endif
 
+/* The version of this header: MAJOR.MINOR.PATCH. configure.ac takes the package version from
+ * this line, so it is the one place to change it; weft_version() gives the library's at run
+ * time. The ABI policy (what a version change promises): docs/abi.md. */
 #define WEFT_VERSION "0.1.0"
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+/* WEFT_VERSION_AT_LEAST(0, 2, 0): is this header that version or a later one? */
+#define WEFT_VERSION_AT_LEAST(maj, min, pat)                                                  \
+    (WEFT_VERSION_MAJOR > (maj) ||                                                           \
+     (WEFT_VERSION_MAJOR == (maj) && (WEFT_VERSION_MINOR > (min) ||                          \
+                                      (WEFT_VERSION_MINOR == (min) && WEFT_VERSION_PATCH >= (pat)))))
 
 /* ---- tasks -------------------------------------------------------------------------------- */
 
@@ -792,6 +803,20 @@ WEFT_API int weft_proc_run(const char *path, char *const argv[], const weft_proc
 #define WEFT_DUMP_NO_BACKTRACE 0x2  /* skip the backtraces (cheaper) */
 #define WEFT_DUMP_SYSTEM       0x4  /* also list weft's own background tasks (debug server) */
 #define WEFT_DUMP_ALL_THREADS  0x8  /* also every other thread's scheduler (see weft_dump) */
+/* Grouped: tasks with the same state (which names the wait kind) and the same parked
+ * backtrace (the same frames) are folded into one block, "N tasks [STATE], waiting
+ * NEWEST..OLDEST ms, e.g. tasks A, B, ...", then their frames; blocks by count, largest
+ * first. JSON: "groups" (docs/dump.md) instead of "tasks". With WEFT_DUMP_NO_BACKTRACE tasks
+ * fold by state alone. The grouping memory is mapped with mmap (signal-safe), one record per
+ * task at most; ENOMEM when none can be had. */
+#define WEFT_DUMP_GROUP        0x10
+/* Folded stacks, for flame-graph tools (flamegraph.pl, inferno, speedscope): one line per
+ * distinct stack of function names, outermost first, and the number of tasks parked in it:
+ * "weft_ctx_trampoline;task_entry;worker;weft_read;...;switch_next 42". Tasks that never ran
+ * have no stack and are left out. Text only: EINVAL with WEFT_DUMP_JSON, WEFT_DUMP_GROUP or
+ * WEFT_DUMP_NO_BACKTRACE. With WEFT_DUMP_ALL_THREADS each thread's lines follow (the same
+ * stack may then appear once per thread; the tools add them up). */
+#define WEFT_DUMP_FOLDED       0x20
 
 /* Write every task of this thread's scheduler to fd: a summary line of counts by state, then
  * one block per task (id, name, state, what it waits on and for how long, spawn site and
@@ -902,6 +927,12 @@ WEFT_API int weft_timer_reset(weft_timer *t, int64_t deadline);
 WEFT_API int weft_timer_stop(weft_timer *t);
 /* 1 when t has fired since it was last armed, 0 when it is armed; -1 EINVAL (t NULL). */
 WEFT_API int weft_timer_fired(const weft_timer *t);
+
+/* ---- version ------------------------------------------------------------------------------ */
+
+/* The version of the library running ("0.1.0"), which may be newer than the WEFT_VERSION a
+ * program was built with (see docs/abi.md). Never NULL; no errors. */
+WEFT_API const char *weft_version(void);
 
 #ifdef __cplusplus
 }

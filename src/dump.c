@@ -15,90 +15,7 @@ const char *const weft_dump_state_names[ST_COUNT] = {
     "waiting",
 };
 
-/* What the parking layer says about a wait of its kinds (see struct wait_info). */
-static struct wait_info wait_info_of(const struct weft_task *t)
-{
-    struct wait_info w = { NULL, NULL, 0, -1 };
-    if (t->wait_info)
-        t->wait_info(t, &w);
-    return w;
-}
-
-/* Text: " [op] name-or-address[, held by task N][, N waiting]". */
-void weft_dump_put_wait_info(struct sigbuf *b, const struct weft_task *t)
-{
-    struct wait_info w = wait_info_of(t);
-    if (w.op) {
-        put(b, " ");
-        put(b, w.op);
-    }
-    put(b, " ");
-    if (w.name) {
-        put(b, "\"");
-        put(b, w.name);
-        put(b, "\"");
-    } else {
-        put_x(b, (uintptr_t)t->wait_obj);
-    }
-    if (w.holder) {
-        put(b, " held by task ");
-        put_u(b, w.holder);
-    }
-    if (w.waiting > 1) {
-        put(b, ", ");
-        put_i(b, w.waiting);
-        put(b, " waiting");
-    }
-}
-
-static void put_wait_info_json(struct sigbuf *b, const struct weft_task *t)
-{
-    struct wait_info w = wait_info_of(t);
-    put(b, ",\"obj\":");
-    put_jx(b, (uintptr_t)t->wait_obj);
-    put(b, ",\"op\":");
-    if (w.op)
-        put_js(b, w.op);
-    else
-        put(b, "null");
-    put(b, ",\"name\":");
-    if (w.name)
-        put_js(b, w.name);
-    else
-        put(b, "null");
-    put(b, ",\"holder\":");
-    put_u(b, w.holder);
-    put(b, ",\"waiting\":");
-    put_i(b, w.waiting);
-}
-
-int weft_dump_task_state(const struct weft_task *t)
-{
-    switch (t->state) {
-    case TS_RUNNING: return ST_RUNNING;
-    case TS_RUNNABLE: return ST_RUNNABLE;
-    case TS_DONE: return ST_DONE;
-    case TS_WAITING:
-        switch (t->wait_kind) {
-        case WAIT_IO: return ST_IO;
-        case WAIT_SLEEP: return ST_SLEEP;
-        case WAIT_JOIN: return ST_JOIN;
-        case WAIT_CHAN: return ST_CHAN;
-        case WAIT_LOCK: return ST_LOCK;
-        case WAIT_OFFLOAD: return ST_OFFLOAD;
-        case WAIT_COND: return ST_COND;
-        case WAIT_WG: return ST_WG;
-        case WAIT_SEM: return ST_SEM;
-        case WAIT_GEN: return ST_GEN;
-        case WAIT_PROC: return ST_PROC;
-        case WAIT_SIGNAL: return ST_SIGNAL;
-        default: return ST_OTHER;
-        }
-    default: return ST_OTHER;
-    }
-}
-
-static int shown(const struct dumpctx *d, const struct weft_task *t)
+int weft_dump_shown(const struct dumpctx *d, const struct weft_task *t)
 {
     return t->state != TS_FREE && (!(t->flags & TF_SYSTEM) || (d->flags & WEFT_DUMP_SYSTEM));
 }
@@ -115,8 +32,7 @@ static uint64_t join_target(const struct weft_task *t)
     return j ? j->id : 0;
 }
 
-/* The frames of t (or of the main context when t is NULL); returns how many. */
-static int frames_of(struct dumpctx *d, const struct weft_task *t, uintptr_t *pcs, int *exact0)
+int weft_dump_frames(struct dumpctx *d, const struct weft_task *t, uintptr_t *pcs, int *exact0)
 {
     uintptr_t lo, hi, pc, sp, fp;
     *exact0 = 0;
@@ -197,8 +113,13 @@ static void put_sym_json(struct dumpctx *d, uintptr_t pc, int is_ret)
 void weft_dump_put_frames(struct dumpctx *d, const struct weft_task *t)
 {
     uintptr_t pcs[BT_MAX];
-    int exact0;
-    int n = (d->flags & WEFT_DUMP_NO_BACKTRACE) ? 0 : frames_of(d, t, pcs, &exact0);
+    int exact0 = 0;
+    int n = (d->flags & WEFT_DUMP_NO_BACKTRACE) ? 0 : weft_dump_frames(d, t, pcs, &exact0);
+    weft_dump_put_pcs(d, pcs, n, exact0);
+}
+
+void weft_dump_put_pcs(struct dumpctx *d, const uintptr_t *pcs, int n, int exact0)
+{
     struct sigbuf *b = d->b;
     if (d->json) {
         put(b, "\"frames\":[");
@@ -253,7 +174,7 @@ static void put_task_text(struct dumpctx *d, const struct weft_task *t, int st)
         put_u(b, join_target(t));
         break;
     case ST_OFFLOAD: {          /* " op fn": wait_obj is the function the pool runs */
-        struct wait_info w = wait_info_of(t);
+        struct wait_info w = weft_dump_wait_info(t);
         put(b, w.op ? " " : "");
         put(b, w.op ? w.op : "");
         put(b, " ");
@@ -367,7 +288,7 @@ static void put_task_json(struct dumpctx *d, const struct weft_task *t, int st)
             put(b, ",\"task\":");
             put_u(b, join_target(t));
         } else if (t->wait_info || t->wait_obj) {
-            put_wait_info_json(b, t);
+            weft_dump_put_wait_info_json(b, t);
             if (st == ST_OFFLOAD) {
                 put(b, ",\"fn\":");
                 put_sym_json(d, (uintptr_t)t->wait_obj, 0);
@@ -447,9 +368,13 @@ void weft_dump_sched(struct dumpctx *d)
     uint64_t counts[ST_COUNT] = { 0 };
     uint64_t total = 0;
     const struct weft_task *holder = NULL;
+    if (d->flags & WEFT_DUMP_FOLDED) {
+        weft_dump_put_folded(d);
+        return;
+    }
     if (d->s) {
         for_each_task(d, t, it, guard) {
-            if (!shown(d, t))
+            if (!weft_dump_shown(d, t))
                 continue;
             int st = weft_dump_task_state(t);
             counts[st]++;
@@ -484,11 +409,13 @@ void weft_dump_sched(struct dumpctx *d)
         }
         put(b, "},\"cycles\":[");
         weft_dump_put_cycles(d);
-        put(b, "],\"tasks\":[");
+        put(b, (d->flags & WEFT_DUMP_GROUP) ? "],\"groups\":[" : "],\"tasks\":[");
         int first = 1;
-        if (d->s) {
+        if (d->flags & WEFT_DUMP_GROUP)
+            weft_dump_put_groups(d);
+        else if (d->s) {
             for_each_task(d, t, it, guard) {
-                if (!shown(d, t))
+                if (!weft_dump_shown(d, t))
                     continue;
                 if (!first)
                     put(b, ",\n");
@@ -543,8 +470,10 @@ void weft_dump_sched(struct dumpctx *d)
     weft_dump_put_cycles(d);
     put(b, "\n");
     if (d->s) {
-        for_each_task(d, t, it, guard) {
-            if (shown(d, t))
+        if (d->flags & WEFT_DUMP_GROUP)
+            weft_dump_put_groups(d);
+        else for_each_task(d, t, it, guard) {
+            if (weft_dump_shown(d, t))
                 put_task_text(d, t, weft_dump_task_state(t));
         }
         put(b, "main context [");
@@ -559,8 +488,7 @@ void weft_dump_sched(struct dumpctx *d)
 __attribute__((noinline))
 int weft_dump(int fd, int flags)
 {
-    if (flags & ~(WEFT_DUMP_JSON | WEFT_DUMP_NO_BACKTRACE | WEFT_DUMP_SYSTEM |
-                  WEFT_DUMP_ALL_THREADS)) {
+    if (!weft_dump_flags_ok(flags)) {
         errno = EINVAL;
         return -1;
     }

@@ -82,6 +82,9 @@ void weft_dump_put_frames(struct dumpctx *d, const struct weft_task *t);
 /* The dump state (ST_*) of t, and its wait's details in text (" send \"jobs\", 2 waiting"). */
 int weft_dump_task_state(const struct weft_task *t);
 void weft_dump_put_wait_info(struct sigbuf *b, const struct weft_task *t);
+/* dump_wait.c: what the parking layer says of t's wait, and the same as JSON members. */
+struct wait_info weft_dump_wait_info(const struct weft_task *t);
+void weft_dump_put_wait_info_json(struct sigbuf *b, const struct weft_task *t);
 /* Walk a scheduler's registry, oldest first; bounded, since a signal may catch it
  * mid-update. */
 #define for_each_task(d, t, it, guard)                                                       \
@@ -89,6 +92,21 @@ void weft_dump_put_wait_info(struct sigbuf *b, const struct weft_task *t);
          (it) != &(d)->s->all && (it) && (guard) <= (d)->s->ntasks + 64;                     \
          (it) = (it)->next, (guard)++)                                                       \
         if (((t) = list_entry((it), struct weft_task, all)), 1)
+
+/* The frames of t (the main context when t NULL) into pcs[BT_MAX]; returns how many, and
+ * *exact0 whether pcs[0] is an interrupted pc rather than a return address. Then write
+ * them as a task's backtrace (text lines or a JSON "frames" member). */
+int weft_dump_frames(struct dumpctx *d, const struct weft_task *t, uintptr_t *pcs, int *exact0);
+void weft_dump_put_pcs(struct dumpctx *d, const uintptr_t *pcs, int n, int exact0);
+/* Does the dump list t (not freed; a system task only with WEFT_DUMP_SYSTEM)? */
+int weft_dump_shown(const struct dumpctx *d, const struct weft_task *t);
+
+/* dump_group.c: are flags a valid weft_dump request; the grouped blocks (WEFT_DUMP_GROUP:
+ * text blocks, or the members of the JSON "groups" array); the folded stacks
+ * (WEFT_DUMP_FOLDED: the whole output for d's scheduler). */
+int weft_dump_flags_ok(int flags);
+void weft_dump_put_groups(struct dumpctx *d);
+void weft_dump_put_folded(struct dumpctx *d);
 
 /* dump_cycle.c: the wait cycles among d's tasks, one text line each ("wait cycle: ..."), or
  * in JSON the members of the "cycles" array ([7,9],[12,13,14]). */

@@ -2,7 +2,8 @@
  * weft's background tasks so the other tasks are only paused while the dump is taken. What
  * a dump says is dump.c's; the socket calls are the IO wrappers'.
  *
- * Protocol: the client sends one line, "dump" and optional words "json", "nobt", "system";
+ * Protocol: the client sends one line, "dump" and optional words "json", "nobt", "system",
+ * "group", "folded" (the weft_dump flags);
  * the server answers with weft_dump's output and closes. Only a peer with our effective uid
  * (SO_PEERCRED) is answered; the default socket lives in a 0700 directory of that uid. */
 #include "config.h"
@@ -119,7 +120,11 @@ static int parse_request(char *req, int *flags)
         return -1;
     *flags = 0;
     while ((w = strtok_r(NULL, " \t\r", &save)) != NULL) {
-        if (strcmp(w, "json") == 0)
+        if (strcmp(w, "group") == 0)
+            *flags |= WEFT_DUMP_GROUP;
+        else if (strcmp(w, "folded") == 0)
+            *flags |= WEFT_DUMP_FOLDED;
+        else if (strcmp(w, "json") == 0)
             *flags |= WEFT_DUMP_JSON;
         else if (strcmp(w, "nobt") == 0)
             *flags |= WEFT_DUMP_NO_BACKTRACE;
@@ -150,7 +155,7 @@ static void serve(int c)
         return;
     }
     if (parse_request(req, &flags) != 0) {
-        reply(c, "error: unknown request (expected: dump [json] [nobt] [system])\n");
+        reply(c, "error: unknown request (expected: dump [json] [nobt] [system] [group] [folded])\n");
         weft_set_task_deadline(old);
         return;
     }

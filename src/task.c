@@ -443,3 +443,10 @@ int64_t weft_set_task_deadline(int64_t deadline)
     s->cur->deadline = deadline < 0 ? -1 : deadline;
     return old;
 }
+
+/* The library's version, as configure had it (PACKAGE_VERSION, which configure.ac takes from
+ * WEFT_VERSION in weft.h): a program compares it with the WEFT_VERSION it was built with. */
+const char *weft_version(void)
+{
+    return PACKAGE_VERSION;
+}

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The install test: build this source tree in a scratch directory, install it with DESTDIR and
 # into a prefix, check the installed files, and build and run a program against the prefix
-# through pkg-config, linked shared and static. Not part of make check, since it installs; CI
+# through pkg-config, linked shared and static, from CMake (pkg-config and weftConfig.cmake)
+# and Meson projects, and as C++ with g++ and clang++. Not part of make check, since it installs; CI
 # calls it. It owns nothing in the tree; the build itself is the Makefile's business.
 #
 # Usage: tests/install.sh [configure args...]     e.g. --with-context=ucontext
@@ -50,7 +51,8 @@ version=$(sed -n 's/^PACKAGE_VERSION = //p' Makefile)
 check make_install_destdir make install DESTDIR="$dest"
 d=$dest$prefix
 missing=
-for f in lib/libweft.so lib/libweft.a include/weft.h include/weft/posix.h lib/pkgconfig/weft.pc; do
+for f in lib/libweft.so lib/libweft.a include/weft.h include/weft/posix.h lib/pkgconfig/weft.pc \
+    lib/cmake/weft/weftConfig.cmake; do
     [ -e "$d/$f" ] || missing="$missing $f"
 done
 ls "$d"/lib/libweft.so.[0-9]* >/dev/null 2>&1 || missing="$missing lib/libweft.so.N"
@@ -181,6 +183,139 @@ else
     fail probe_links_static "see $work/log"; KEEP=1
 fi
 
+# ---- other build systems: CMake (pkg-config and weftConfig.cmake), Meson --------------------
+# Each builds probe.c against the prefix the way a user's project would, and runs it.
+if [ -f "$prefix/lib/cmake/weft/weftConfig.cmake" ] && [ -f "$prefix/lib/cmake/weft/weftConfigVersion.cmake" ]; then
+    ok cmake_config_installed
+else
+    fail cmake_config_installed "no $prefix/lib/cmake/weft/weftConfig*.cmake"
+fi
+runs_probe() {  # runs_probe NAME BINARY WANT
+    local out
+    if out=$(LD_LIBRARY_PATH=$prefix/lib $run "$2" 2>&1) && [ "$out" = "$3" ]; then
+        ok "$1"
+    else
+        fail "$1" "$out"
+    fi
+}
+if command -v cmake >/dev/null 2>&1 && [ -z "$run" ]; then
+    for how in pkgconfig config; do
+        d=$work/cmake-$how
+        mkdir -p "$d/src"
+        cp "$work/probe.c" "$d/src/"
+        if [ $how = pkgconfig ]; then
+            find='find_package(PkgConfig REQUIRED)
+pkg_check_modules(WEFT REQUIRED IMPORTED_TARGET weft)'
+            target=PkgConfig::WEFT
+        else
+            find="find_package(weft $version REQUIRED)"
+            target=weft::weft
+        fi
+        printf 'cmake_minimum_required(VERSION 3.13)\nproject(weft_probe C)\n%s\nadd_executable(probe probe.c)\ntarget_link_libraries(probe PRIVATE %s)\n' \
+            "$find" "$target" >"$d/src/CMakeLists.txt"
+        check "cmake_${how}_configures" cmake -S "$d/src" -B "$d/build" -DCMAKE_C_COMPILER="${cc%% *}" \
+            -DCMAKE_PREFIX_PATH="$prefix"
+        check "cmake_${how}_builds" cmake --build "$d/build"
+        runs_probe "cmake_${how}_probe_runs" "$d/build/probe" "probe: ok, weft $version"
+    done
+    # a version this weft does not satisfy is refused
+    d=$work/cmake-toonew
+    mkdir -p "$d/src"
+    printf 'cmake_minimum_required(VERSION 3.13)\nproject(p C)\nfind_package(weft 99.0 REQUIRED)\n' >"$d/src/CMakeLists.txt"
+    if cmake -S "$d/src" -B "$d/build" -DCMAKE_PREFIX_PATH="$prefix" >>"$work/log" 2>&1; then
+        fail cmake_config_refuses_a_newer_version
+    else
+        ok cmake_config_refuses_a_newer_version
+    fi
+else
+    echo "skip cmake (no cmake, or a cross run)"
+fi
+if command -v meson >/dev/null 2>&1 && command -v ninja >/dev/null 2>&1 && [ -z "$run" ]; then
+    d=$work/meson
+    mkdir -p "$d/src"
+    cp "$work/probe.c" "$d/src/"
+    printf "project('weft_probe', 'c')\nexecutable('probe', 'probe.c', dependencies: dependency('weft'))\n" \
+        >"$d/src/meson.build"
+    check meson_configures env CC="$cc" meson setup "$d/build" "$d/src"
+    check meson_builds ninja -C "$d/build"
+    runs_probe meson_probe_runs "$d/build/probe" "probe: ok, weft $version"
+else
+    echo "skip meson (no meson or ninja, or a cross run)"
+fi
+
+# ---- C++ ---------------------------------------------------------------------------------
+# A C++17 program built with -Wall -Wextra -Wpedantic -Werror by g++ and clang++ (when
+# present) against the prefix, and run: captureless lambdas as task functions, a channel, a
+# mutex, weft_version().
+cat >"$work/probe.cc" <<'CXX'
+#include <weft.h>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace {
+struct state {
+    weft_chan *ch = nullptr;
+    weft_mutex mu = WEFT_MUTEX_INIT_NAMED("sum");
+    long sum = 0;
+};
+}
+
+int main()
+{
+    state st;
+    st.ch = weft_chan_make(sizeof(int), 4);
+    if (!st.ch)
+        return 1;
+    int rc = weft_main([](void *arg) -> void * {
+        auto *s = static_cast<state *>(arg);
+        std::vector<weft_task *> consumers;
+        for (int i = 0; i < 3; i++)
+            consumers.push_back(weft_go([](void *a) -> void * {
+                auto *t = static_cast<state *>(a);
+                int v;
+                while (weft_chan_recv(t->ch, &v, -1) == 0) {
+                    weft_mutex_lock(&t->mu, -1);
+                    t->sum += v;
+                    weft_mutex_unlock(&t->mu);
+                }
+                return nullptr;
+            }, s));
+        for (int v = 1; v <= 100; v++)
+            weft_chan_send(s->ch, &v, -1);
+        weft_chan_close(s->ch);
+        for (weft_task *t : consumers)
+            weft_join(t, nullptr);
+        return nullptr;
+    }, &st);
+    weft_chan_free(st.ch);
+    std::string v = weft_version();
+    if (rc != 0 || st.sum != 5050 || v != WEFT_VERSION) {
+        std::printf("cxx probe: FAILED (rc %d, sum %ld, version %s)\n", rc, st.sum, v.c_str());
+        return 1;
+    }
+    std::printf("cxx probe: ok, weft %s\n", v.c_str());
+    return 0;
+}
+CXX
+cxxs=
+cxx=${cc%gcc}g++
+[ "$cxx" = "$cc" ] && cxx=c++
+command -v "$cxx" >/dev/null 2>&1 && cxxs=$cxx
+[ -z "$run" ] && command -v clang++ >/dev/null 2>&1 && cxxs="$cxxs clang++"
+for x in $cxxs; do
+    n=$(basename "$x" | sed 's/+/x/g')
+    # shellcheck disable=SC2046
+    if "$x" -std=c++17 -Wall -Wextra -Wpedantic -Werror -o "$work/probe-cxx-$n" "$work/probe.cc" \
+        $(pkg-config --cflags --libs weft) >>"$work/log" 2>&1; then
+        ok "cxx17_${n}_builds"
+        runs_probe "cxx17_${n}_probe_runs" "$work/probe-cxx-$n" "cxx probe: ok, weft $version"
+    else
+        fail "cxx17_${n}_builds" "see $work/log"; KEEP=1
+    fi
+done
+[ -n "$cxxs" ] || echo "skip cxx (no C++ compiler)"
+
 # ---- the installed headers alone ---------------------------------------------------------
 # They must compile in a strict C11 unit (no GNU extensions asked for) and as C++.
 printf '#include <weft.h>\n#include <weft/posix.h>\nint weft_probe_unit;\n' >"$work/hdr.c"
@@ -192,6 +327,11 @@ cxx=${cc%gcc}g++
 if command -v "$cxx" >/dev/null 2>&1; then
     # shellcheck disable=SC2046
     check headers_compile_as_cxx "$cxx" -x c++ -Wall -Wextra -Werror -fsyntax-only $(pkg-config --cflags weft) "$work/hdr.c"
+    for std in c++11 c++17 c++20; do
+        # shellcheck disable=SC2046
+        check "headers_compile_as_$std" "$cxx" -x c++ -std=$std -Wall -Wextra -Wpedantic -Werror \
+            -fsyntax-only $(pkg-config --cflags weft) "$work/hdr.c"
+    done
 else
     echo "skip headers_compile_as_cxx (no $cxx)"
 fi

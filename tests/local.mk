@@ -202,3 +202,19 @@ endif
 # The manual pages (man/): a page or alias for every public name of weft.h, each rendered by
 # groff without a warning, SYNOPSIS and ERRORS as the header says, EXAMPLEs that compile.
 TESTS += tests/man.test
+# The grouped dump and the folded stacks (src/dump_group.c).
+if HAVE_CHECK
+check_PROGRAMS += tests/check_dump_group
+tests_check_dump_group_SOURCES = tests/check_dump_group.c tests/testutil.h
+tests_check_dump_group_CFLAGS = $(TEST_CFLAGS)
+tests_check_dump_group_LDADD = $(TEST_LIBS) -lpthread
+TESTS += tests/check_dump_group
+CHECK_SUITES += tests/check_dump_group
+endif
+
+# The ABI (docs/abi.md): libweft.so exports exactly what the header declares, versioned.
+check_PROGRAMS += tests/abi_version
+tests_abi_version_SOURCES = tests/abi_version.c
+tests_abi_version_LDADD = libweft.la
+TESTS += tests/abi.test
+EXTRA_DIST += tests/abi.test
