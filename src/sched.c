@@ -296,6 +296,7 @@ int weft_sched_run(struct sched *s, struct weft_task *until, int64_t deadline, i
         int64_t ms = wake < 0 ? -1 : wake - now;
         weft_stack_pool_trim();     /* about to block: give back the excess stack memory */
         idle_wait(s, ms > INT_MAX ? INT_MAX : (int)ms);
+        s->loop_now = weft_now();   /* the tasks it woke are switched in as of now */
     }
 }
 

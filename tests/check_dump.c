@@ -1050,6 +1050,50 @@ START_TEST(dump_names_a_wait_cycle_once)
 }
 END_TEST
 
+/* A task woken after the loop slept in epoll: its "without yielding" and wait times count
+ * from when it was switched in, not from before the loop slept. */
+static int idle_pipe[2];
+
+static void *idle_writer(void *arg)
+{
+    (void)arg;
+    usleep(400 * 1000);
+    ck_assert_int_eq(write(idle_pipe[1], "x", 1), 1);
+    return NULL;
+}
+
+static void *woken_after_idle(void *arg)
+{
+    (void)arg;
+    char c;
+    ck_assert_int_eq(weft_read(idle_pipe[0], &c, 1), 1);
+    int fd = memfd_create("dump", 0);
+    ck_assert_int_eq(weft_dump(fd, WEFT_DUMP_NO_BACKTRACE), 0);
+    off_t n = lseek(fd, 0, SEEK_CUR);
+    char *text = calloc(1, (size_t)n + 1);
+    ck_assert_int_eq(pread(fd, text, (size_t)n, 0), n);
+    close(fd);
+    char *p = strstr(text, "\"idler\" [running, ");
+    ck_assert_msg(p != NULL, "in:\n%s", text);
+    long ms = strtol(p + strlen("\"idler\" [running, "), NULL, 10);
+    ck_assert_msg(ms < 300, "%ld ms without yielding, counted from before the loop slept", ms);
+    free(text);
+    return NULL;
+}
+
+START_TEST(a_task_woken_after_an_idle_loop_counts_from_its_wake)
+{
+    ck_assert_int_eq(pipe(idle_pipe), 0);
+    pthread_t th;
+    ck_assert_ptr_nonnull(weft_spawn(&(weft_attr){ .name = "idler" }, woken_after_idle, NULL));
+    ck_assert_int_eq(pthread_create(&th, NULL, idle_writer, NULL), 0);
+    ck_assert_int_eq(weft_run(), 0);
+    pthread_join(th, NULL);
+    close(idle_pipe[0]);
+    close(idle_pipe[1]);
+}
+END_TEST
+
 static Suite *dump_suite(void)
 {
     Suite *s = suite_create("dump");
@@ -1060,6 +1104,7 @@ static Suite *dump_suite(void)
     tcase_add_test(tc, dump_rejects_bad_fd_and_unknown_flags);
     tcase_add_test(tc, dump_reports_write_error);
     tcase_add_test(tc, dump_outside_tasks_shows_main_context_running);
+    tcase_add_test(tc, a_task_woken_after_an_idle_loop_counts_from_its_wake);
     tcase_add_test(tc, dump_to_full_nonblocking_pipe_is_complete);
     tcase_add_test(tc, dump_names_a_wait_cycle_once);
     tc = test_case(s, "signal", 30);
