@@ -671,6 +671,41 @@ WEFT_API int weft_offload_set_threads(int n);
 /* The pool's size. */
 WEFT_API int weft_offload_threads(void);
 
+/* ---- files: open, pread, pwrite, fsync, stat, ... through the offload pool -------------- *
+ *
+ * A disk never says EAGAIN: epoll refuses a regular file (EPERM), so weft_read and
+ * weft_write on one make the plain read(2) and write(2) at once, blocking the thread (and
+ * every task on it) for as long as the disk takes; on a page-cache hit that is microseconds.
+ * The calls below are the ones that never block the loop: each runs its syscall on the
+ * offload pool while the task parks (the dump shows offload-wait with the call's name,
+ * "pread", "open", ...). They have libc's signatures, so there is no deadline argument: the
+ * task's deadline scope (weft_set_task_deadline) and weft_cancel end the wait, with -1 and
+ * ETIMEDOUT or ECANCELED (a task already past its scope or cancelled fails at once, nothing
+ * queued). Outside any task each is the plain libc call.
+ * What the call is given is copied first (paths, the bytes pwrite writes) and results come
+ * back through weft's own memory (pread reads into a buffer of the pool's, stat into a
+ * struct of its own), copied to the caller only on success: a call that returned early never
+ * touches the caller's memory afterwards. Its syscall may still take effect (an unlink that
+ * was already running completes); an fd that a late open returns is closed.
+ * Errors: each call's own errno, as libc gives it (ENOENT, EACCES, EEXIST, EBADF, EISDIR,
+ * ENOTDIR, ENOSPC, EIO, ESPIPE, ...); NULL for a path or a struct stat is EFAULT; inside a
+ * task also ETIMEDOUT, ECANCELED, ENOMEM (no memory for the copies), EAGAIN (no pool thread
+ * could be started), and for pread and pwrite EINVAL (a count above SSIZE_MAX or a negative
+ * offset) and EFAULT (a NULL buffer with a count). A count above the kernel's limit of one
+ * call (0x7ffff000 bytes) moves at most that, as read(2) does; a pread of more than 64 KiB
+ * from a regular file sizes its buffer by what the file holds past off. */
+WEFT_API int weft_open(const char *path, int flags, ...);
+WEFT_API ssize_t weft_pread(int fd, void *buf, size_t n, off_t off);
+WEFT_API ssize_t weft_pwrite(int fd, const void *buf, size_t n, off_t off);
+WEFT_API int weft_fsync(int fd);
+WEFT_API int weft_fdatasync(int fd);
+struct stat;
+WEFT_API int weft_stat(const char *path, struct stat *st);
+WEFT_API int weft_fstat(int fd, struct stat *st);
+WEFT_API int weft_unlink(const char *path);
+WEFT_API int weft_rename(const char *from, const char *to);
+WEFT_API int weft_mkdir(const char *path, mode_t mode);
+
 /* ---- debugging: the task dump ------------------------------------------------------------ */
 
 /* Flags for weft_dump. */

@@ -150,4 +150,11 @@ CHECK_SUITES += tests/check_offload
 tests_check_offload_SOURCES = tests/check_offload.c tests/testutil.h
 tests_check_offload_CFLAGS = $(TEST_CFLAGS)
 tests_check_offload_LDADD = $(TEST_LIBS) -lpthread
+# File calls through the pool (src/offload_fs.c): errors, bad input, large IO, deadline, cancel.
+check_PROGRAMS += tests/check_fs
+TESTS += tests/check_fs
+CHECK_SUITES += tests/check_fs
+tests_check_fs_SOURCES = tests/check_fs.c tests/testutil.h
+tests_check_fs_CFLAGS = $(TEST_CFLAGS)
+tests_check_fs_LDADD = $(TEST_LIBS) -lpthread
 endif
