@@ -340,20 +340,27 @@ WEFT_API unsigned int weft_sleep_sec(unsigned int seconds);
                                   EAGAIN instead of parking (as after accept4's SOCK_NONBLOCK);
                                   weft_tcp_dial still parks until connected */
 
-/* TCP listener on host:port (host: numeric IPv4 or IPv6 address, or NULL for all IPv6 and
- * IPv4 addresses); SO_REUSEADDR always. Port 0 picks a free port (see weft_local_port).
- * Returns the fd. Errors: those of socket/bind/listen; EINVAL (port out of range);
- * EINVAL also for unknown flags, and for a host that is not a numeric address (name
- * lookup would block the thread; it arrives with the offload pool). */
+/* Hosts, for the TCP and UDP helpers below: a numeric IPv4 or IPv6 address (IPv6 in
+ * brackets or not), "localhost" (127.0.0.1), or a host name, looked up with weft_getaddrinfo
+ * on the offload pool (the task parks meanwhile; within the dial's deadline for
+ * weft_tcp_dial) and its addresses tried in turn (the first that works is used; the first
+ * error is reported when none does). Name errors: EHOSTUNREACH (no such name, no address:
+ * EAI_NONAME, EAI_FAIL, EAI_NODATA), EAGAIN (EAI_AGAIN: the name server did not answer),
+ * ENOMEM, and the pool's (ETIMEDOUT, ECANCELED from the task's scope or cancel).
+ * TCP listener on host:port (host as above, or NULL for all IPv6 and IPv4 addresses);
+ * SO_REUSEADDR always. Port 0 picks a free port (see weft_local_port). Returns the fd.
+ * Errors: those of socket/bind/listen; EINVAL (port out of range, unknown flags, an empty
+ * host); the name errors above. */
 WEFT_API int weft_tcp_listen(const char *host, int port, int backlog, int flags);
-/* Connect to host:port (numeric address), parking until connected. Returns the fd.
- * Errors: those of connect(2), ETIMEDOUT, ECANCELED, EINVAL (as above). */
+/* Connect to host:port, parking until connected (each address of a name in turn, all within
+ * the deadline). Returns the fd. Errors: those of connect(2), ETIMEDOUT, ECANCELED, EINVAL
+ * and the name errors (as above). */
 WEFT_API int weft_tcp_dial(const char *host, int port, int flags, int64_t deadline);
 WEFT_API int weft_unix_listen(const char *path, int backlog);
 /* Connect to a Unix stream socket. A listener whose backlog is full is waited for (retried
  * after 1 ms, doubling to 32 ms) until the deadline, as a blocking connect waits. */
 WEFT_API int weft_unix_dial(const char *path, int64_t deadline);
-/* UDP socket bound to host:port, or connected to it. */
+/* UDP socket bound to host:port, or connected to it (hosts and errors as above). */
 WEFT_API int weft_udp_bind(const char *host, int port, int flags);
 WEFT_API int weft_udp_connect(const char *host, int port, int flags);
 /* The local port of a bound socket, or -1 and errno. */
@@ -705,6 +712,29 @@ WEFT_API int weft_fstat(int fd, struct stat *st);
 WEFT_API int weft_unlink(const char *path);
 WEFT_API int weft_rename(const char *from, const char *to);
 WEFT_API int weft_mkdir(const char *path, mode_t mode);
+
+/* ---- name lookups: getaddrinfo, getnameinfo through the offload pool -------------------- *
+ *
+ * libc's getaddrinfo and getnameinfo block the thread for as long as a name server takes
+ * (seconds, when one does not answer). These have libc's signatures and codes and run the
+ * lookup on the offload pool (the dump shows offload-wait "getaddrinfo"), the task parked;
+ * outside any task they are libc's calls. The task's deadline scope and weft_cancel end the
+ * wait: the call returns EAI_SYSTEM with errno ETIMEDOUT or ECANCELED, and the lookup, if
+ * it was running, finishes on the pool, which frees its result (freeaddrinfo): nothing
+ * leaks, and the caller's res, host and serv are not written. The names and hints are copied
+ * first. A result is freed with plain freeaddrinfo. They are among the names the wrap flags
+ * redirect (docs/wrap.md), so a library linked with them resolves without blocking the loop.
+ * Codes: libc's (EAI_NONAME, EAI_AGAIN, EAI_FAIL, EAI_FAMILY, EAI_SERVICE, EAI_OVERFLOW,
+ * EAI_SYSTEM with errno, ...); inside a task also EAI_MEMORY (no memory for the copies),
+ * EAI_SYSTEM with ETIMEDOUT, ECANCELED or EAGAIN (no pool thread could be started), EAI_SYSTEM
+ * with EFAULT (res NULL); getnameinfo also EAI_FAMILY (sa NULL, or salen outside
+ * [sizeof(sa_family_t), sizeof(struct sockaddr_storage)]). In a program linked fully static,
+ * where libc's functions cannot be found at run time, EAI_SYSTEM with ENOSYS. */
+struct addrinfo;
+WEFT_API int weft_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                              struct addrinfo **res);
+WEFT_API int weft_getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
+                              socklen_t hostlen, char *serv, socklen_t servlen, int flags);
 
 /* ---- debugging: the task dump ------------------------------------------------------------ */
 

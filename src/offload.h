@@ -19,4 +19,9 @@ int weft_offload_op(const char *op, void (*fn)(void *), void *arg, void (*discar
 int weft_offload_give(const char *op, void (*fn)(void *), void *arg, void (*discard)(void *),
                       int64_t deadline);
 
+/* weft_getaddrinfo with a deadline of its own besides the task's scope (offload_dns.c). */
+struct addrinfo;
+int weft_getaddrinfo_until(const char *node, const char *service, const struct addrinfo *hints,
+                           struct addrinfo **res, int64_t deadline);
+
 #endif
