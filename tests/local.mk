@@ -157,4 +157,11 @@ CHECK_SUITES += tests/check_fs
 tests_check_fs_SOURCES = tests/check_fs.c tests/testutil.h
 tests_check_fs_CFLAGS = $(TEST_CFLAGS)
 tests_check_fs_LDADD = $(TEST_LIBS) -lpthread
+# Name lookups through the pool and the net helpers with names (src/offload_dns.c, offload_net.c).
+check_PROGRAMS += tests/check_dns
+TESTS += tests/check_dns
+CHECK_SUITES += tests/check_dns
+tests_check_dns_SOURCES = tests/check_dns.c tests/testutil.h
+tests_check_dns_CFLAGS = $(TEST_CFLAGS)
+tests_check_dns_LDADD = $(TEST_LIBS) -lpthread
 endif
