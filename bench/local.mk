@@ -20,6 +20,11 @@ bench_chan_LDADD = libweft.la
 # Generators: a send/yield round trip beside the floor switch.
 bench_gen_SOURCES = bench/gen.c bench/floors.c bench/bench.h bench/floor.S
 bench_gen_LDADD = libweft.la
+# The offload pool: a round trip beside a hand-written worker, lookups beside libc's.
+EXTRA_PROGRAMS += bench/offload
+BENCH_PROGS += bench/offload
+bench_offload_SOURCES = bench/offload.c bench/bench.h
+bench_offload_LDADD = libweft.la -lpthread
 
 .PHONY: bench bench-programs
 bench-programs: $(BENCH_PROGS)

@@ -351,20 +351,27 @@ WEFT_API unsigned int weft_sleep_sec(unsigned int seconds);
                                   EAGAIN instead of parking (as after accept4's SOCK_NONBLOCK);
                                   weft_tcp_dial still parks until connected */
 
-/* TCP listener on host:port (host: numeric IPv4 or IPv6 address, or NULL for all IPv6 and
- * IPv4 addresses); SO_REUSEADDR always. Port 0 picks a free port (see weft_local_port).
- * Returns the fd. Errors: those of socket/bind/listen; EINVAL (port out of range);
- * EINVAL also for unknown flags, and for a host that is not a numeric address (name
- * lookup would block the thread; it arrives with the offload pool). */
+/* Hosts, for the TCP and UDP helpers below: a numeric IPv4 or IPv6 address (IPv6 in
+ * brackets or not), "localhost" (127.0.0.1), or a host name, looked up with weft_getaddrinfo
+ * on the offload pool (the task parks meanwhile; within the dial's deadline for
+ * weft_tcp_dial) and its addresses tried in turn (the first that works is used; the first
+ * error is reported when none does). Name errors: EHOSTUNREACH (no such name, no address:
+ * EAI_NONAME, EAI_FAIL, EAI_NODATA), EAGAIN (EAI_AGAIN: the name server did not answer),
+ * ENOMEM, and the pool's (ETIMEDOUT, ECANCELED from the task's scope or cancel).
+ * TCP listener on host:port (host as above, or NULL for all IPv6 and IPv4 addresses);
+ * SO_REUSEADDR always. Port 0 picks a free port (see weft_local_port). Returns the fd.
+ * Errors: those of socket/bind/listen; EINVAL (port out of range, unknown flags, an empty
+ * host); the name errors above. */
 WEFT_API int weft_tcp_listen(const char *host, int port, int backlog, int flags);
-/* Connect to host:port (numeric address), parking until connected. Returns the fd.
- * Errors: those of connect(2), ETIMEDOUT, ECANCELED, EINVAL (as above). */
+/* Connect to host:port, parking until connected (each address of a name in turn, all within
+ * the deadline). Returns the fd. Errors: those of connect(2), ETIMEDOUT, ECANCELED, EINVAL
+ * and the name errors (as above). */
 WEFT_API int weft_tcp_dial(const char *host, int port, int flags, int64_t deadline);
 WEFT_API int weft_unix_listen(const char *path, int backlog);
 /* Connect to a Unix stream socket. A listener whose backlog is full is waited for (retried
  * after 1 ms, doubling to 32 ms) until the deadline, as a blocking connect waits. */
 WEFT_API int weft_unix_dial(const char *path, int64_t deadline);
-/* UDP socket bound to host:port, or connected to it. */
+/* UDP socket bound to host:port, or connected to it (hosts and errors as above). */
 WEFT_API int weft_udp_bind(const char *host, int port, int flags);
 WEFT_API int weft_udp_connect(const char *host, int port, int flags);
 /* The local port of a bound socket, or -1 and errno. */
@@ -795,6 +802,64 @@ typedef struct weft_proc_result {
 WEFT_API int weft_proc_run(const char *path, char *const argv[], const weft_proc_attr *attr,
                            const void *in, size_t in_len, weft_proc_result *res,
                            int64_t deadline);
+
+/* ---- files: open, pread, pwrite, fsync, stat, ... through the offload pool -------------- *
+ *
+ * A disk never says EAGAIN: epoll refuses a regular file (EPERM), so weft_read and
+ * weft_write on one make the plain read(2) and write(2) at once, blocking the thread (and
+ * every task on it) for as long as the disk takes; on a page-cache hit that is microseconds.
+ * The calls below are the ones that never block the loop: each runs its syscall on the
+ * offload pool while the task parks (the dump shows offload-wait with the call's name,
+ * "pread", "open", ...). They have libc's signatures, so there is no deadline argument: the
+ * task's deadline scope (weft_set_task_deadline) and weft_cancel end the wait, with -1 and
+ * ETIMEDOUT or ECANCELED (a task already past its scope or cancelled fails at once, nothing
+ * queued). Outside any task each is the plain libc call.
+ * What the call is given is copied first (paths, the bytes pwrite writes) and results come
+ * back through weft's own memory (pread reads into a buffer of the pool's, stat into a
+ * struct of its own), copied to the caller only on success: a call that returned early never
+ * touches the caller's memory afterwards. Its syscall may still take effect (an unlink that
+ * was already running completes); an fd that a late open returns is closed.
+ * Errors: each call's own errno, as libc gives it (ENOENT, EACCES, EEXIST, EBADF, EISDIR,
+ * ENOTDIR, ENOSPC, EIO, ESPIPE, ...); NULL for a path or a struct stat is EFAULT; inside a
+ * task also ETIMEDOUT, ECANCELED, ENOMEM (no memory for the copies), EAGAIN (no pool thread
+ * could be started), and for pread and pwrite EINVAL (a count above SSIZE_MAX or a negative
+ * offset) and EFAULT (a NULL buffer with a count). A count above the kernel's limit of one
+ * call (0x7ffff000 bytes) moves at most that, as read(2) does; a pread of more than 64 KiB
+ * from a regular file sizes its buffer by what the file holds past off. */
+WEFT_API int weft_open(const char *path, int flags, ...);
+WEFT_API ssize_t weft_pread(int fd, void *buf, size_t n, off_t off);
+WEFT_API ssize_t weft_pwrite(int fd, const void *buf, size_t n, off_t off);
+WEFT_API int weft_fsync(int fd);
+WEFT_API int weft_fdatasync(int fd);
+struct stat;
+WEFT_API int weft_stat(const char *path, struct stat *st);
+WEFT_API int weft_fstat(int fd, struct stat *st);
+WEFT_API int weft_unlink(const char *path);
+WEFT_API int weft_rename(const char *from, const char *to);
+WEFT_API int weft_mkdir(const char *path, mode_t mode);
+
+/* ---- name lookups: getaddrinfo, getnameinfo through the offload pool -------------------- *
+ *
+ * libc's getaddrinfo and getnameinfo block the thread for as long as a name server takes
+ * (seconds, when one does not answer). These have libc's signatures and codes and run the
+ * lookup on the offload pool (the dump shows offload-wait "getaddrinfo"), the task parked;
+ * outside any task they are libc's calls. The task's deadline scope and weft_cancel end the
+ * wait: the call returns EAI_SYSTEM with errno ETIMEDOUT or ECANCELED, and the lookup, if
+ * it was running, finishes on the pool, which frees its result (freeaddrinfo): nothing
+ * leaks, and the caller's res, host and serv are not written. The names and hints are copied
+ * first. A result is freed with plain freeaddrinfo. They are among the names the wrap flags
+ * redirect (docs/wrap.md), so a library linked with them resolves without blocking the loop.
+ * Codes: libc's (EAI_NONAME, EAI_AGAIN, EAI_FAIL, EAI_FAMILY, EAI_SERVICE, EAI_OVERFLOW,
+ * EAI_SYSTEM with errno, ...); inside a task also EAI_MEMORY (no memory for the copies),
+ * EAI_SYSTEM with ETIMEDOUT, ECANCELED or EAGAIN (no pool thread could be started), EAI_SYSTEM
+ * with EFAULT (res NULL); getnameinfo also EAI_FAMILY (sa NULL, or salen outside
+ * [sizeof(sa_family_t), sizeof(struct sockaddr_storage)]). In a program linked fully static,
+ * where libc's functions cannot be found at run time, EAI_SYSTEM with ENOSYS. */
+struct addrinfo;
+WEFT_API int weft_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                              struct addrinfo **res);
+WEFT_API int weft_getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
+                              socklen_t hostlen, char *serv, socklen_t servlen, int flags);
 
 /* ---- debugging: the task dump ------------------------------------------------------------ */
 

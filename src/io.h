@@ -37,4 +37,18 @@ void weft_io_adopt(struct sched *s, int fd, int user_nonblock, int nonblock, int
  * blocking). Returns 0, or -1 with errno. */
 int weft_io_nonblock(struct fdent *f, int fd);
 
+/* The sockets of net.c, for the TCP and UDP helpers (offload_net.c), which resolve names. */
+enum weft_net_role { WEFT_NET_LISTEN, WEFT_NET_BIND, WEFT_NET_DIAL, WEFT_NET_CONNECT };
+/* Whether host is one net.c takes without a lookup: NULL, "localhost", a numeric IPv4 or
+ * IPv6 address (in brackets or not). */
+int weft_net_numeric(const char *host);
+/* A weft socket of 'type' for sa, set up for its role (bound and listening, bound,
+ * connected until the deadline, or connected at once: UDP). The fd, or -1 with errno. */
+int weft_net_open(const struct sockaddr *sa, socklen_t len, int type, enum weft_net_role role,
+                  int flags, int backlog, int64_t deadline);
+/* weft_net_open for a numeric host (NULL: the IPv6 wildcard, or IPv4's without IPv6);
+ * EINVAL for unknown flags, a port out of range or a host that is not numeric. */
+int weft_net_open_inet(const char *host, int port, int type, enum weft_net_role role, int flags,
+                       int backlog, int64_t deadline);
+
 #endif

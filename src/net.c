@@ -1,6 +1,8 @@
-/* Sockets by address: TCP, Unix stream and UDP, listening and dialling. Hosts are numeric
- * addresses (and "localhost"): resolving a name would block the thread, so it waits for the
- * offload pool. The sockets are weft's own, non-blocking from birth; io.c does the waiting. */
+/* Sockets by address: TCP, Unix stream and UDP, listening and dialling. This file takes
+ * numeric hosts (and "localhost") only: the public TCP and UDP helpers, which also take host
+ * names, are offload_net.c's, in the offload layer, since a lookup runs on the pool; they
+ * come here for the sockets. The sockets are weft's own, non-blocking from birth; io.c does
+ * the waiting. */
 #include "config.h"
 #include "io.h"
 #include "sys.h"
@@ -164,39 +166,37 @@ static int connect_until(int fd, const struct sockaddr *sa, socklen_t len, int64
     }
 }
 
-enum role { LISTEN, BIND, DIAL, CONNECT };
-
 /* A weft socket of 'type' for sa, set up for its role: the one path every helper takes.
  * Returns the fd, or -1 with errno (the socket closed). */
-static int sock_open(const struct sockaddr *sa, socklen_t len, int type, enum role role, int flags,
-                     int backlog, int64_t deadline)
+int weft_net_open(const struct sockaddr *sa, socklen_t len, int type, enum weft_net_role role,
+                  int flags, int backlog, int64_t deadline)
 {
     int fd = new_socket(sa->sa_family, type);
     if (fd < 0)
         return -1;
     int one = 1, zero = 0, inet = sa->sa_family != AF_UNIX;
     int ok = 1;
-    if (inet && (flags & WEFT_REUSEPORT) && (role == LISTEN || role == BIND))
+    if (inet && (flags & WEFT_REUSEPORT) && (role == WEFT_NET_LISTEN || role == WEFT_NET_BIND))
         ok = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0;
     if (ok && inet && type == SOCK_STREAM && (flags & WEFT_NODELAY))
         ok = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
-    if (ok && inet && (role == LISTEN || role == BIND))
+    if (ok && inet && (role == WEFT_NET_LISTEN || role == WEFT_NET_BIND))
         ok = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0;
     /* The IPv6 wildcard takes IPv4 too. */
-    if (ok && sa->sa_family == AF_INET6 && (role == LISTEN || role == BIND) &&
+    if (ok && sa->sa_family == AF_INET6 && (role == WEFT_NET_LISTEN || role == WEFT_NET_BIND) &&
         IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr))
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     switch (role) {
-    case LISTEN:
+    case WEFT_NET_LISTEN:
         ok = ok && bind(fd, sa, len) == 0 && listen(fd, backlog > 0 ? backlog : SOMAXCONN) == 0;
         break;
-    case BIND:
+    case WEFT_NET_BIND:
         ok = ok && bind(fd, sa, len) == 0;
         break;
-    case DIAL:
+    case WEFT_NET_DIAL:
         ok = ok && connect_until(fd, sa, len, deadline) == 0;
         break;
-    case CONNECT:
+    case WEFT_NET_CONNECT:
         ok = ok && weft_sys_connect(fd, sa, len) == 0;
         break;
     }
@@ -207,28 +207,36 @@ static int sock_open(const struct sockaddr *sa, socklen_t len, int type, enum ro
     return fd;
 }
 
-/* sock_open for host:port; a NULL host is the IPv6 wildcard, or IPv4's without IPv6. */
-static int sock_open_inet(const char *host, int port, int type, enum role role, int flags, int backlog,
-                          int64_t deadline)
+int weft_net_numeric(const char *host)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    int passive = role == LISTEN || role == BIND;
+    int e = errno, r = addr_parse(host, 0, 1, &ss, &len) == 0;
+    errno = e;
+    return r;
+}
+
+int weft_net_open_inet(const char *host, int port, int type, enum weft_net_role role, int flags,
+                       int backlog, int64_t deadline)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int passive = role == WEFT_NET_LISTEN || role == WEFT_NET_BIND;
     if (flags & ~(WEFT_REUSEPORT | WEFT_NODELAY | WEFT_NONBLOCK)) {
         errno = EINVAL;
         return -1;
     }
     if (addr_parse(host, port, passive, &ss, &len) != 0)
         return -1;
-    int fd = sock_open((struct sockaddr *)&ss, len, type, role, flags, backlog, deadline);
+    int fd = weft_net_open((struct sockaddr *)&ss, len, type, role, flags, backlog, deadline);
     if (fd < 0 && !host && errno == EAFNOSUPPORT) {
         addr_parse("0.0.0.0", port, passive, &ss, &len);
-        fd = sock_open((struct sockaddr *)&ss, len, type, role, flags, backlog, deadline);
+        fd = weft_net_open((struct sockaddr *)&ss, len, type, role, flags, backlog, deadline);
     }
     return fd;
 }
 
-static int sock_open_unix(const char *path, enum role role, int backlog, int64_t deadline)
+static int sock_open_unix(const char *path, enum weft_net_role role, int backlog, int64_t deadline)
 {
     struct sockaddr_un sun;
     size_t n = path ? strlen(path) : 0;
@@ -240,37 +248,17 @@ static int sock_open_unix(const char *path, enum role role, int backlog, int64_t
     sun.sun_family = AF_UNIX;
     memcpy(sun.sun_path, path, n);
     socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-    return sock_open((struct sockaddr *)&sun, len, SOCK_STREAM, role, 0, backlog, deadline);
-}
-
-int weft_tcp_listen(const char *host, int port, int backlog, int flags)
-{
-    return sock_open_inet(host, port, SOCK_STREAM, LISTEN, flags, backlog, -1);
-}
-
-int weft_tcp_dial(const char *host, int port, int flags, int64_t deadline)
-{
-    return sock_open_inet(host, port, SOCK_STREAM, DIAL, flags & ~WEFT_REUSEPORT, 0, deadline);
+    return weft_net_open((struct sockaddr *)&sun, len, SOCK_STREAM, role, 0, backlog, deadline);
 }
 
 int weft_unix_listen(const char *path, int backlog)
 {
-    return sock_open_unix(path, LISTEN, backlog, -1);
+    return sock_open_unix(path, WEFT_NET_LISTEN, backlog, -1);
 }
 
 int weft_unix_dial(const char *path, int64_t deadline)
 {
-    return sock_open_unix(path, DIAL, 0, deadline);
-}
-
-int weft_udp_bind(const char *host, int port, int flags)
-{
-    return sock_open_inet(host, port, SOCK_DGRAM, BIND, flags, 0, -1);
-}
-
-int weft_udp_connect(const char *host, int port, int flags)
-{
-    return sock_open_inet(host, port, SOCK_DGRAM, CONNECT, flags, 0, -1);
+    return sock_open_unix(path, WEFT_NET_DIAL, 0, deadline);
 }
 
 int weft_local_port(int fd)

@@ -502,8 +502,9 @@ static void offload_info(const struct weft_task *t, struct wait_info *out)
     out->op = t->wait_op;
 }
 
-int weft_offload_op(const char *op, void (*fn)(void *), void *arg, void (*discard)(void *),
-                    int64_t deadline)
+/* The call; give: on a failure before the job is queued, discard(arg) here (see offload.h). */
+static int offload_call(const char *op, void (*fn)(void *), void *arg, void (*discard)(void *),
+                        int64_t deadline, int give)
 {
     if (slow(!fn)) {
         errno = EINVAL;
@@ -523,13 +524,20 @@ int weft_offload_op(const char *op, void (*fn)(void *), void *arg, void (*discar
     else if (scope >= 0 && scope <= weft_now())
         e = ETIMEDOUT;
     if (e) {                    /* fails before anything is queued: fn never runs */
+        if (give && discard)
+            discard(arg);
         errno = e;
         return -1;
     }
     struct port *p = port_get(s);
     struct job *j = p ? malloc(sizeof *j) : NULL;
-    if (!j)
+    if (!j) {
+        e = errno;
+        if (give && discard)
+            discard(arg);
+        errno = e;
         return -1;
+    }
     j->fn = fn;
     j->arg = arg;
     j->discard = discard;
@@ -542,6 +550,8 @@ int weft_offload_op(const char *op, void (*fn)(void *), void *arg, void (*discar
     atomic_fetch_add(&p->refs, 1);
     if ((e = pool_submit(j)) != 0) {
         job_free(j);
+        if (give && discard)
+            discard(arg);
         errno = e;
         return -1;
     }
@@ -579,6 +589,18 @@ int weft_offload_op(const char *op, void (*fn)(void *), void *arg, void (*discar
         return -1;
     }
     return 0;
+}
+
+int weft_offload_op(const char *op, void (*fn)(void *), void *arg, void (*discard)(void *),
+                    int64_t deadline)
+{
+    return offload_call(op, fn, arg, discard, deadline, 0);
+}
+
+int weft_offload_give(const char *op, void (*fn)(void *), void *arg, void (*discard)(void *),
+                      int64_t deadline)
+{
+    return offload_call(op, fn, arg, discard, deadline, 1);
 }
 
 int weft_offload_ex(void (*fn)(void *), void *arg, void (*discard)(void *), int64_t deadline)

@@ -2,7 +2,8 @@
  * prints (-Wl,--wrap=read,...). The linker sends that link's calls to read here (the program's
  * objects and static archives; shared libraries keep calling libc), and each goes on to weft's
  * wrapper, which parks the task, or outside any task makes the plain call. The wrappers are
- * io.c's and poll.c's, the fd table the reactor's; this file adds what --wrap and posix.h
+ * io.c's and poll.c's (name lookups offload_dns.c's), the fd table the reactor's; this file adds
+ * what --wrap and posix.h
  * need beyond them: fcntl's view of O_NONBLOCK, sleeps, and glibc's _FORTIFY_SOURCE entries.
  * Like every file of libweft it never calls a wrapped name itself (see sys.h). */
 #include "config.h"
@@ -13,6 +14,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,4 +311,17 @@ WRAP(int, __poll_chk, (struct pollfd *fds, nfds_t nfds, int timeout_ms, size_t f
     if (fdslen / sizeof *fds < nfds)
         chk_fail();
     return weft_poll(fds, nfds, timeout_ms);
+}
+
+/* Name lookups: on the offload pool (offload_dns.c), which finds libc's own with dlsym. */
+WRAP(int, getaddrinfo, (const char *node, const char *service, const struct addrinfo *hints,
+                        struct addrinfo **res))
+{
+    return weft_getaddrinfo(node, service, hints, res);
+}
+
+WRAP(int, getnameinfo, (const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen,
+                        char *serv, socklen_t servlen, int flags))
+{
+    return weft_getnameinfo(sa, salen, host, hostlen, serv, servlen, flags);
 }

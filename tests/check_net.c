@@ -212,10 +212,9 @@ TASK_TEST(tcp_localhost_is_the_ipv4_loopback)
     weft_close(l);
 }
 
-TASK_TEST(tcp_rejects_non_numeric_hosts_without_a_lookup)
+TASK_TEST(tcp_rejects_malformed_addresses_without_a_lookup)
 {
-    const char *bad[] = { "example.com", "no-such-host.invalid", "127.0.0.1.5", "", "[127.0.0.1]",
-                          "::1]", "1.2.3" };
+    const char *bad[] = { "127.0.0.1.5", "", "[127.0.0.1]", "::1]", "1.2.3", "1:2:3:4:5:6:7:8:9" };
     int64_t t0 = weft_now();
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_fails(weft_tcp_listen(bad[i], 0, 16, 0), EINVAL);
@@ -224,6 +223,20 @@ TASK_TEST(tcp_rejects_non_numeric_hosts_without_a_lookup)
         ck_assert_fails(weft_udp_connect(bad[i], 80, 0), EINVAL);
     }
     ck_assert_elapsed(t0, 0, 1000);      /* nothing went to a resolver */
+}
+
+/* A name is looked up (tests/check_dns.c has the rest): one that does not exist fails with
+ * EHOSTUNREACH, or EAGAIN where no name server answers (ETIMEDOUT: the deadline). */
+TASK_TEST(tcp_and_udp_look_names_up)
+{
+    int64_t old = weft_set_task_deadline(weft_now() + 5000);
+    int r = weft_tcp_dial("no-such-host.invalid", 80, 0, weft_now() + 5000);
+    ck_assert_int_eq(r, -1);
+    ck_assert_msg(errno == EHOSTUNREACH || errno == EAGAIN || errno == ETIMEDOUT, "errno %d", errno);
+    r = weft_udp_connect("no-such-host.invalid", 80, 0);
+    ck_assert_int_eq(r, -1);
+    ck_assert_msg(errno == EHOSTUNREACH || errno == EAGAIN || errno == ETIMEDOUT, "errno %d", errno);
+    weft_set_task_deadline(old);
 }
 
 TASK_TEST(tcp_rejects_ports_out_of_range)
@@ -994,7 +1007,8 @@ static Suite *net_suite(void)
     ADD_TEST(s, tcp_listen_and_dial_on_ipv6_loopback, 5);
     ADD_TEST(s, tcp_listen_with_null_host_accepts_ipv4_and_ipv6, 5);
     ADD_TEST(s, tcp_localhost_is_the_ipv4_loopback, 5);
-    ADD_TEST(s, tcp_rejects_non_numeric_hosts_without_a_lookup, 5);
+    ADD_TEST(s, tcp_rejects_malformed_addresses_without_a_lookup, 5);
+    ADD_TEST(s, tcp_and_udp_look_names_up, 20);
     ADD_TEST(s, tcp_rejects_ports_out_of_range, 5);
     ADD_TEST(s, tcp_reuseport_lets_two_listeners_share_a_port, 5);
     ADD_TEST(s, tcp_nodelay_flag_sets_tcp_nodelay, 5);

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -700,6 +701,52 @@ START_TEST(fortified_read_past_the_buffer_aborts)
 }
 END_TEST
 
+/* ---- name lookups ------------------------------------------------------------------------ */
+
+/* A lookup the loop would otherwise block on goes to the pool: proved by the task's deadline
+ * scope ending it, which libc's own lookup knows nothing of. */
+static void *lookups(void *arg)
+{
+    (void)arg;
+    struct addrinfo *res = NULL;
+    ck_assert_int_eq(archive_lookup("localhost", &res), 0);
+    ck_assert_ptr_nonnull(res);
+    char host[NI_MAXHOST];
+    ck_assert_int_eq(archive_name_of(res->ai_addr, res->ai_addrlen, host, sizeof host), 0);
+    ck_assert(strcmp(host, "127.0.0.1") == 0 || strcmp(host, "::1") == 0);
+    struct addrinfo hints = { .ai_flags = AI_NUMERICHOST };
+    struct addrinfo *res2 = NULL;
+    ck_assert_int_eq(getaddrinfo("127.0.0.1", NULL, &hints, &res2), 0);
+    freeaddrinfo(res2);
+    int64_t old = weft_set_task_deadline(weft_now() - 1);
+    errno = 0;
+    ck_assert_int_eq(archive_lookup("localhost", &res2), EAI_SYSTEM);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    errno = 0;
+    ck_assert_int_eq(archive_name_of(res->ai_addr, res->ai_addrlen, host, sizeof host), EAI_SYSTEM);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    errno = 0;
+    ck_assert_int_eq(getnameinfo(res->ai_addr, res->ai_addrlen, host, sizeof host, NULL, 0,
+                                 NI_NUMERICHOST), EAI_SYSTEM);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    weft_set_task_deadline(old);
+    freeaddrinfo(res);
+    return NULL;
+}
+
+START_TEST(name_lookups_go_to_the_pool)
+{
+    run_tasks(lookups, NULL);
+    /* Outside any task: libc's own. */
+    struct addrinfo *res = NULL;
+    ck_assert_int_eq(archive_lookup("127.0.0.1", &res), 0);
+    char host[NI_MAXHOST];
+    ck_assert_int_eq(archive_name_of(res->ai_addr, res->ai_addrlen, host, sizeof host), 0);
+    ck_assert_str_eq(host, "127.0.0.1");
+    freeaddrinfo(res);
+}
+END_TEST
+
 /* ---- outside any task ------------------------------------------------------------------- */
 
 START_TEST(outside_tasks_the_calls_are_plain)
@@ -769,6 +816,9 @@ static Suite *wrap_suite(void)
     const char *fork_env = getenv("CK_FORK");
     if (!fork_env || strcmp(fork_env, "no") != 0)
         tcase_add_test_raise_signal(tc, fortified_read_past_the_buffer_aborts, SIGABRT);
+    tc = test_case(s, "lookups", 10);
+    tcase_add_checked_fixture(tc, reset, NULL);
+    tcase_add_test(tc, name_lookups_go_to_the_pool);
     tc = test_case(s, "outside", 10);
     tcase_add_checked_fixture(tc, reset, NULL);
     tcase_add_test(tc, outside_tasks_the_calls_are_plain);

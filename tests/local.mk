@@ -149,7 +149,7 @@ tests_check_chan_LDADD = $(TEST_LIBS)
 check_PROGRAMS += tests/check_offload
 TESTS += tests/check_offload
 CHECK_SUITES += tests/check_offload
-TSAN_SUITES += tests/check_offload
+TSAN_SUITES += tests/check_offload tests/check_fs tests/check_dns
 tests_check_offload_SOURCES = tests/check_offload.c tests/testutil.h
 tests_check_offload_CFLAGS = $(TEST_CFLAGS)
 tests_check_offload_LDADD = $(TEST_LIBS) -lpthread
@@ -171,6 +171,20 @@ CHECK_SUITES += tests/check_exhaust
 tests_check_exhaust_SOURCES = tests/check_exhaust.c tests/iotest.h tests/testutil.h
 tests_check_exhaust_CFLAGS = $(TEST_CFLAGS)
 tests_check_exhaust_LDADD = $(TEST_LIBS) -lpthread
+# File calls through the pool (src/offload_fs.c): errors, bad input, large IO, deadline, cancel.
+check_PROGRAMS += tests/check_fs
+TESTS += tests/check_fs
+CHECK_SUITES += tests/check_fs
+tests_check_fs_SOURCES = tests/check_fs.c tests/testutil.h
+tests_check_fs_CFLAGS = $(TEST_CFLAGS)
+tests_check_fs_LDADD = $(TEST_LIBS) -lpthread
+# Name lookups through the pool and the net helpers with names (src/offload_dns.c, offload_net.c).
+check_PROGRAMS += tests/check_dns
+TESTS += tests/check_dns
+CHECK_SUITES += tests/check_dns
+tests_check_dns_SOURCES = tests/check_dns.c tests/testutil.h
+tests_check_dns_CFLAGS = $(TEST_CFLAGS)
+tests_check_dns_LDADD = $(TEST_LIBS) -lpthread
 endif
 
 # Signals as events (src/signal.c) and delayed calls (src/after.c).

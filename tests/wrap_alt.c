@@ -5,6 +5,7 @@
  * them to weft too; sizes come from the caller, so the compiler cannot prove a call safe and
  * keep the plain one (tests/wrap-symbols.test checks the names are really referenced). */
 #include <fcntl.h>
+#include <netdb.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -47,4 +48,16 @@ ssize_t lfs_sendfile(int out_fd, int in_fd, long long *offset, size_t count)
     ssize_t r = sendfile(out_fd, in_fd, &off, count);
     *offset = (long long)off;
     return r;
+}
+
+/* A client library's name lookups, as an archive linked with the wrap flags makes them. */
+int archive_lookup(const char *node, struct addrinfo **res)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
+    return getaddrinfo(node, "80", &hints, res);
+}
+
+int archive_name_of(const struct sockaddr *sa, socklen_t len, char *host, size_t n)
+{
+    return getnameinfo(sa, len, host, (socklen_t)n, NULL, 0, NI_NUMERICHOST);
 }

@@ -3,6 +3,8 @@
 #define WEFT_TEST_WRAP_ALT_H
 
 #include <poll.h>
+#include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 extern char fortify_buf[64];
@@ -15,5 +17,10 @@ int fortified_poll(int fd, short events, int timeout_ms, nfds_t n, short *revent
 /* fcntl with an int argument, and sendfile, under -D_FILE_OFFSET_BITS=64: fcntl64, sendfile64. */
 int lfs_fcntl(int fd, int cmd, int arg);
 ssize_t lfs_sendfile(int out_fd, int in_fd, long long *offset, size_t count);
+/* getaddrinfo(node, "80") for a stream socket, and getnameinfo(NI_NUMERICHOST) of sa,
+ * from an archive: the lookups of a client library built without weft. */
+struct addrinfo;
+int archive_lookup(const char *node, struct addrinfo **res);
+int archive_name_of(const struct sockaddr *sa, socklen_t len, char *host, size_t n);
 
 #endif

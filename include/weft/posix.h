@@ -30,5 +30,8 @@
 #define sleep(s) weft_sleep_sec(s)
 #define usleep(us) weft_usleep(us)
 #define nanosleep(req, rem) weft_nanosleep(req, rem)
+#define getaddrinfo(node, serv, hints, res) weft_getaddrinfo(node, serv, hints, res)
+#define getnameinfo(sa, salen, host, hostlen, serv, servlen, fl) \
+    weft_getnameinfo(sa, salen, host, hostlen, serv, servlen, fl)
 
 #endif
