@@ -795,10 +795,10 @@ typedef struct weft_proc_result {
  * Returns 0 once the child has been reaped, whatever its status. At the deadline or on a
  * cancel the child is killed (SIGKILL), reaped, and the call fails with ETIMEDOUT or
  * ECANCELED, res keeping what was collected until then. *res is always filled in (out and
- * err NULL when the spawn failed): free res->out and res->err after any return. Errors: those
- * of weft_proc_spawn; EINVAL (res NULL, in NULL with in_len nonzero); ETIMEDOUT; ECANCELED;
- * ENOMEM (output too large to keep); EINTR (outside any task: a signal handler ran; the
- * child was killed). */
+ * err NULL when the spawn failed): free res->out and res->err after any return. Errors:
+ * those of weft_proc_spawn; EINVAL (res NULL, in NULL with in_len nonzero); ETIMEDOUT;
+ * ECANCELED; ENOMEM (output too large to keep); EINTR (outside any task: a signal handler
+ * ran; the child was killed). */
 WEFT_API int weft_proc_run(const char *path, char *const argv[], const weft_proc_attr *attr,
                            const void *in, size_t in_len, weft_proc_result *res,
                            int64_t deadline);
