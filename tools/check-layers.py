@@ -20,7 +20,7 @@ LAYERS = [
     ("reactor", ["reactor.h", "reactor_epoll.c"]),
     ("IO wrappers", ["io.h", "io_fd.c", "io.c", "poll.c", "net.c", "wrap.c"]),
     ("sync", ["sync.h", "chan.h", "gen.h", "park.c", "chan.c", "sync.c", "group.c", "gen.c"]),
-    ("offload", ["offload.h", "offload*.c"]),
+    ("offload", ["offload.h", "offload_impl.h", "offload*.c"]),
     ("processes and signals", ["proc.h", "proc.c", "proc_run.c", "signal.c"]),
     ("introspection", ["dump.h", "dump_impl.h", "backtrace.h", "backtrace.c", "dump*.c"]),
 ]

@@ -1,0 +1,96 @@
+/* The offload layer's shared internals: a job's record and life, a scheduler thread's port,
+ * and the small steps both sides take on them. offload.c has the port and the call;
+ * offload_pool.c the threads. */
+#ifndef WEFT_OFFLOAD_IMPL_H
+#define WEFT_OFFLOAD_IMPL_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "sched.h"
+#include "sys.h"
+
+/* A job's life: QUEUED -> RUNNING -> DONE (posted to its port) by the pool; a waiter that
+ * leaves early turns QUEUED or RUNNING into ABANDONED, and the pool then gives arg to discard
+ * and frees the job itself. */
+enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_ABANDONED };
+
+struct port;
+
+struct job {
+    struct job *next;           /* the pool's queue, then the port's stack of completions */
+    void (*fn)(void *);
+    void *arg;
+    void (*discard)(void *);
+    const char *op;
+    struct port *port;
+    struct weft_task *waiter;   /* the parked task; NULL once it left a completed job behind */
+    _Atomic int state;
+    int err;                    /* 0, or ECANCELED: the job was lost to a fork */
+    int reaped;                 /* the reaper has taken it off the port (loop thread only) */
+};
+
+struct port {
+    _Atomic(struct job *) done; /* completions, newest first */
+    _Atomic long refs;          /* the reaper's, and one per job not yet freed */
+    int efd;                    /* written when a completion lands on an empty stack */
+    int idle;                   /* the reaper is parked off the fd: nothing is in flight */
+    int rearm;                  /* a fork gave efd a new file: register it again */
+    long inflight;              /* jobs whose completion will be posted here (loop thread) */
+    struct sched *s;
+    struct weft_task *reaper;
+};
+
+/* This thread's port, or NULL (offload.c). */
+extern TLS struct port *weft_offload_port;
+
+static inline void port_unref(struct port *p)
+{
+    if (atomic_fetch_sub(&p->refs, 1) != 1)
+        return;
+    /* Every job holds a reference, so the stack is empty: only the fd is left. */
+    weft_sys_close(p->efd);
+    free(p);
+}
+
+static inline void job_free(struct job *j)
+{
+    struct port *p = j->port;
+    free(j);
+    port_unref(p);
+}
+
+/* The pool is done with an abandoned job: give its arg back, free it. */
+static inline void job_drop(struct job *j)
+{
+    if (j->discard)
+        j->discard(j->arg);
+    job_free(j);
+}
+
+/* Push j onto its port's stack; returns whether the stack was empty (write the fd then). */
+static inline int port_push(struct port *p, struct job *j)
+{
+    struct job *top = atomic_load(&p->done);
+    do
+        j->next = top;
+    while (!atomic_compare_exchange_weak(&p->done, &top, j));
+    return top == NULL;
+}
+
+static inline void port_signal(struct port *p)
+{
+    uint64_t one = 1;
+    while (weft_sys_write(p->efd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
+/* offload_pool.c: queue j; 0, or EAGAIN when no thread could be started and none runs. */
+int weft_pool_submit(struct job *j);
+/* offload_pool.c: after a fork, start threads for the jobs the child kept (the reaper's
+ * call, on the scheduler's thread); cheap when there is nothing to do. */
+void weft_pool_kick(void);
+
+#endif
