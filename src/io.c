@@ -75,6 +75,10 @@ static __attribute__((noinline, cold)) int io_relearn(struct io *io)
 static int io_park(struct io *io, int dir)
 {
     int e = weft_reactor_wait(io->s, io->f, io->fd, dir, io->woken, -1, io->seq);
+    /* The fd's deadline changed: moved into the past, it ends the call now, as it would
+     * at the call's start, even if data came meanwhile. */
+    if (e == EAGAIN && io->f->deadline[dir] >= 0 && io->f->deadline[dir] <= weft_now())
+        e = ETIMEDOUT;
     if (e == 0 || e == EAGAIN) {   /* readiness, or the fd's deadline changed */
         io->woken = e == 0;
         return 0;
