@@ -154,3 +154,13 @@ tests_check_offload_SOURCES = tests/check_offload.c tests/testutil.h
 tests_check_offload_CFLAGS = $(TEST_CFLAGS)
 tests_check_offload_LDADD = $(TEST_LIBS) -lpthread
 endif
+# Randomized schedules (tests/check_random.c): seeded random mixes of tasks, fd waits,
+# deadlines, cancels, channels and locks, every result checked; WEFT_RANDOM_SEED=N reruns one.
+if HAVE_CHECK
+check_PROGRAMS += tests/check_random
+TESTS += tests/check_random
+CHECK_SUITES += tests/check_random
+tests_check_random_SOURCES = tests/check_random.c tests/iotest.h tests/testutil.h
+tests_check_random_CFLAGS = $(TEST_CFLAGS)
+tests_check_random_LDADD = $(TEST_LIBS)
+endif
