@@ -190,7 +190,7 @@ ssize_t weft_read(int fd, void *buf, size_t n)
 {
     struct io io;
     int in = io_begin(&io, fd, DIR_READ);
-    if (in <= 0)
+    if (in <= 0 || slow(n == 0))   /* read(2) of 0 bytes never blocks; recv's would */
         return in < 0 ? -1 : weft_sys_read(fd, buf, n);
     if (io_park_first(&io) && io_park(&io, DIR_READ) != 0)
         return -1;
