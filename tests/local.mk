@@ -164,3 +164,11 @@ tests_check_random_SOURCES = tests/check_random.c tests/iotest.h tests/testutil.
 tests_check_random_CFLAGS = $(TEST_CFLAGS)
 tests_check_random_LDADD = $(TEST_LIBS)
 endif
+# Fuzz harnesses (tests/fuzz/): tests/fuzz/run.sh fuzzes them with clang's libFuzzer;
+# here, plain builds replay the committed corpus of each (tests/fuzz/corpus.test).
+check_PROGRAMS += tests/fuzz/replay_http tests/fuzz/replay_io
+tests_fuzz_replay_http_SOURCES = tests/fuzz/fuzz_http.c tests/fuzz/replay.c examples/http.h
+tests_fuzz_replay_io_SOURCES = tests/fuzz/fuzz_io.c tests/fuzz/replay.c
+tests_fuzz_replay_io_LDADD = libweft.la
+TESTS += tests/fuzz/corpus.test
+EXTRA_DIST += tests/fuzz/corpus.test tests/fuzz/run.sh tests/fuzz/corpus
