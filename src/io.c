@@ -222,10 +222,22 @@ static ssize_t iov_socket(int fd, const struct iovec *iov, int iovcnt, int wr)
     return wr ? weft_sys_sendmsg(fd, &m, SOCK_WR) : weft_sys_recvmsg(fd, &m, SOCK_RD);
 }
 
+/* No byte asked for: readv(2) returns 0 at once there, where a socket's recvmsg would wait. */
+static int iov_empty(const struct iovec *iov, int iovcnt)
+{
+    if (!iov || iovcnt <= 0 || iovcnt > IOV_MAX)
+        return 0;
+    for (int i = 0; i < iovcnt; i++)
+        if (iov[i].iov_len)
+            return 0;
+    return 1;
+}
+
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 {
     IO_CALL(DIR_READ, 0, weft_sys_readv(fd, iov, iovcnt),
-            io.x->is_socket ? iov_socket(fd, iov, iovcnt, 0) : NB(&io, weft_sys_readv(fd, iov, iovcnt)));
+            !io.x->is_socket ? NB(&io, weft_sys_readv(fd, iov, iovcnt))
+            : slow(iov_empty(iov, iovcnt)) ? weft_sys_readv(fd, iov, iovcnt) : iov_socket(fd, iov, iovcnt, 0));
 }
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)

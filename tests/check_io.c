@@ -168,8 +168,8 @@ static void *set_zero_read_flag(void *p)
     return NULL;
 }
 
-/* read(2) of 0 bytes returns 0 at once, on an empty socket too (where recv of 0 bytes with
- * MSG_DONTWAIT says EAGAIN): the wrapper must not park the task until data comes. */
+/* read(2) and readv(2) of 0 bytes return 0 at once, on an empty socket too (where recv and
+ * recvmsg of 0 bytes with MSG_DONTWAIT say EAGAIN): the wrappers must not park the task. */
 TASK_TEST(read_of_zero_bytes_returns_at_once)
 {
     int fds[2][2];
@@ -180,7 +180,9 @@ TASK_TEST(read_of_zero_bytes_returns_at_once)
         zero_read_flag = 0;
         weft_task *t = weft_go(set_zero_read_flag, NULL);
         ck_assert_int_eq(weft_read(fds[k][0], &c, 0), 0);
-        ck_assert_int_eq(zero_read_flag, 0);    /* nothing else ran: it did not park */
+        struct iovec iov[2] = { { &c, 0 }, { NULL, 0 } };
+        ck_assert_int_eq(weft_readv(fds[k][0], iov, 2), 0);     /* readv(2) likewise */
+        ck_assert_int_eq(zero_read_flag, 0);    /* nothing else ran: they did not park */
         ck_assert_int_eq(weft_join(t, NULL), 0);
         weft_close(fds[k][0]);
         weft_close(fds[k][1]);
