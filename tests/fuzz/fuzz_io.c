@@ -10,7 +10,7 @@
  * close. Checked: every byte arrives intact and in order, every call ends with data, 0 at
  * EOF (only once the writer has ended its side and everything sent has arrived) or -1 with
  * an errno the script explains (EPIPE or ECONNRESET after the peer went, ECANCELED after a
- * cancel, ETIMEDOUT after a deadline); a 0-byte read returns at once; every fd passed is
+ * cancel, ETIMEDOUT after a deadline); a 0-byte read or readv returns at once; every fd passed is
  * open and is the pipe sent; no fd is left open when the input is done; the run ends
  * (weft_run returns 0). Built for libFuzzer by tests/fuzz/run.sh, and with
  * tests/fuzz/replay.c for make check. */
@@ -306,9 +306,13 @@ static void *reader(void *arg)
                 at += l;
                 total += l;
             }
+            unsigned t = S.ticks;
             errno = 0;
             r = weft_readv(S.rfd, iov, cnt);
             e = errno;
+            if (total == 0 && !past)
+                REQUIRE(r == 0 && S.ticks == t, "0-byte readv: %zd (%s), writer moved %d", r,
+                        r < 0 ? strerror(e) : "-", S.ticks != t);
             if (r > 0)
                 check_bytes(buf, (size_t)r, "readv");
             if (!reader_result(r, e, total, past, "readv"))
