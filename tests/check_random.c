@@ -14,8 +14,11 @@
  *
  * A failure names the seed. WEFT_RANDOM_SEED=N runs seed N alone; WEFT_RANDOM_SEEDS=COUNT
  * sets how many seeds run (from WEFT_RANDOM_FIRST, default 1). The operations a seed makes
- * come from its own xorshift generators, so a seed replays the same operations; the
- * interleaving is the scheduler's and only the 1 ms sleeps depend on the clock. */
+ * come from xorshift generators, one per task, seeded from the seed and the task's lineage
+ * (not from the order tasks run in); the scheduler's interleaving is deterministic too, but
+ * for the rare 1 ms sleeps, whose wake-ups depend on the clock: a run that sleeps may
+ * interleave differently, and the choices a task makes from what it sees (a try-lock
+ * when the mutex is free or not) may differ with it. */
 #include "iotest.h"
 
 #include <dirent.h>
@@ -202,7 +205,10 @@ static void *actor_main(void *p)
     return (void *)(intptr_t)a->id;
 }
 
-static struct actor *new_actor(struct ep *ep, void (*fn)(struct actor *), int role, int joinable)
+/* key: where the actor's generator comes from, its lineage (a draw of its spawner's
+ * generator; the root's for a lead), never the order tasks happen to run in. */
+static struct actor *new_actor(struct ep *ep, void (*fn)(struct actor *), int role, int joinable,
+                               uint64_t key)
 {
     struct actor *a = calloc(1, sizeof *a);
     if (!a || ep->nact == MAX_ACT) {
@@ -214,7 +220,7 @@ static struct actor *new_actor(struct ep *ep, void (*fn)(struct actor *), int ro
     a->fn = fn;
     a->role = role;
     a->id = ++R.tasks;
-    a->rng = stream(R.seed, (uint64_t)a->id);
+    a->rng = stream(R.seed, key);
     a->joinable = joinable;
     a->reaped = !joinable;
     ep->act[ep->nact++] = a;
@@ -239,7 +245,7 @@ static struct actor *spawn_actor(struct actor *parent, void (*fn)(struct actor *
     struct ep *ep = parent->ep;
     if (joinable < 0)
         joinable = (int)rnd(&parent->rng, 2);
-    struct actor *a = new_actor(ep, fn, role, joinable);
+    struct actor *a = new_actor(ep, fn, role, joinable, xs_next(&parent->rng));
     if (!a)
         return NULL;
     OK(parent, weft_wg_add(&ep->alive, 1));
@@ -1220,7 +1226,7 @@ static void *root(void *arg)
         ep->variant = (int)rnd(&R.rng, (unsigned)variants[ep->type]);
         ep->fds[0] = ep->fds[1] = ep->never[0] = ep->never[1] = -1;
         leads[i] = ep;
-        ep->lead = new_actor(ep, lead_main, 0, 1);
+        ep->lead = new_actor(ep, lead_main, 0, 1, xs_next(&R.rng));
         if (ep->lead)
             start(NULL, ep->lead);
         if (rnd(&R.rng, 4) == 0)
