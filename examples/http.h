@@ -82,7 +82,7 @@ static inline int http_parse(const char *buf, size_t n, struct http_req *r)
         else if (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
             p += 2;
         else if (end - p == 1 && *p == '\r')
-            return 0;
+            return n >= HTTP_HEAD_MAX ? http_error(r, 431, n) : 0;
         else
             break;
     }

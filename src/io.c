@@ -75,6 +75,10 @@ static __attribute__((noinline, cold)) int io_relearn(struct io *io)
 static int io_park(struct io *io, int dir)
 {
     int e = weft_reactor_wait(io->s, io->f, io->fd, dir, io->woken, -1, io->seq);
+    /* The fd's deadline changed: moved into the past, it ends the call now, as it would
+     * at the call's start, even if data came meanwhile. */
+    if (e == EAGAIN && io->f->deadline[dir] >= 0 && io->f->deadline[dir] <= weft_now())
+        e = ETIMEDOUT;
     if (e == 0 || e == EAGAIN) {   /* readiness, or the fd's deadline changed */
         io->woken = e == 0;
         return 0;
@@ -186,7 +190,7 @@ ssize_t weft_read(int fd, void *buf, size_t n)
 {
     struct io io;
     int in = io_begin(&io, fd, DIR_READ);
-    if (in <= 0)
+    if (in <= 0 || slow(n == 0))   /* read(2) of 0 bytes never blocks; recv's would */
         return in < 0 ? -1 : weft_sys_read(fd, buf, n);
     if (io_park_first(&io) && io_park(&io, DIR_READ) != 0)
         return -1;
@@ -218,10 +222,22 @@ static ssize_t iov_socket(int fd, const struct iovec *iov, int iovcnt, int wr)
     return wr ? weft_sys_sendmsg(fd, &m, SOCK_WR) : weft_sys_recvmsg(fd, &m, SOCK_RD);
 }
 
+/* No byte asked for: readv(2) returns 0 at once there, where a socket's recvmsg would wait. */
+static int iov_empty(const struct iovec *iov, int iovcnt)
+{
+    if (!iov || iovcnt <= 0 || iovcnt > IOV_MAX)
+        return 0;
+    for (int i = 0; i < iovcnt; i++)
+        if (iov[i].iov_len)
+            return 0;
+    return 1;
+}
+
 ssize_t weft_readv(int fd, const struct iovec *iov, int iovcnt)
 {
     IO_CALL(DIR_READ, 0, weft_sys_readv(fd, iov, iovcnt),
-            io.x->is_socket ? iov_socket(fd, iov, iovcnt, 0) : NB(&io, weft_sys_readv(fd, iov, iovcnt)));
+            !io.x->is_socket ? NB(&io, weft_sys_readv(fd, iov, iovcnt))
+            : slow(iov_empty(iov, iovcnt)) ? weft_sys_readv(fd, iov, iovcnt) : iov_socket(fd, iov, iovcnt, 0));
 }
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt)

@@ -160,6 +160,35 @@ TASK_TEST(read_returns_zero_at_eof)
     weft_close(p[0]);
 }
 
+static int zero_read_flag;
+static void *set_zero_read_flag(void *p)
+{
+    (void)p;
+    zero_read_flag = 1;
+    return NULL;
+}
+
+/* read(2) and readv(2) of 0 bytes return 0 at once, on an empty socket too (where recv and
+ * recvmsg of 0 bytes with MSG_DONTWAIT say EAGAIN): the wrappers must not park the task. */
+TASK_TEST(read_of_zero_bytes_returns_at_once)
+{
+    int fds[2][2];
+    char c;
+    make_socketpair(fds[0]);
+    make_pipe(fds[1]);
+    for (int k = 0; k < 2; k++) {
+        zero_read_flag = 0;
+        weft_task *t = weft_go(set_zero_read_flag, NULL);
+        ck_assert_int_eq(weft_read(fds[k][0], &c, 0), 0);
+        struct iovec iov[2] = { { &c, 0 }, { NULL, 0 } };
+        ck_assert_int_eq(weft_readv(fds[k][0], iov, 2), 0);     /* readv(2) likewise */
+        ck_assert_int_eq(zero_read_flag, 0);    /* nothing else ran: they did not park */
+        ck_assert_int_eq(weft_join(t, NULL), 0);
+        weft_close(fds[k][0]);
+        weft_close(fds[k][1]);
+    }
+}
+
 TASK_TEST(read_passes_libc_errors_through)
 {
     int p[2];
@@ -1489,6 +1518,7 @@ static Suite *io_suite(void)
     ADD_TEST(s, blocking_fd_is_made_nonblocking_and_task_parks, 5);
     ADD_TEST(s, read_returns_zero_at_eof, 5);
     ADD_TEST(s, read_passes_libc_errors_through, 5);
+    ADD_TEST(s, read_of_zero_bytes_returns_at_once, 5);
     ADD_TEST(s, write_partial_transfers_and_parks_when_full, 10);
     ADD_TEST(s, write_passes_libc_errors_through, 5);
     ADD_TEST(s, readv_scatters_and_parks_until_data, 5);

@@ -232,3 +232,21 @@ tests_abi_version_SOURCES = tests/abi_version.c
 tests_abi_version_LDADD = libweft.la
 TESTS += tests/abi.test
 EXTRA_DIST += tests/abi.test
+# Randomized schedules (tests/check_random.c): seeded random mixes of tasks, fd waits,
+# deadlines, cancels, channels and locks, every result checked; WEFT_RANDOM_SEED=N reruns one.
+if HAVE_CHECK
+check_PROGRAMS += tests/check_random
+TESTS += tests/check_random
+CHECK_SUITES += tests/check_random
+tests_check_random_SOURCES = tests/check_random.c tests/iotest.h tests/testutil.h
+tests_check_random_CFLAGS = $(TEST_CFLAGS)
+tests_check_random_LDADD = $(TEST_LIBS)
+endif
+# Fuzz harnesses (tests/fuzz/): tests/fuzz/run.sh fuzzes them with clang's libFuzzer;
+# here, plain builds replay the committed corpus of each (tests/fuzz/corpus.test).
+check_PROGRAMS += tests/fuzz/replay_http tests/fuzz/replay_io
+tests_fuzz_replay_http_SOURCES = tests/fuzz/fuzz_http.c tests/fuzz/replay.c examples/http.h
+tests_fuzz_replay_io_SOURCES = tests/fuzz/fuzz_io.c tests/fuzz/replay.c
+tests_fuzz_replay_io_LDADD = libweft.la
+TESTS += tests/fuzz/corpus.test
+EXTRA_DIST += tests/fuzz/corpus.test tests/fuzz/run.sh tests/fuzz/corpus
