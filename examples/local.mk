@@ -48,3 +48,10 @@ TESTS += $(EXAMPLE_TESTS)
 EXTRA_DIST += $(EXAMPLE_TESTS) tests/examples-lib.sh
 AM_TESTS_ENVIRONMENT = WEFT_BUILDDIR='$(abs_top_builddir)'; WEFT_SRCDIR='$(abs_top_srcdir)'; \
 	export WEFT_BUILDDIR WEFT_SRCDIR;
+
+# kv: a Redis-protocol key-value server (tests/kv.test with redis-cli; bench/kv.sh against
+# redis-server). examples/resp.h is its request parser, header-only so a fuzzer can use it.
+noinst_PROGRAMS += examples/kv
+examples_kv_SOURCES = examples/kv.c examples/resp.h
+examples_kv_LDADD = libweft.la
+examples_kv_LDFLAGS = $(AM_LDFLAGS) -no-install
