@@ -1163,9 +1163,31 @@ static void *accept_loop(void *arg)
     return NULL;
 }
 
+static int threads = 1, *lfd;
+static pthread_barrier_t listening;
+
+/* Thread i > 0: its own listener on thread 0's port (made here: weft keeps a thread's fds in
+ * that thread's table), then its loop. */
+static int listen_on(int i)
+{
+    lfd[i] = weft_tcp_listen(host, i ? weft_local_port(lfd[0]) : port, 4096,
+                             WEFT_NODELAY | (threads > 1 ? WEFT_REUSEPORT : 0));
+    if (lfd[i] < 0) {
+        fprintf(stderr, "kv: listen on %s:%d: %s\n", host, port, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static void *thread_main(void *arg)
 {
-    if (weft_main(accept_loop, arg) != 0) {
+    int i = (int)(intptr_t)arg;
+    if (i > 0) {
+        if (listen_on(i) != 0)
+            exit(1);
+        pthread_barrier_wait(&listening);
+    }
+    if (weft_main(accept_loop, &lfd[i]) != 0) {
         perror("kv: weft_main");
         exit(1);
     }
@@ -1181,7 +1203,6 @@ static long long size_arg(const char *s)
 
 int main(int argc, char **argv)
 {
-    int threads = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             port = atoi(argv[++i]);
@@ -1201,31 +1222,25 @@ int main(int argc, char **argv)
     }
     if (getrandom(&hash_seed, sizeof hash_seed, 0) != sizeof hash_seed)
         hash_seed = (uint64_t)weft_now() * 0x9e3779b97f4a7c15ULL;
-    int *lfd = calloc((size_t)threads, sizeof *lfd);
-    if (!lfd) {
+    lfd = calloc((size_t)threads, sizeof *lfd);
+    if (!lfd || pthread_barrier_init(&listening, NULL, (unsigned)threads) != 0) {
         perror("kv");
         return 1;
     }
-    for (int i = 0; i < threads; i++) {
-        /* the first listener picks the port (port 0: any free one); the others share it */
-        lfd[i] = weft_tcp_listen(host, i ? weft_local_port(lfd[0]) : port, 4096,
-                                 WEFT_NODELAY | (threads > 1 ? WEFT_REUSEPORT : 0));
-        if (lfd[i] < 0) {
-            fprintf(stderr, "kv: listen on %s:%d: %s\n", host, port, strerror(errno));
-            return 1;
-        }
-    }
-    const char *br = strchr(host, ':') ? "[" : "";
-    printf("kv listening on %s%s%s:%d\n", br, host, *br ? "]" : "", weft_local_port(lfd[0]));
-    fflush(stdout);
+    if (listen_on(0) != 0)
+        return 1;
     for (int i = 1; i < threads; i++) {
         pthread_t t;
-        int e = pthread_create(&t, NULL, thread_main, &lfd[i]);
+        int e = pthread_create(&t, NULL, thread_main, (void *)(intptr_t)i);
         if (e) {
             fprintf(stderr, "kv: pthread_create: %s\n", strerror(e));
             return 1;
         }
     }
-    thread_main(&lfd[0]);
+    pthread_barrier_wait(&listening);
+    const char *br = strchr(host, ':') ? "[" : "";
+    printf("kv listening on %s%s%s:%d\n", br, host, *br ? "]" : "", weft_local_port(lfd[0]));
+    fflush(stdout);
+    thread_main((void *)0);
     return 0;
 }

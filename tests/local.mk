@@ -165,3 +165,7 @@ tests_fault_LDFLAGS = $(AM_LDFLAGS) -static $(patsubst %,-Wl$(comma)--wrap=%,$(F
 tests_fault_LDADD = libweft.la -lpthread
 comma = ,
 endif
+
+# examples/kv, the Redis-protocol server, driven by redis-cli (skipped without redis-tools).
+TESTS += tests/kv.test
+EXTRA_DIST += tests/kv.test
