@@ -44,3 +44,9 @@ EXTRA_DIST += bench/go/chan/main.go
 .PHONY: bench-chan
 bench-chan: bench/chan$(EXEEXT)
 	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/chan.sh
+
+# examples/kv against redis-server, driven by redis-benchmark (bench/kv.sh). make bench-kv.
+EXTRA_DIST += bench/kv.sh
+.PHONY: bench-kv
+bench-kv: examples/kv$(EXEEXT)
+	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/kv.sh
