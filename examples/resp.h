@@ -127,13 +127,21 @@ static inline int resp_ll(const char *s, size_t n, long long *v)
     if (i >= n || s[i] < '1' || s[i] > '9')
         return 0;
     unsigned long long u = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-        unsigned d = (unsigned)(s[i] - '0');
-        if (u > (~0ULL - d) / 10)
-            return 0;
-        u = u * 10 + d;
+    if (n - i <= 18) {      /* the common case: too few digits to overflow */
+        for (; i < n; i++) {
+            if (s[i] < '0' || s[i] > '9')
+                return 0;
+            u = u * 10 + (unsigned)(s[i] - '0');
+        }
+    } else {
+        for (; i < n; i++) {
+            if (s[i] < '0' || s[i] > '9')
+                return 0;
+            unsigned d = (unsigned)(s[i] - '0');
+            if (u > (~0ULL - d) / 10)
+                return 0;
+            u = u * 10 + d;
+        }
     }
     if (neg) {
         if (u > (unsigned long long)INT64_MAX + 1)
@@ -145,6 +153,15 @@ static inline int resp_ll(const char *s, size_t n, long long *v)
         *v = (long long)u;
     }
     return 1;
+}
+
+/* The first '\r' in s[0..n), or NULL: count lines are short, so a plain loop. */
+static inline const char *resp_cr(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\r')
+            return s + i;
+    return NULL;
 }
 
 static inline int resp_fail(struct resp_parser *p, const char *msg)
@@ -239,7 +256,7 @@ static inline int resp_parse(struct resp_parser *p, char *buf, size_t len)
         return r;
     }
     if (p->nargs < 0) {
-        char *cr = memchr(buf, '\r', len);
+        const char *cr = resp_cr(buf, len);
         if (!cr || (size_t)(cr - buf) + 1 >= len) {
             if (len > p->max_inline)
                 return resp_fail(p, "Protocol error: too big mbulk count string");
@@ -260,7 +277,7 @@ static inline int resp_parse(struct resp_parser *p, char *buf, size_t len)
                 snprintf(p->errbuf, sizeof p->errbuf, "Protocol error: expected '$', got '%c'", buf[p->pos]);
                 return resp_fail(p, p->errbuf);
             }
-            char *cr = memchr(buf + p->pos, '\r', len - p->pos);
+            const char *cr = resp_cr(buf + p->pos, len - p->pos);
             if (!cr || (size_t)(cr - buf) + 1 >= len) {
                 if (len - p->pos > p->max_inline)
                     return resp_fail(p, "Protocol error: too big bulk count string");
