@@ -169,3 +169,13 @@ endif
 # examples/kv, the Redis-protocol server, driven by redis-cli (skipped without redis-tools).
 TESTS += tests/kv.test
 EXTRA_DIST += tests/kv.test
+
+# examples/resp.h, kv's request parser: every split of the input, errors, limits, random bytes.
+if HAVE_CHECK
+check_PROGRAMS += tests/check_resp
+TESTS += tests/check_resp
+CHECK_SUITES += tests/check_resp
+tests_check_resp_SOURCES = tests/check_resp.c examples/resp.h tests/testutil.h
+tests_check_resp_CFLAGS = $(TEST_CFLAGS)
+tests_check_resp_LDADD = $(TEST_LIBS)
+endif
