@@ -462,11 +462,11 @@ static void c_set(struct req *r)
     int fl = 0, ti = 0;
     for (int i = 3; i < r->argc; i++) {
         int more = i + 1 < r->argc;
-        if (is(r, i, "nx") && !(fl & (XX | GET)))
+        if (is(r, i, "nx") && !(fl & XX))
             fl |= NX;
         else if (is(r, i, "xx") && !(fl & NX))
             fl |= XX;
-        else if (is(r, i, "get") && !(fl & NX))
+        else if (is(r, i, "get"))
             fl |= GET;
         else if (is(r, i, "keepttl") && !(fl & (EX | PX | EXAT | PXAT)))
             fl |= KEEPTTL;

@@ -247,6 +247,8 @@ static inline int resp_parse(struct resp_parser *p, char *buf, size_t len)
             return RESP_MORE;
         }
         size_t n = (size_t)(nl - buf);
+        if (n > p->max_inline)      /* the same verdict however the bytes were split */
+            return resp_fail(p, "Protocol error: too big inline request");
         p->used = n + 1;
         if (n > 0 && buf[n - 1] == '\r')
             n--;
@@ -264,6 +266,8 @@ static inline int resp_parse(struct resp_parser *p, char *buf, size_t len)
         }
         long long n;
         size_t nl = (size_t)(cr - buf);
+        if (nl + 1 > p->max_inline)
+            return resp_fail(p, "Protocol error: too big mbulk count string");
         if (!resp_ll(buf + 1, nl - 1, &n) || n > p->max_args)
             return resp_fail(p, "Protocol error: invalid multibulk length");
         p->pos = nl + 2;
@@ -285,6 +289,8 @@ static inline int resp_parse(struct resp_parser *p, char *buf, size_t len)
             }
             long long n;
             size_t nl = (size_t)(cr - buf);
+            if (nl - p->pos + 1 > p->max_inline)
+                return resp_fail(p, "Protocol error: too big bulk count string");
             if (!resp_ll(buf + p->pos + 1, nl - p->pos - 1, &n) || n < 0 || n > p->max_bulk)
                 return resp_fail(p, "Protocol error: invalid bulk length");
             p->pos = nl + 2;

@@ -136,6 +136,19 @@ START_TEST(claimed_sizes_above_the_limits_fail_before_any_byte_is_stored)
     ck_assert_int_eq(resp_parse(&p, line, sizeof line - 1), RESP_ERROR);
     ck_assert_str_eq(p.err, "Protocol error: too big inline request");
     resp_free(&p);
+    /* the same verdict when the whole line, newline included, came in one read */
+    resp_init(&p);
+    p.max_inline = 10;
+    char whole[] = "GET aaaaaaaaaaaaaaa\r\n";
+    ck_assert_int_eq(resp_parse(&p, whole, sizeof whole - 1), RESP_ERROR);
+    ck_assert_str_eq(p.err, "Protocol error: too big inline request");
+    resp_free(&p);
+    resp_init(&p);
+    p.max_inline = 10;
+    char bulk[] = "*1\r\n$000000000000000004\r\nPING\r\n";
+    ck_assert_int_eq(resp_parse(&p, bulk, sizeof bulk - 1), RESP_ERROR);
+    ck_assert_str_eq(p.err, "Protocol error: too big bulk count string");
+    resp_free(&p);
     resp_init(&p);
     p.max_inline = 10;
     char count[] = "*111111111111111";

@@ -179,3 +179,5 @@ tests_check_resp_SOURCES = tests/check_resp.c examples/resp.h tests/testutil.h
 tests_check_resp_CFLAGS = $(TEST_CFLAGS)
 tests_check_resp_LDADD = $(TEST_LIBS)
 endif
+# A libFuzzer target for the same parser (built by hand: see its first lines).
+EXTRA_DIST += tests/fuzz_resp.c
