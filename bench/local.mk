@@ -59,3 +59,8 @@ bench_after_LDADD = libweft.la
 BENCH_PROGS += bench/proc
 bench_proc_SOURCES = bench/proc.c bench/bench.h
 bench_proc_LDADD = libweft.la
+# examples/kv against redis-server, driven by redis-benchmark (bench/kv.sh). make bench-kv.
+EXTRA_DIST += bench/kv.sh
+.PHONY: bench-kv
+bench-kv: examples/kv$(EXEEXT)
+	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/kv.sh

@@ -250,3 +250,18 @@ tests_fuzz_replay_io_SOURCES = tests/fuzz/fuzz_io.c tests/fuzz/replay.c
 tests_fuzz_replay_io_LDADD = libweft.la
 TESTS += tests/fuzz/corpus.test
 EXTRA_DIST += tests/fuzz/corpus.test tests/fuzz/run.sh tests/fuzz/corpus
+# examples/kv, the Redis-protocol server, driven by redis-cli (skipped without redis-tools).
+TESTS += tests/kv.test
+EXTRA_DIST += tests/kv.test
+
+# examples/resp.h, kv's request parser: every split of the input, errors, limits, random bytes.
+if HAVE_CHECK
+check_PROGRAMS += tests/check_resp
+TESTS += tests/check_resp
+CHECK_SUITES += tests/check_resp
+tests_check_resp_SOURCES = tests/check_resp.c examples/resp.h tests/testutil.h
+tests_check_resp_CFLAGS = $(TEST_CFLAGS)
+tests_check_resp_LDADD = $(TEST_LIBS)
+endif
+# A libFuzzer target for the same parser (built by hand: see its first lines).
+EXTRA_DIST += tests/fuzz_resp.c
