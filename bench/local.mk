@@ -44,3 +44,8 @@ EXTRA_DIST += bench/go/chan/main.go
 .PHONY: bench-chan
 bench-chan: bench/chan$(EXEEXT)
 	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/chan.sh
+
+# Cold spawn beside the page-fault floor (bench/cold.c): make bench/cold && ./bench/cold.
+BENCH_PROGS += bench/cold
+bench_cold_SOURCES = bench/cold.c bench/bench.h
+bench_cold_LDADD = libweft.la
