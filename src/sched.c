@@ -271,7 +271,8 @@ static _Noreturn void task_finish(struct sched *s, struct weft_task *t, void *va
     t->state = TS_DONE;
     if (!(t->flags & TF_BACKGROUND) && --s->nalive == 0)
         s->main_due = 1;        /* weft_run may be done, however busy the background is */
-    weft_sched_wake_one(s, &t->joiners, 0);
+    if (!list_empty(&t->joiners))
+        weft_sched_wake_one(s, &t->joiners, 0);
     if (t->flags & TF_DETACHED)
         s->dead = t;            /* freed once off its stack; a joinable one, by the join */
     if (t == s->main_joins)
@@ -303,11 +304,10 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
         return NULL;
     }
     if (attr) {
-        for (size_t i = 0; i < sizeof attr->reserved / sizeof attr->reserved[0]; i++) {
-            if (attr->reserved[i]) {
-                errno = EINVAL;
-                return NULL;
-            }
+        _Static_assert(sizeof attr->reserved == 4 * sizeof(int), "weft_attr.reserved: 4 ints");
+        if (slow(attr->reserved[0] | attr->reserved[1] | attr->reserved[2] | attr->reserved[3])) {
+            errno = EINVAL;
+            return NULL;
         }
         if (attr->stack_size) {
             if (attr->stack_size < WEFT_STACK_MIN || attr->stack_size > WEFT_STACK_MAX) {

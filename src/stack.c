@@ -53,22 +53,6 @@
 
 static const uint64_t canary_magic = 0x7765667453544b21ull;   /* "weftSTK!" */
 
-/* A LIFO of free stacks of one size. items[0..ncold) have had their pages released;
- * items[ncold..n), the most recently freed, are warm (at most POOL_WARM of them once the
- * thread has gone idle: weft_stack_pool_trim), so a
- * steady spawn/exit reuses a warm stack and makes no syscall. */
-struct pool_class {
-    size_t size;
-    size_t n, cap;
-    size_t ncold;
-    struct stack *items;
-    /* New stacks are carved from a slab, one mapping for many: [carve, carve_end) is what is
-     * left of the current one, lowest address first; below guarded_end the guards were
-     * installed with the slab (madvise), above it each is set as its stack is carved. */
-    char *carve, *carve_end, *guarded_end;
-    size_t slab_n;      /* stacks in the next slab */
-};
-
 static TLS struct pool_class pool[POOL_CLASSES];
 static TLS void *altstack;
 
@@ -168,7 +152,7 @@ static enum guard_kind install_guard(char *map)
     return GUARD_CANARY;
 }
 
-static void set_canary(struct stack *st)
+void weft_stack_set_canary(struct stack *st)
 {
     if (st->guard == GUARD_CANARY)
         memcpy(stack_lo(st), &canary_magic, sizeof canary_magic);
@@ -179,8 +163,10 @@ int weft_stack_canary_ok(const struct stack *st)
     return st->guard != GUARD_CANARY || memcmp(stack_lo(st), &canary_magic, sizeof canary_magic) == 0;
 }
 
-static TLS struct pool_class *pool_last;
-static TLS int pool_excess;     /* a stack was freed since the last trim */    /* the class used last: almost always the one */
+TLS struct pool_class *weft_stack_pool_last;  /* the class used last: almost always the one */
+TLS int weft_stack_pool_excess;             /* a stack was freed since the last trim */
+#define pool_last weft_stack_pool_last
+#define pool_excess weft_stack_pool_excess
 
 static struct pool_class *pool_for(size_t size, int claim)
 {
@@ -293,18 +279,18 @@ static void stack_init(struct stack *st, char *map, size_t size, enum guard_kind
     st->size = size;
     st->guard = (unsigned char)(guard ? guard : install_guard(map));
     st->vg_id = VALGRIND_STACK_REGISTER(stack_lo(st), stack_lo(st) + size);
-    set_canary(st);
+    weft_stack_set_canary(st);
     atomic_fetch_add(&live[st->guard], 1);
 }
 
-int weft_stack_alloc(struct stack *st, size_t size)
+int weft_stack_alloc_slow(struct stack *st, size_t size)
 {
     struct pool_class *pc = pool_for(size, 0);
     if (fast(pc && pc->n)) {
         *st = pc->items[--pc->n];
         if (pc->ncold > pc->n)
             pc->ncold = pc->n;
-        set_canary(st);
+        weft_stack_set_canary(st);
         return 0;
     }
     pthread_once(&global_once, global_init);
@@ -340,7 +326,7 @@ static void stack_unmap(struct stack *st)
     munmap(st->map, WEFT_GUARD_SIZE + st->size);
 }
 
-void weft_stack_free(struct stack *st)
+void weft_stack_free_slow(struct stack *st)
 {
     struct pool_class *pc = pool_for(st->size, 1);
     if (!pc) {
