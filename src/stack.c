@@ -272,6 +272,22 @@ static int slab_map(struct pool_class *pc)
     return 0;
 }
 
+static void unmap_runs(struct stack *items, size_t k);
+
+/* Out of address space: unmap every pooled stack of this thread (and leave its classes
+ * be); returns how many there were. */
+static size_t pool_unmap_free(void)
+{
+    size_t k = 0;
+    for (int i = 0; i < POOL_CLASSES; i++) {
+        struct pool_class *pc = &pool[i];
+        unmap_runs(pc->items, pc->n);
+        k += pc->n;
+        pc->n = pc->ncold = 0;
+    }
+    return k;
+}
+
 /* Register a fresh stack at map (its guard set, or to be set when guard is 0). */
 static void stack_init(struct stack *st, char *map, size_t size, enum guard_kind guard)
 {
@@ -297,7 +313,8 @@ int weft_stack_alloc_slow(struct stack *st, size_t size)
     if (!pc)
         pc = pool_for(size, 1);
     if (pc) {
-        if (pc->carve == pc->carve_end && slab_map(pc) != 0) {
+        if (pc->carve == pc->carve_end && slab_map(pc) != 0 &&
+            (pool_unmap_free() == 0 || slab_map(pc) != 0)) {
             errno = ENOMEM;
             return -1;
         }
