@@ -270,8 +270,8 @@ int weft_sched_run(struct sched *s, struct weft_task *until, int64_t deadline, i
 /* Give t's record and handle back (t joined, or detached and ended): its handles go stale,
  * and its stack, which holds the record, goes back to the pool. */
 void weft_sched_release(struct sched *s, struct weft_task *t);
-/* Free the task records and the handle table (for weft_sched_destroy), keeping the
- * generations given out so that a handle outlives its scheduler as a stale one. */
+/* Free the task records (each with its stack) and the handle table (for weft_sched_destroy),
+ * keeping the generations given out so that a handle outlives its scheduler as a stale one. */
 void weft_sched_free_records(struct sched *s);
 /* The page size, set at the first scheduler's creation. */
 extern size_t weft_page_size;

@@ -35,15 +35,6 @@ void weft_sched_destroy(struct sched *s)
     if (s->poller)
         s->poller->release(s);
     weft_timers_free(&s->timers);
-    /* Each record is on its task's stack: read the next link before the stack goes. */
-    for (struct list *it = s->all.next, *next; it != &s->all; it = next) {
-        next = it->next;
-        struct weft_task *t = list_entry(it, struct weft_task, all);
-        ctx_release(&t->ctx);
-        struct stack st = t->stack;
-        weft_stack_free(&st);
-    }
-    list_init(&s->all);
     weft_sched_free_records(s);
     weft_stack_thread_fini();
     weft_sched_tls = NULL;
