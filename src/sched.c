@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #define SLOTS_FIRST 64      /* handle table entries at first; it doubles when full */
+#define SLOTS_SPARE 64      /* free slots kept aside before one is reused (slot_bind) */
 /* Room for the record at the top of each stack, a cache-line multiple (the stack below it
  * keeps its 16-byte alignment). */
 #define REC_ROOM ((sizeof(struct weft_task) + 63) & ~(size_t)63)
@@ -96,18 +97,24 @@ static __attribute__((noinline)) uint32_t slot_new(struct sched *s)
 
 /* A spawn takes a slot and names the record through it with the slot's current generation;
  * the release bumps the generation, so every handle to the ended task goes stale at once.
- * Released slots are reused FIFO, so a slot's generation only comes round again after 2^32
- * tasks have had that slot, with every other free slot used in between. */
+ * Released slots are reused FIFO, and only once more than SLOTS_SPARE are free, so a slot's
+ * generation only comes round again after 2^32 tasks have had that slot, each time after
+ * at least SLOTS_SPARE others: a handle goes on naming no task for at least 2^38 spawns. */
 static inline int slot_bind(struct sched *s, struct weft_task *t)
 {
     uint32_t i = s->free_head;
-    if (fast(i != SLOT_NONE)) {
+    if (fast(s->nfree > SLOTS_SPARE)) {
         s->free_head = s->slots[i].next;
-        if (s->free_head == SLOT_NONE)
-            s->free_tail = SLOT_NONE;
+        s->nfree--;
     } else if ((i = slot_new(s)) == SLOT_NONE) {
-        return -1;
+        if (s->nfree == 0)
+            return -1;
+        i = s->free_head;   /* no memory for a new slot: an old one will do */
+        s->free_head = s->slots[i].next;
+        s->nfree--;
     }
+    if (s->nfree == 0)
+        s->free_tail = SLOT_NONE;
     struct task_slot *sl = &s->slots[i];
     sl->rec = t;
     t->slot = i;
@@ -127,6 +134,7 @@ static inline void slot_release(struct sched *s, struct weft_task *t)
     else
         s->slots[s->free_tail].next = i;
     s->free_tail = i;
+    s->nfree++;
 }
 
 /* ---- task records ------------------------------------------------------------------------ */

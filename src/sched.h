@@ -164,6 +164,7 @@ struct sched {
     uint32_t nslots;
     uint32_t slots_used;        /* slots given out at least once */
     uint32_t free_head, free_tail; /* released slots, reused oldest first; SLOT_NONE: none */
+    uint32_t nfree;             /* slots on that list */
     struct timers timers;
     struct weft_task *dead;     /* ended detached task whose record and stack are released
                                    after the next switch */
