@@ -64,3 +64,7 @@ EXTRA_DIST += bench/kv.sh
 .PHONY: bench-kv
 bench-kv: examples/kv$(EXEEXT)
 	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/kv.sh
+# Cold spawn beside the page-fault floor (bench/cold.c): make bench/cold && ./bench/cold.
+BENCH_PROGS += bench/cold
+bench_cold_SOURCES = bench/cold.c bench/bench.h
+bench_cold_LDADD = libweft.la

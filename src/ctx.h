@@ -110,11 +110,12 @@ static inline void ctx_set_stack(struct ctx *c, void *lo, size_t size)
     c->stack_lo = lo;
     c->stack_size = size;
 }
+static inline void ctx_release(struct ctx *c) { (void)c; }
 #elif defined(WEFT_TSAN)
 #include <sanitizer/tsan_interface.h>
 /* ThreadSanitizer keeps a shadow stack and clock per fiber: each context is one, the first
- * context of a thread being the thread's own. A task's record is reused for the next task
- * with a fresh fiber (ctx_set_stack); the old one is released then. */
+ * context of a thread being the thread's own. A task's fiber is made at its spawn
+ * (ctx_set_stack) and released with its record (ctx_release). */
 static inline void ctx_switch(struct ctx *from, struct ctx *to, int leaving)
 {
     (void)leaving;
@@ -131,6 +132,13 @@ static inline void ctx_set_stack(struct ctx *c, void *lo, size_t size)
         __tsan_destroy_fiber(c->tsan_fiber);
     c->tsan_fiber = __tsan_create_fiber(0);
 }
+/* The task is gone (its record with it): release its fiber. */
+static inline void ctx_release(struct ctx *c)
+{
+    if (c->tsan_fiber)
+        __tsan_destroy_fiber(c->tsan_fiber);
+    c->tsan_fiber = NULL;
+}
 #else
 static inline void ctx_switch(struct ctx *from, struct ctx *to, int leaving)
 {
@@ -139,6 +147,7 @@ static inline void ctx_switch(struct ctx *from, struct ctx *to, int leaving)
 }
 static inline void ctx_entered(struct ctx *prev) { (void)prev; }
 static inline void ctx_set_stack(struct ctx *c, void *lo, size_t size) { (void)c; (void)lo; (void)size; }
+static inline void ctx_release(struct ctx *c) { (void)c; }
 #endif
 
 #endif

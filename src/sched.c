@@ -10,6 +10,16 @@
 #include "sys.h"
 
 #include <errno.h>
+#if defined(WEFT_ASAN)
+#include <sanitizer/lsan_interface.h>
+/* A record on a stack (mmap'd memory, which LeakSanitizer does not scan) is announced as a
+ * root: what only a task's record points to (its argument, what it waits on) is not leaked. */
+#define rec_announce(t) __lsan_register_root_region((t), REC_ROOM)
+#define rec_withdraw(t) __lsan_unregister_root_region((t), REC_ROOM)
+#else
+#define rec_announce(t) ((void)(t))
+#define rec_withdraw(t) ((void)(t))
+#endif
 
 #include <limits.h>
 #include <pthread.h>
@@ -18,19 +28,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHUNK_TASKS 64      /* task records allocated at a time */
 #define SLOTS_FIRST 64      /* handle table entries at first; it doubles when full */
+#define SLOTS_SPARE 64      /* free slots kept aside before one is reused (slot_bind) */
+/* Room for the record at the top of each stack, a cache-line multiple (the stack below it
+ * keeps its 16-byte alignment). */
+#define REC_ROOM ((sizeof(struct weft_task) + 63) & ~(size_t)63)
 
 _Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "a handle is a 64-bit value in a pointer");
 
 TLS struct sched *weft_sched_tls;
 
 size_t weft_page_size;
-
-struct chunk {
-    struct list link;
-    struct weft_task tasks[CHUNK_TASKS];
-};
 
 static void task_entry(void);
 
@@ -42,9 +50,16 @@ static TLS uint32_t gen_floor;
 
 void weft_sched_free_records(struct sched *s)
 {
-    struct list *it;
-    while ((it = list_pop_front(&s->chunks)))
-        free(list_entry(it, struct chunk, link));
+    /* Each record is on its task's stack: read the next link before the stack goes. */
+    for (struct list *it = s->all.next, *next; it != &s->all; it = next) {
+        next = it->next;
+        struct weft_task *t = list_entry(it, struct weft_task, all);
+        ctx_release(&t->ctx);
+        rec_withdraw(t);
+        struct stack st = t->stack;
+        weft_stack_free(&st);
+    }
+    list_init(&s->all);
     for (uint32_t i = 0; i < s->nslots; i++)
         if (s->slots[i].gen >= gen_floor)
             gen_floor = s->slots[i].gen + 1;
@@ -58,80 +73,71 @@ static inline weft_task *handle_make(uint32_t slot, uint32_t gen)
     return (weft_task *)(uintptr_t)(((uint64_t)gen << 32) | ((uint64_t)slot + 1));
 }
 
-/* Make room in the handle table for CHUNK_TASKS more records. Returns 0, or -1 when there
- * is no memory. */
-static __attribute__((noinline)) int slots_reserve(struct sched *s)
+/* A slot never used before: the table grows when full. SLOT_NONE when there is no memory. */
+static __attribute__((noinline)) uint32_t slot_new(struct sched *s)
 {
-    if (s->slots_used + CHUNK_TASKS <= s->nslots)
-        return 0;
-    uint32_t old = s->nslots;
-    if (old > UINT32_MAX / 4)
-        return -1;
-    uint32_t n = old ? old * 2 : SLOTS_FIRST;
-    struct task_slot *sl = realloc(s->slots, (size_t)n * sizeof *sl);
-    if (!sl)
-        return -1;
-    for (uint32_t i = old; i < n; i++) {
-        sl[i].rec = NULL;
-        sl[i].gen = gen_floor;
+    if (s->slots_used == s->nslots) {
+        uint32_t old = s->nslots;
+        if (old > UINT32_MAX / 4)
+            return SLOT_NONE;
+        uint32_t n = old ? old * 2 : SLOTS_FIRST;
+        struct task_slot *sl = realloc(s->slots, (size_t)n * sizeof *sl);
+        if (!sl)
+            return SLOT_NONE;
+        for (uint32_t i = old; i < n; i++) {
+            sl[i].rec = NULL;
+            sl[i].gen = gen_floor;
+            sl[i].next = SLOT_NONE;
+        }
+        s->slots = sl;
+        s->nslots = n;
     }
-    s->slots = sl;
-    s->nslots = n;
-    return 0;
+    return s->slots_used++;
 }
 
-/* Each record owns one slot for its whole life: a spawn names the record through it with
- * the slot's current generation, and the release bumps the generation, so every handle to
- * the ended task goes stale at once. Records are reused FIFO, so a slot's generation only
- * comes round again after 2^32 tasks have had that record. */
-static inline void slot_bind(struct sched *s, struct weft_task *t)
+/* A spawn takes a slot and names the record through it with the slot's current generation;
+ * the release bumps the generation, so every handle to the ended task goes stale at once.
+ * Released slots are reused FIFO, and only once more than SLOTS_SPARE are free, so a slot's
+ * generation only comes round again after 2^32 tasks have had that slot, each time after
+ * at least SLOTS_SPARE others: a handle goes on naming no task for at least 2^38 spawns. */
+static inline int slot_bind(struct sched *s, struct weft_task *t)
 {
-    struct task_slot *sl = &s->slots[t->slot];
+    uint32_t i = s->free_head;
+    if (fast(s->nfree > SLOTS_SPARE)) {
+        s->free_head = s->slots[i].next;
+        s->nfree--;
+    } else if ((i = slot_new(s)) == SLOT_NONE) {
+        if (s->nfree == 0)
+            return -1;
+        i = s->free_head;   /* no memory for a new slot: an old one will do */
+        s->free_head = s->slots[i].next;
+        s->nfree--;
+    }
+    if (s->nfree == 0)
+        s->free_tail = SLOT_NONE;
+    struct task_slot *sl = &s->slots[i];
     sl->rec = t;
-    t->handle = handle_make(t->slot, sl->gen);
+    t->slot = i;
+    t->handle = handle_make(i, sl->gen);
+    return 0;
 }
 
 static inline void slot_release(struct sched *s, struct weft_task *t)
 {
-    struct task_slot *sl = &s->slots[t->slot];
+    uint32_t i = t->slot;
+    struct task_slot *sl = &s->slots[i];
     sl->rec = NULL;
     sl->gen++;
+    sl->next = SLOT_NONE;
+    if (s->free_tail == SLOT_NONE)
+        s->free_head = i;
+    else
+        s->slots[s->free_tail].next = i;
+    s->free_tail = i;
+    s->nfree++;
 }
 
 /* ---- task records ------------------------------------------------------------------------ */
-
-/* Records are reused FIFO; what a handle names is decided by the handle table, not by
- * where a record lives. */
-static struct weft_task *record_alloc(struct sched *s)
-{
-    struct list *n = list_pop_front(&s->free_tasks);
-    if (fast(n != NULL))
-        return list_entry(n, struct weft_task, rq);
-    if (slots_reserve(s) != 0)
-        return NULL;
-    struct chunk *c = malloc(sizeof *c);
-    if (!c)
-        return NULL;
-    list_push_back(&s->chunks, &c->link);
-    /* What stays true of a record between uses is set once here: a woken task's wait links
-     * are unlinked (self-linked), its timer disarmed, its joiners list empty. */
-    for (int i = 0; i < CHUNK_TASKS; i++) {
-        struct weft_task *t = &c->tasks[i];
-        for (int k = 0; k < 2; k++) {
-            list_init(&t->wait[k].link);
-            t->wait[k].task = t;
-        }
-        list_init(&t->joiners);
-        t->timer.idx = 0;
-        t->extra = NULL;
-        t->nextra = 0;
-        t->state = TS_FREE;
-        t->slot = s->slots_used++;
-        if (i > 0)
-            list_push_back(&s->free_tasks, &t->rq);
-    }
-    return &c->tasks[0];
-}
 
 void weft_sched_release(struct sched *s, struct weft_task *t)
 {
@@ -139,7 +145,10 @@ void weft_sched_release(struct sched *s, struct weft_task *t)
     list_remove(&t->all);
     t->state = TS_FREE;
     s->ntasks--;
-    list_push_back(&s->free_tasks, &t->rq);
+    ctx_release(&t->ctx);
+    rec_withdraw(t);
+    struct stack st = t->stack;     /* the record is on it */
+    weft_stack_free(&st);
 }
 
 /* ---- switching ---------------------------------------------------------------------------- */
@@ -150,15 +159,13 @@ _Noreturn __attribute__((cold, noinline)) void weft_sched_canary_abort(struct we
     abort();
 }
 
-/* Release what the task that switched away for good left behind: its stack always, its
- * record too when nobody will join it. Runs first thing in whichever context comes next. */
-__attribute__((cold, noinline)) void weft_sched_reap(struct sched *s)
+/* Release the detached task that switched away for good: its record and its stack (a
+ * joinable one keeps both until joined). Runs first thing in whichever context comes next. */
+__attribute__((noinline)) void weft_sched_reap(struct sched *s)
 {
     struct weft_task *t = s->dead;
     s->dead = NULL;
-    weft_stack_free(&t->stack);
-    if (t->flags & TF_DETACHED)
-        weft_sched_release(s, t);
+    weft_sched_release(s, t);
 }
 
 /* While tasks stay runnable, look at timers and IO without blocking now and then (sched.h's
@@ -308,8 +315,10 @@ static _Noreturn void task_finish(struct sched *s, struct weft_task *t, void *va
     t->state = TS_DONE;
     if (!(t->flags & TF_BACKGROUND) && --s->nalive == 0)
         s->main_due = 1;        /* weft_run may be done, however busy the background is */
-    weft_sched_wake_one(s, &t->joiners, 0);
-    s->dead = t;
+    if (!list_empty(&t->joiners))
+        weft_sched_wake_one(s, &t->joiners, 0);
+    if (t->flags & TF_DETACHED)
+        s->dead = t;            /* freed once off its stack; a joinable one, by the join */
     if (t == s->main_joins)
         s->main_due = 1;
     switch_next(s, t, 1);
@@ -339,11 +348,10 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
         return NULL;
     }
     if (attr) {
-        for (size_t i = 0; i < sizeof attr->reserved / sizeof attr->reserved[0]; i++) {
-            if (attr->reserved[i]) {
-                errno = EINVAL;
-                return NULL;
-            }
+        _Static_assert(sizeof attr->reserved == 4 * sizeof(int), "weft_attr.reserved: 4 ints");
+        if (slow(attr->reserved[0] | attr->reserved[1] | attr->reserved[2] | attr->reserved[3])) {
+            errno = EINVAL;
+            return NULL;
         }
         if (attr->stack_size) {
             if (attr->stack_size < WEFT_STACK_MIN || attr->stack_size > WEFT_STACK_MAX) {
@@ -361,17 +369,32 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
     if (slow(!s))
         return NULL;
     size = (size + weft_page_size - 1) & ~(weft_page_size - 1);
-    struct weft_task *t = record_alloc(s);
-    if (slow(!t)) {
+    struct stack st;
+    if (slow(weft_stack_alloc(&st, size) != 0)) {
         errno = ENOMEM;
         return NULL;
     }
-    if (slow(weft_stack_alloc(&t->stack, size) != 0)) {
-        list_push_front(&s->free_tasks, &t->rq);
+    struct weft_task *t = (struct weft_task *)(stack_lo(&st) + size - REC_ROOM);
+    if (slow(slot_bind(s, t) != 0)) {
+        weft_stack_free(&st);
         errno = ENOMEM;
         return NULL;
     }
-    slot_bind(s, t);
+    t->stack = st;
+    rec_announce(t);
+    /* The record's memory is fresh or a past record's: everything is set here. A parked
+     * task's wait links are unlinked (self-linked), its timer disarmed, its joiners empty. */
+    for (int k = 0; k < 2; k++) {
+        list_init(&t->wait[k].link);
+        t->wait[k].task = t;
+    }
+    list_init(&t->joiners);
+    t->timer.idx = 0;
+    t->extra = NULL;
+    t->nextra = 0;
+#if defined(WEFT_ASAN) || defined(WEFT_TSAN)
+    t->ctx = (struct ctx){ 0 };     /* the sanitizers' fields start empty */
+#endif
     t->fn = fn;
     t->arg = arg;
     t->result = NULL;
@@ -398,8 +421,8 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
         strncpy(t->name, name, WEFT_NAME_MAX - 1);
         t->name[WEFT_NAME_MAX - 1] = '\0';
     }
-    weft_ctx_make(&t->ctx, stack_lo(&t->stack), t->stack.size, task_entry);
-    ctx_set_stack(&t->ctx, stack_lo(&t->stack), t->stack.size);
+    weft_ctx_make(&t->ctx, stack_lo(&st), size - REC_ROOM, task_entry);
+    ctx_set_stack(&t->ctx, stack_lo(&st), size - REC_ROOM);
     list_push_back(&s->all, &t->all);
     s->ntasks++;
     if (!(flags & TF_BACKGROUND))

@@ -80,6 +80,7 @@ enum task_flag {
 struct task_slot {
     struct weft_task *rec;      /* the slot's record while it is in use; NULL between uses */
     uint32_t gen;
+    uint32_t next;              /* between uses: the next free slot (FIFO), or SLOT_NONE */
 };
 
 #define SLOT_NONE UINT32_MAX
@@ -93,6 +94,8 @@ struct waiter {
     struct weft_task *task;
 };
 
+/* A task's record lives at the top of its own stack (sched.c's spawn): the page its first
+ * frames touch anyway, so a parked task costs one page, record included. */
 struct weft_task {
     struct ctx ctx;             /* first: the asm switch stores the stack pointer here */
     struct list rq;             /* run queue link; free-list link when TS_FREE */
@@ -166,13 +169,14 @@ struct sched {
     struct list runq;
     size_t nrunq;               /* tasks on runq */
     struct list all;            /* registry, oldest first */
-    struct list free_tasks;     /* task records to reuse, FIFO */
-    struct list chunks;         /* record chunks, freed at teardown */
     struct task_slot *slots;    /* the handle table: grows, never shrinks, freed at teardown */
     uint32_t nslots;
-    uint32_t slots_used;        /* slots owned by a record (each record owns one for good) */
+    uint32_t slots_used;        /* slots given out at least once */
+    uint32_t free_head, free_tail; /* released slots, reused oldest first; SLOT_NONE: none */
+    uint32_t nfree;             /* slots on that list */
     struct timers timers;
-    struct weft_task *dead;     /* ended task whose stack is released after the next switch */
+    struct weft_task *dead;     /* ended detached task whose record and stack are released
+                                   after the next switch */
     struct weft_task *main_joins; /* the task the main context waits for in weft_join, or NULL */
     int64_t main_deadline;      /* the deadline it waits with; -1 none */
     int main_due;               /* main runs next: main_joins ended or main_deadline passed */
@@ -275,10 +279,11 @@ int weft_sched_switch_to(struct sched *s, int kind, int64_t deadline, struct wef
  * until no task is alive, background ones aside, and when 'drain', nothing is runnable
  * either. Returns 0, ETIMEDOUT, or EDEADLK when nothing could ever wake anyone. */
 int weft_sched_run(struct sched *s, struct weft_task *until, int64_t deadline, int drain);
-/* Give t's record and handle back (t joined, or detached and ended): its handles go stale. */
+/* Give t's record and handle back (t joined, or detached and ended): its handles go stale,
+ * and its stack, which holds the record, goes back to the pool. */
 void weft_sched_release(struct sched *s, struct weft_task *t);
-/* Free the task records and the handle table (for weft_sched_destroy), keeping the
- * generations given out so that a handle outlives its scheduler as a stale one. */
+/* Free the task records (each with its stack) and the handle table (for weft_sched_destroy),
+ * keeping the generations given out so that a handle outlives its scheduler as a stale one. */
 void weft_sched_free_records(struct sched *s);
 /* The page size, set at the first scheduler's creation. */
 extern size_t weft_page_size;

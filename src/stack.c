@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -36,23 +38,20 @@
 #define POOL_CLASSES 4      /* distinct stack sizes pooled at once */
 #define POOL_WARM 64        /* freed stacks kept as they are, pages still committed */
 #define POOL_MAX 65536      /* beyond the warm ones, kept with their pages released: cheaper
-                               than munmap, which splits the merged mapping the stacks share */
+                               than munmap, which splits the merged mapping the stacks share;
+                               more are unmapped when the thread goes idle (trim) */
+#define SLAB_FIRST 8        /* stacks in a class's first slab; each next slab has twice as many */
+#define SLAB_STACKS 256     /* at most, */
+#define SLAB_BYTES ((size_t)64 * 1024 * 1024)   /* and at most this much address space */
+#define SLAB_IOV 64         /* guards per process_madvise call (its iovec is on the stack) */
+#ifndef PIDFD_SELF_THREAD
+#define PIDFD_SELF_THREAD (-10000)      /* linux/pidfd.h, 6.15: the calling thread (its mm) */
+#endif
 #define ALTSTACK_SIZE ((size_t)64 * 1024)
 #define FRAME_REACH ((uintptr_t)1024 * 1024) /* how far below its stack a frame too big for the
                                                 guard may have put the stack pointer */
 
 static const uint64_t canary_magic = 0x7765667453544b21ull;   /* "weftSTK!" */
-
-/* A LIFO of free stacks of one size. items[0..ncold) have had their pages released;
- * items[ncold..n), the most recently freed, are warm (at most POOL_WARM of them once the
- * thread has gone idle: weft_stack_pool_trim), so a
- * steady spawn/exit reuses a warm stack and makes no syscall. */
-struct pool_class {
-    size_t size;
-    size_t n, cap;
-    size_t ncold;
-    struct stack *items;
-};
 
 static TLS struct pool_class pool[POOL_CLASSES];
 static TLS void *altstack;
@@ -62,6 +61,7 @@ static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static size_t page_size;
 static int madvise_guard = 1;           /* cleared when the kernel refuses MADV_GUARD_INSTALL */
 static int madvise_checked;             /* set once a guard installed by madvise was seen to fault */
+static int process_madvise_ok = 1;      /* cleared when process_madvise cannot install guards */
 static long mprotect_budget;            /* stacks that may still be guarded by mprotect */
 static enum guard_kind forced_guard;    /* WEFT_GUARD=madvise|mprotect|canary, for tests */
 static atomic_long live[4];
@@ -152,7 +152,7 @@ static enum guard_kind install_guard(char *map)
     return GUARD_CANARY;
 }
 
-static void set_canary(struct stack *st)
+void weft_stack_set_canary(struct stack *st)
 {
     if (st->guard == GUARD_CANARY)
         memcpy(stack_lo(st), &canary_magic, sizeof canary_magic);
@@ -163,8 +163,10 @@ int weft_stack_canary_ok(const struct stack *st)
     return st->guard != GUARD_CANARY || memcmp(stack_lo(st), &canary_magic, sizeof canary_magic) == 0;
 }
 
-static TLS struct pool_class *pool_last;
-static TLS int pool_excess;     /* a stack was freed since the last trim */    /* the class used last: almost always the one */
+TLS struct pool_class *weft_stack_pool_last;  /* the class used last: almost always the one */
+TLS int weft_stack_pool_excess;             /* a stack was freed since the last trim */
+#define pool_last weft_stack_pool_last
+#define pool_excess weft_stack_pool_excess
 
 static struct pool_class *pool_for(size_t size, int claim)
 {
@@ -179,33 +181,156 @@ static struct pool_class *pool_for(size_t size, int claim)
     }
     if (!claim || !empty)
         return NULL;
+    if (empty->carve != empty->carve_end)    /* what is left of its last size's slab */
+        munmap(empty->carve, (size_t)(empty->carve_end - empty->carve));
+    empty->carve = empty->carve_end = empty->guarded_end = NULL;
+    empty->slab_n = 0;
     empty->size = size;
     return pool_last = empty;
 }
 
-int weft_stack_alloc(struct stack *st, size_t size)
+/* Put guards under the n stacks of a fresh slab at base (stride bytes apart), with
+ * madvise(MADV_GUARD_INSTALL): for the whole slab in one process_madvise(2) call where the
+ * kernel allows it (6.13 lets a process give itself any advice; PIDFD_SELF is 6.15's), else
+ * one madvise per stack. Returns how many stacks, from the first, got their guard. */
+static size_t guard_slab(char *base, size_t stride, size_t n)
+{
+    size_t done = 0;
+    while (done < n && __atomic_load_n(&process_madvise_ok, __ATOMIC_RELAXED)) {
+        struct iovec iov[SLAB_IOV];
+        size_t k = n - done < SLAB_IOV ? n - done : SLAB_IOV;
+        for (size_t i = 0; i < k; i++) {
+            iov[i].iov_base = base + (done + i) * stride;
+            iov[i].iov_len = WEFT_GUARD_SIZE;
+        }
+        long r = syscall(SYS_process_madvise, (long)PIDFD_SELF_THREAD, iov, (long)k,
+                         (long)MADV_GUARD_INSTALL, 0L);
+        if (r < 0) {
+            if (errno == EINVAL || errno == ENOSYS || errno == EBADF || errno == EPERM ||
+                errno == ESRCH)
+                __atomic_store_n(&process_madvise_ok, 0, __ATOMIC_RELAXED);
+            break;      /* the per-stack calls below do the rest, or find out why */
+        }
+        done += (size_t)r / WEFT_GUARD_SIZE;    /* the kernel stops at a range it refuses */
+        if ((size_t)r != k * WEFT_GUARD_SIZE)
+            break;
+    }
+    for (; done < n; done++) {
+        if (madvise(base + done * stride, WEFT_GUARD_SIZE, MADV_GUARD_INSTALL) != 0) {
+            if (errno == EINVAL)    /* kernel older than 6.13 */
+                __atomic_store_n(&madvise_guard, 0, __ATOMIC_RELAXED);
+            break;
+        }
+    }
+    return done;
+}
+
+/* Map a slab of stacks for pc: n of them at first, twice as many each time after (up to
+ * SLAB_STACKS and SLAB_BYTES), one when a bigger mapping fails. The guards of the whole slab
+ * are installed now when madvise guards are in use; the others are set per stack as it is
+ * carved. Returns 0, or -1 when not even one stack could be mapped. */
+static int slab_map(struct pool_class *pc)
+{
+    size_t stride = WEFT_GUARD_SIZE + pc->size;
+    size_t n = pc->slab_n ? pc->slab_n : SLAB_FIRST;
+    if (n > SLAB_BYTES / stride)
+        n = SLAB_BYTES / stride;
+    if (n < 1)
+        n = 1;
+    char *map;
+    for (;;) {
+        map = mmap(NULL, n * stride, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+        if (map != MAP_FAILED)
+            break;
+        if (n == 1)
+            return -1;
+        n = 1;
+    }
+    if (n * 2 <= SLAB_STACKS)
+        pc->slab_n = n * 2;
+    pc->carve = map;
+    pc->carve_end = map + n * stride;
+    pc->guarded_end = map;
+    if (forced_guard != GUARD_MPROTECT && forced_guard != GUARD_CANARY &&
+        __atomic_load_n(&madvise_guard, __ATOMIC_RELAXED)) {
+        size_t g = guard_slab(map, stride, n);
+        if (g && !__atomic_load_n(&madvise_checked, __ATOMIC_RELAXED)) {
+            int faults = guard_faults(map);
+            if (faults == 1) {
+                __atomic_store_n(&madvise_checked, 1, __ATOMIC_RELAXED);
+            } else {
+                for (size_t i = 0; i < g; i++)
+                    madvise(map + i * stride, WEFT_GUARD_SIZE, MADV_GUARD_REMOVE);
+                if (faults == 0)
+                    __atomic_store_n(&madvise_guard, 0, __ATOMIC_RELAXED);
+                g = 0;
+            }
+        }
+        pc->guarded_end = map + g * stride;
+    }
+    return 0;
+}
+
+static void unmap_runs(struct stack *items, size_t k);
+
+/* Out of address space: unmap every pooled stack of this thread (and leave its classes
+ * be); returns how many there were. */
+static size_t pool_unmap_free(void)
+{
+    size_t k = 0;
+    for (int i = 0; i < POOL_CLASSES; i++) {
+        struct pool_class *pc = &pool[i];
+        unmap_runs(pc->items, pc->n);
+        k += pc->n;
+        pc->n = pc->ncold = 0;
+    }
+    return k;
+}
+
+/* Register a fresh stack at map (its guard set, or to be set when guard is 0). */
+static void stack_init(struct stack *st, char *map, size_t size, enum guard_kind guard)
+{
+    st->map = map;
+    st->size = size;
+    st->guard = (unsigned char)(guard ? guard : install_guard(map));
+    st->vg_id = VALGRIND_STACK_REGISTER(stack_lo(st), stack_lo(st) + size);
+    weft_stack_set_canary(st);
+    atomic_fetch_add(&live[st->guard], 1);
+}
+
+int weft_stack_alloc_slow(struct stack *st, size_t size)
 {
     struct pool_class *pc = pool_for(size, 0);
-    if (pc && pc->n) {
+    if (fast(pc && pc->n)) {
         *st = pc->items[--pc->n];
         if (pc->ncold > pc->n)
             pc->ncold = pc->n;
-        set_canary(st);
+        weft_stack_set_canary(st);
         return 0;
     }
     pthread_once(&global_once, global_init);
+    if (!pc)
+        pc = pool_for(size, 1);
+    if (pc) {
+        if (pc->carve == pc->carve_end && slab_map(pc) != 0 &&
+            (pool_unmap_free() == 0 || slab_map(pc) != 0)) {
+            errno = ENOMEM;
+            return -1;
+        }
+        char *map = pc->carve;
+        pc->carve += WEFT_GUARD_SIZE + size;
+        stack_init(st, map, size, map < pc->guarded_end ? GUARD_MADVISE : 0);
+        return 0;
+    }
+    /* Every class is taken by other sizes: a mapping of its own. */
     char *map = mmap(NULL, WEFT_GUARD_SIZE + size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED) {
         errno = ENOMEM;
         return -1;
     }
-    st->map = map;
-    st->size = size;
-    st->guard = (unsigned char)install_guard(map);
-    st->vg_id = VALGRIND_STACK_REGISTER(stack_lo(st), stack_lo(st) + size);
-    set_canary(st);
-    atomic_fetch_add(&live[st->guard], 1);
+    stack_init(st, map, size, 0);
     return 0;
 }
 
@@ -218,10 +343,10 @@ static void stack_unmap(struct stack *st)
     munmap(st->map, WEFT_GUARD_SIZE + st->size);
 }
 
-void weft_stack_free(struct stack *st)
+void weft_stack_free_slow(struct stack *st)
 {
     struct pool_class *pc = pool_for(st->size, 1);
-    if (!pc || pc->n >= POOL_MAX) {
+    if (!pc) {
         stack_unmap(st);
         return;
     }
@@ -239,49 +364,93 @@ void weft_stack_free(struct stack *st)
     pool_excess = 1;    /* maybe more than POOL_WARM warm now: weft_stack_pool_trim's job */
 }
 
-void weft_stack_pool_trim(void)
-{
-    if (!pool_excess)
-        return;
-    pool_excess = 0;
-    /* Give back the pages of the oldest warm stacks (the newest are reused first); the
-     * guard stays (guard markers and PROT_NONE both survive MADV_DONTNEED). */
-    for (int i = 0; i < POOL_CLASSES; i++) {
-        struct pool_class *pc = &pool[i];
-        while (pc->n - pc->ncold > POOL_WARM) {
-            struct stack *cold = &pc->items[pc->ncold++];
-            madvise(stack_lo(cold), cold->size, MADV_DONTNEED);
-        }
-    }
-}
-
 static int by_address(const void *a, const void *b)
 {
     const struct stack *x = a, *y = b;
     return x->map < y->map ? -1 : x->map > y->map;
 }
 
-/* Unmap the pool, a contiguous run of stacks (neighbouring mmaps usually are) in one call. */
+/* Unmap items[0..k) (sorting them by address): a contiguous run of stacks, the stacks of a
+ * slab or of neighbouring slabs, in one call. */
+static void unmap_runs(struct stack *items, size_t k)
+{
+    if (k > 1)
+        qsort(items, k, sizeof *items, by_address);
+    size_t run = 0;
+    for (size_t i = 0; i < k; i++) {
+        struct stack *st = &items[i];
+        VALGRIND_STACK_DEREGISTER(st->vg_id);
+        if (st->guard == GUARD_MPROTECT)
+            __atomic_add_fetch(&mprotect_budget, 1, __ATOMIC_RELAXED);
+        atomic_fetch_sub(&live[st->guard], 1);
+        char *end = st->map + WEFT_GUARD_SIZE + st->size;
+        if (i + 1 == k || items[i + 1].map != end) {
+            munmap(items[run].map, (size_t)(end - items[run].map));
+            run = i + 1;
+        }
+    }
+}
+
+/* Release the pages of items[0..k): process_madvise, SLAB_IOV stacks a call, where it takes
+ * MADV_DONTNEED, else one madvise each. Guards stay (guard markers and PROT_NONE both
+ * survive MADV_DONTNEED). */
+static void release_pages(struct stack *items, size_t k)
+{
+    static int batch_ok = 1;
+    size_t done = 0;
+    while (done < k && __atomic_load_n(&batch_ok, __ATOMIC_RELAXED)) {
+        struct iovec iov[SLAB_IOV];
+        size_t m = k - done < SLAB_IOV ? k - done : SLAB_IOV;
+        size_t want = 0;
+        for (size_t i = 0; i < m; i++) {
+            iov[i].iov_base = stack_lo(&items[done + i]);
+            iov[i].iov_len = items[done + i].size;
+            want += items[done + i].size;
+        }
+        long r = syscall(SYS_process_madvise, (long)PIDFD_SELF_THREAD, iov, (long)m,
+                         (long)MADV_DONTNEED, 0L);
+        if (r < 0 && (errno == EINVAL || errno == ENOSYS || errno == EBADF || errno == EPERM ||
+                      errno == ESRCH))
+            __atomic_store_n(&batch_ok, 0, __ATOMIC_RELAXED);
+        if (r < 0 || (size_t)r != want)
+            break;      /* the rest one by one (done again for a part done: harmless) */
+        done += m;
+    }
+    for (; done < k; done++)
+        madvise(stack_lo(&items[done]), items[done].size, MADV_DONTNEED);
+}
+
+void weft_stack_pool_trim(void)
+{
+    if (!pool_excess)
+        return;
+    pool_excess = 0;
+    for (int i = 0; i < POOL_CLASSES; i++) {
+        struct pool_class *pc = &pool[i];
+        if (pc->n > POOL_MAX) {     /* unmap the oldest beyond the bound */
+            size_t k = pc->n - POOL_MAX;
+            unmap_runs(pc->items, k);
+            memmove(pc->items, pc->items + k, (pc->n - k) * sizeof *pc->items);
+            pc->n -= k;
+            pc->ncold = pc->ncold > k ? pc->ncold - k : 0;
+        }
+        /* Give back the pages of the oldest warm stacks (the newest are reused first). */
+        if (pc->n - pc->ncold > POOL_WARM) {
+            size_t k = pc->n - pc->ncold - POOL_WARM;
+            release_pages(pc->items + pc->ncold, k);
+            pc->ncold += k;
+        }
+    }
+}
+
+/* Unmap the pool and what is left of each class's slab. */
 void weft_stack_pool_drain(void)
 {
     for (int i = 0; i < POOL_CLASSES; i++) {
         struct pool_class *pc = &pool[i];
-        if (pc->n)
-            qsort(pc->items, pc->n, sizeof *pc->items, by_address);
-        size_t run = 0;
-        for (size_t k = 0; k < pc->n; k++) {
-            struct stack *st = &pc->items[k];
-            VALGRIND_STACK_DEREGISTER(st->vg_id);
-            if (st->guard == GUARD_MPROTECT)
-                __atomic_add_fetch(&mprotect_budget, 1, __ATOMIC_RELAXED);
-            atomic_fetch_sub(&live[st->guard], 1);
-            int last = k + 1 == pc->n || pc->items[k + 1].map != st->map + WEFT_GUARD_SIZE + st->size;
-            if (last) {
-                char *start = pc->items[run].map;
-                munmap(start, (size_t)(st->map + WEFT_GUARD_SIZE + st->size - start));
-                run = k + 1;
-            }
-        }
+        unmap_runs(pc->items, pc->n);
+        if (pc->carve != pc->carve_end)
+            munmap(pc->carve, (size_t)(pc->carve_end - pc->carve));
         free(pc->items);
         memset(pc, 0, sizeof *pc);
     }

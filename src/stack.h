@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compiler.h"
+
 /* How a stack's overflow is caught, best first (the README explains the trade-offs). */
 enum guard_kind {
     GUARD_MADVISE = 1,  /* madvise(MADV_GUARD_INSTALL), Linux 6.13+: no extra mapping */
@@ -25,11 +27,55 @@ struct stack {
 
 static inline char *stack_lo(const struct stack *st) { return st->map + WEFT_GUARD_SIZE; }
 
+/* A LIFO of free stacks of one size (a thread has a few: stack.c). items[0..ncold) have had
+ * their pages released; items[ncold..n), the most recently freed, are warm (at most
+ * POOL_WARM of them once the thread has gone idle: weft_stack_pool_trim), so a steady
+ * spawn/exit reuses a warm stack and makes no syscall. */
+struct pool_class {
+    size_t size;
+    size_t n, cap;
+    size_t ncold;
+    struct stack *items;
+    /* New stacks are carved from a slab, one mapping for many: [carve, carve_end) is what is
+     * left of the current one, lowest address first; below guarded_end the guards were
+     * installed with the slab (madvise), above it each is set as its stack is carved. */
+    char *carve, *carve_end, *guarded_end;
+    size_t slab_n;      /* stacks in the next slab */
+};
+
+extern TLS struct pool_class *weft_stack_pool_last;    /* the class used last */
+extern TLS int weft_stack_pool_excess;                  /* freed since the last trim */
+
+int weft_stack_alloc_slow(struct stack *st, size_t size);
+void weft_stack_free_slow(struct stack *st);
+void weft_stack_set_canary(struct stack *st);
+
 /* Give st a stack of 'size' usable bytes (page multiple), from the pool when one fits;
- * returns 0, or -1 with errno ENOMEM. */
-int weft_stack_alloc(struct stack *st, size_t size);
+ * returns 0, or -1 with errno ENOMEM. The common case, a warm stack of the size used last,
+ * is inline; the rest is stack.c's. */
+static inline int weft_stack_alloc(struct stack *st, size_t size)
+{
+    struct pool_class *pc = weft_stack_pool_last;
+    if (fast(pc != NULL && pc->size == size && pc->n > pc->ncold)) {
+        *st = pc->items[--pc->n];
+        if (slow(st->guard == GUARD_CANARY))
+            weft_stack_set_canary(st);
+        return 0;
+    }
+    return weft_stack_alloc_slow(st, size);
+}
+
 /* Hand st back: kept in the pool (trimmed past a bound) or unmapped. */
-void weft_stack_free(struct stack *st);
+static inline void weft_stack_free(struct stack *st)
+{
+    struct pool_class *pc = weft_stack_pool_last;
+    if (fast(pc != NULL && pc->size == st->size && pc->n < pc->cap)) {
+        pc->items[pc->n++] = *st;
+        weft_stack_pool_excess = 1;
+        return;
+    }
+    weft_stack_free_slow(st);
+}
 /* Release the pages of pooled stacks beyond the warm ones (64 per size): the scheduler calls
  * it when the thread is about to go idle, so a burst of tasks finds its stacks still warm. */
 void weft_stack_pool_trim(void);

@@ -32,12 +32,6 @@ static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 void weft_sched_destroy(struct sched *s)
 {
     weft_dump_sched_destroyed(s);
-    struct list *it;
-    list_for_each(it, &s->all) {
-        struct weft_task *t = list_entry(it, struct weft_task, all);
-        if (t->state != TS_DONE)    /* an ended task's stack is already back in the pool */
-            weft_stack_free(&t->stack);
-    }
     if (s->poller)
         s->poller->release(s);
     weft_timers_free(&s->timers);
@@ -86,8 +80,7 @@ struct sched *weft_sched_make(void)
     }
     list_init(&s->runq);
     list_init(&s->all);
-    list_init(&s->free_tasks);
-    list_init(&s->chunks);
+    s->free_head = s->free_tail = SLOT_NONE;
     s->next_id = 1;
     s->loop_now = weft_now();
     s->main_deadline = -1;

@@ -1704,6 +1704,30 @@ START_TEST(stale_handle_of_an_ended_detached_task_fails_einval)
 }
 END_TEST
 
+/* Spawned and joined one at a time, tasks do not take the slot of the task just joined:
+ * released slots are reused oldest first, once 64 are free, so a slot's generation (and with
+ * it a stale handle) comes round only after 2^32 uses of each of 65 slots. A handle is
+ * (generation << 32 | slot + 1) (src/sched.h), so the slot is its low half. */
+START_TEST(one_at_a_time_spawns_never_reuse_a_recent_slot)
+{
+    enum { N = 500, RECENT = 64 };
+    static weft_task *seen[N];
+    for (int i = 0; i < N; i++) {
+        seen[i] = weft_go(ret_arg, V(i));
+        ck_assert_ptr_nonnull(seen[i]);
+        for (int k = i > RECENT ? i - RECENT : 0; k < i; k++)
+            ck_assert_msg((uint32_t)(uintptr_t)seen[k] != (uint32_t)(uintptr_t)seen[i],
+                          "task %d got the slot of task %d", i, k);
+        void *v = NULL;
+        ck_assert_int_eq(weft_join(seen[i], &v), 0);
+        ck_assert_ptr_eq(v, V(i));
+    }
+    stale_calls_fail_einval(seen[N - 1]);
+    stale_calls_fail_einval(seen[0]);
+    ck_assert_int_eq(weft_run(), 0);
+}
+END_TEST
+
 START_TEST(stale_handle_from_a_released_scheduler_fails_einval)
 {
     weft_task *old = weft_go(ret_arg, NULL);
@@ -2160,6 +2184,7 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, task_data_of_a_stale_handle_fails_einval);
 
     tc = test_case(s, "stale", 20);
+    tcase_add_test(tc, one_at_a_time_spawns_never_reuse_a_recent_slot);
     tcase_add_test(tc, stale_handle_after_join_fails_einval_and_spares_the_new_tasks);
     tcase_add_test(tc, stale_handle_in_a_task_fails_einval_and_spares_the_new_tasks);
     tcase_add_test(tc, stale_handle_of_an_ended_detached_task_fails_einval);

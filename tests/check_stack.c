@@ -276,6 +276,7 @@ struct child_info {
     int stage;                  /* how far the child got */
     int spawned, spawn_errno, join_failures, respawn_ok;
     int as_unlimited;           /* RLIMIT_AS was accepted but not enforced (qemu-user) */
+    int respawn_other;          /* stacks of another size spawned after running out */
     const char *skipped;        /* why the child could not set its test up (a string literal) */
 };
 
@@ -571,6 +572,62 @@ START_TEST(overflow_on_a_pooled_released_stack_is_caught_canary)
 }
 END_TEST
 
+/* Stacks are carved from slabs (one mapping for many, the first of 8 stacks, each next one
+ * twice as big): park enough tasks that the overflowing one is carved deep inside a later
+ * slab, whose guards were installed for the whole slab at once. */
+enum { SLAB_PARKED = 300 };
+
+static void *park_forever(void *arg)
+{
+    weft_sleep_until(-1);
+    return arg;
+}
+
+static void park_many(void)
+{
+    weft_attr a = { .stack_size = OVERFLOW_STACK, .daemon = 1 };
+    for (int i = 0; i < SLAB_PARKED; i++)
+        if (!weft_spawn(&a, park_forever, NULL))
+            _exit(4);
+}
+
+static void child_slab_overflow(void)
+{
+    park_many();
+    info->stage = 2;
+    spawn_overflow(overflow_task);
+    weft_run();
+}
+
+static void child_slab_canary(void)
+{
+    park_many();
+    info->stage = 2;
+    spawn_overflow(canary_task);
+    weft_run();
+}
+
+START_TEST(overflow_deep_in_a_slab_is_caught_madvise)
+{
+    SKIP_IF_NO_FORKED_CHILDREN();
+    expect_overflow_report("madvise", child_slab_overflow, "guard page hit at 0x");
+}
+END_TEST
+
+START_TEST(overflow_deep_in_a_slab_is_caught_mprotect)
+{
+    SKIP_IF_NO_FORKED_CHILDREN();
+    expect_overflow_report("mprotect", child_slab_overflow, "guard page hit at 0x");
+}
+END_TEST
+
+START_TEST(overflow_deep_in_a_slab_is_caught_canary)
+{
+    SKIP_IF_NO_FORKED_CHILDREN();
+    expect_overflow_report("canary", child_slab_canary, "canary overwritten");
+}
+END_TEST
+
 /* ---- overflow inside the switch ---------------------------------------------------------- */
 
 /* A switch needs stack of its own: the yield's frame, then the call and the register saves of
@@ -845,6 +902,84 @@ static void child_out_of_address_space(void)
     _exit(weft_run() == 0 ? 0 : 1);
 }
 
+/* The biggest stacks there are, under an address-space limit of 8 GiB more than the
+ * process has: a few fit, then spawn says ENOMEM; the tasks run and the thread goes on. */
+static void child_out_of_address_space_big_stacks(void)
+{
+    enum { CAP = 64 };
+    static weft_task *t[CAP];
+    weft_task *warm = weft_go(ret_arg, NULL);
+    if (!warm || weft_join(warm, NULL) != 0)
+        _exit(2);
+    FILE *f = fopen("/proc/self/statm", "re");
+    unsigned long pages;
+    if (!f || fscanf(f, "%lu", &pages) != 1)
+        _exit(2);
+    fclose(f);
+    struct rlimit lim = { (rlim_t)pages * page_size() + (rlim_t)8 * 1024 * 1024 * KIB, RLIM_INFINITY };
+    if (setrlimit(RLIMIT_AS, &lim) != 0)
+        _exit(2);
+    void *big = mmap(NULL, (size_t)16 * 1024 * 1024 * KIB, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (big != MAP_FAILED) {    /* over the limit, yet mapped: qemu-user ignores RLIMIT_AS */
+        info->as_unlimited = 1;
+        _exit(0);
+    }
+    weft_attr a = { .stack_size = WEFT_STACK_MAX };
+    int n = 0;
+    for (; n < CAP; n++) {
+        errno = 0;
+        if (!(t[n] = weft_spawn(&a, ret_arg, V(n))))
+            break;
+    }
+    info->spawned = n;
+    info->spawn_errno = errno;
+    info->stage = 1;
+    for (int i = 0; i < n; i++) {
+        void *v;
+        if (weft_join(t[i], &v) != 0 || v != V(i))
+            info->join_failures++;
+    }
+    info->stage = 2;
+    weft_task *again = weft_go(ret_arg, V(7));     /* a default stack still fits */
+    void *v = NULL;
+    info->respawn_ok = again && weft_join(again, &v) == 0 && v == V(7);
+    /* The big stacks are pooled, holding the address space: stacks of another size get it
+     * back from the pool. */
+    weft_attr half = { .stack_size = WEFT_STACK_MAX / 2 };
+    weft_task *h[4];
+    int nh = 0;
+    for (; nh < 4 && n >= 3; nh++)
+        if (!(h[nh] = weft_spawn(&half, ret_arg, V(nh))))
+            break;
+    info->respawn_other = nh;
+    for (int i = 0; i < nh; i++)
+        if (weft_join(h[i], &v) != 0 || v != V(i))
+            info->join_failures++;
+    info->stage = 3;
+    _exit(weft_run() == 0 ? 0 : 1);
+}
+
+START_TEST(spawn_of_the_biggest_stacks_fails_enomem_when_address_space_runs_out)
+{
+    SKIP_IF(RUNNING_ON_VALGRIND, "valgrind manages the address space itself");
+    SKIP_IF(UNDER_ASAN, "ASan reserves terabytes of shadow and aborts when malloc fails");
+    static struct child_result res;
+    run_child(NULL, child_out_of_address_space_big_stacks, &res);
+    SKIP_IF(info->as_unlimited, "RLIMIT_AS is not enforced here (qemu-user)");
+    ck_assert_msg(WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0,
+                  "child status %#x at stage %d; stderr: %s", res.status, info->stage, res.err);
+    ck_assert_int_eq(info->stage, 3);
+    ck_assert_msg(info->spawned > 0 && info->spawned < 9, "spawned %d", info->spawned);
+    ck_assert_msg(info->spawned < 3 || info->respawn_other == 4, "%d half-size stacks after %d big ones",
+                  info->respawn_other, info->spawned);
+    ck_assert_msg(info->spawn_errno == ENOMEM, "spawn failed with %s", strerror(info->spawn_errno));
+    ck_assert_int_eq(info->join_failures, 0);
+    ck_assert_int_eq(info->respawn_ok, 1);
+    munmap(info, sizeof *info);
+}
+END_TEST
+
 START_TEST(spawn_fails_enomem_when_address_space_runs_out)
 {
     SKIP_IF(RUNNING_ON_VALGRIND, "valgrind manages the address space itself");
@@ -891,9 +1026,13 @@ static Suite *stack_suite(void)
     tcase_add_test(tc, frame_bigger_than_the_guard_is_reported_below_it);
     tcase_add_test(tc, wild_store_below_a_guard_is_not_reported_as_an_overflow);
     tcase_add_test(tc, wild_store_into_another_tasks_guard_is_not_reported_as_its_overflow);
+    tcase_add_test(tc, overflow_deep_in_a_slab_is_caught_madvise);
+    tcase_add_test(tc, overflow_deep_in_a_slab_is_caught_mprotect);
+    tcase_add_test(tc, overflow_deep_in_a_slab_is_caught_canary);
 
     tc = test_case(s, "enomem", 40);
     tcase_add_test(tc, spawn_fails_enomem_when_address_space_runs_out);
+    tcase_add_test(tc, spawn_of_the_biggest_stacks_fails_enomem_when_address_space_runs_out);
     return s;
 }
 
