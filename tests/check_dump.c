@@ -456,7 +456,7 @@ START_TEST(dump_to_full_nonblocking_pipe_is_complete)
     pthread_join(th, &res);
     char *out = res;
     ck_assert_msg(strlen(out) > 65536, "more than a pipe's worth: %zu bytes", strlen(out));
-    ck_assert_has(out, "400 tasks: 400 runnable");
+    ck_assert_msg(strstr(out, "400 tasks: 400 runnable"), "in:\n%.300s", out);
     ck_assert_has(out, "end of weft dump\n");
     free(out);
     close(p[0]);
@@ -1074,7 +1074,7 @@ static void *woken_after_idle(void *arg)
     ck_assert_int_eq(pread(fd, text, (size_t)n, 0), n);
     close(fd);
     char *p = strstr(text, "\"idler\" [running, ");
-    ck_assert_msg(p != NULL, "in:\n%s", text);
+    ck_assert_msg(p != NULL, "in:\n%.3000s", text);
     long ms = strtol(p + strlen("\"idler\" [running, "), NULL, 10);
     ck_assert_msg(ms < 300, "%ld ms without yielding, counted from before the loop slept", ms);
     free(text);
@@ -1085,9 +1085,11 @@ START_TEST(a_task_woken_after_an_idle_loop_counts_from_its_wake)
 {
     ck_assert_int_eq(pipe(idle_pipe), 0);
     pthread_t th;
-    ck_assert_ptr_nonnull(weft_spawn(&(weft_attr){ .name = "idler" }, woken_after_idle, NULL));
+    weft_task *t = weft_spawn(&(weft_attr){ .name = "idler" }, woken_after_idle, NULL);
+    ck_assert_ptr_nonnull(t);
     ck_assert_int_eq(pthread_create(&th, NULL, idle_writer, NULL), 0);
     ck_assert_int_eq(weft_run(), 0);
+    ck_assert_int_eq(weft_join(t, NULL), 0);
     pthread_join(th, NULL);
     close(idle_pipe[0]);
     close(idle_pipe[1]);
