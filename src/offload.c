@@ -46,6 +46,7 @@ static void *reaper(void *arg)
 {
     struct port *p = arg;
     struct sched *s = p->s;
+    int woken = 1;              /* the fd may have been written: read it before parking */
     for (;;) {
         if (p->inflight == 0 && atomic_load(&p->done) == NULL) {
             p->idle = 1;
@@ -57,10 +58,16 @@ static void *reaper(void *arg)
                 break;
             continue;
         }
-        /* Read until empty, then park on the fd (edge-triggered: the next completion posted
-         * onto an empty stack writes it). */
-        uint64_t v;
-        if (weft_sys_read(p->efd, &v, sizeof v) > 0 || atomic_load(&p->done)) {
+        /* Once woken, read the fd (one read a batch), then reap what the stack holds; park
+         * when it is empty. No second read to see EAGAIN: the registration is edge-triggered
+         * and every write of an eventfd is an edge, so a completion posted after the read
+         * wakes the next park. */
+        if (woken) {
+            uint64_t v;
+            (void)weft_sys_read(p->efd, &v, sizeof v);
+            woken = 0;
+        }
+        if (atomic_load(&p->done)) {
             port_reap(p);
             continue;
         }
@@ -72,6 +79,7 @@ static void *reaper(void *arg)
             s->cur->wait_events = WEFT_READ;
             e = weft_reactor_wait(s, f, p->efd, DIR_READ, 0, -1, f->seq);
         }
+        woken = 1;
         if (e == ECANCELED)
             break;
         /* EAGAIN: woken after a fork; anything else (ENOMEM): try again shortly rather than
