@@ -244,7 +244,8 @@ tests_check_random_LDADD = $(TEST_LIBS)
 endif
 # Fuzz harnesses (tests/fuzz/): tests/fuzz/run.sh fuzzes them with clang's libFuzzer;
 # here, plain builds replay the committed corpus of each (tests/fuzz/corpus.test).
-check_PROGRAMS += tests/fuzz/replay_http tests/fuzz/replay_io
+check_PROGRAMS += tests/fuzz/replay_http tests/fuzz/replay_io tests/fuzz/replay_resp
+tests_fuzz_replay_resp_SOURCES = tests/fuzz/fuzz_resp.c tests/fuzz/replay.c examples/resp.h
 tests_fuzz_replay_http_SOURCES = tests/fuzz/fuzz_http.c tests/fuzz/replay.c examples/http.h
 tests_fuzz_replay_io_SOURCES = tests/fuzz/fuzz_io.c tests/fuzz/replay.c
 tests_fuzz_replay_io_LDADD = libweft.la
@@ -263,5 +264,3 @@ tests_check_resp_SOURCES = tests/check_resp.c examples/resp.h tests/testutil.h
 tests_check_resp_CFLAGS = $(TEST_CFLAGS)
 tests_check_resp_LDADD = $(TEST_LIBS)
 endif
-# A libFuzzer target for the same parser (built by hand: see its first lines).
-EXTRA_DIST += tests/fuzz_resp.c

@@ -17,7 +17,7 @@ secs=${FUZZ_SECONDS:-60}
 jobs=${JOBS:-2}
 cc=${FUZZ_CC:-clang}
 out=$top/build/fuzz
-harnesses=${*:-http io}
+harnesses=${*:-http io resp}
 
 if ! command -v "$cc" >/dev/null 2>&1; then
     echo "fuzz: skipped: no $cc (install clang for the libFuzzer harnesses)"; exit 0

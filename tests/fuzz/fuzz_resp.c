@@ -1,6 +1,5 @@
-/* fuzz_resp: a libFuzzer target for examples/resp.h, kv's request parser. Not built by make;
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -o fuzz_resp tests/fuzz_resp.c
- *   ./fuzz_resp -max_len=4096
+/* fuzz_resp: a libFuzzer target for examples/resp.h, kv's request parser (tests/fuzz/run.sh;
+ * make check replays its corpus through a plain build, tests/fuzz/corpus.test).
  * Each input is parsed whole, then again fed in pieces whose sizes come from its first byte
  * (moved in memory between calls, as a connection's buffer is); both ways must see the same
  * requests and end the same way, and every argument must lie inside the bytes used. */
@@ -10,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../examples/resp.h"
+#include "../../examples/resp.h"
 
 /* A digest of what parsing buf[0..n) in pieces of step bytes (0: all at once) produced. */
 static uint64_t run(const uint8_t *data, size_t n, size_t step)
