@@ -5,9 +5,10 @@ BENCH_PROGS = bench/switch bench/spawn bench/million bench/sync bench/chan bench
 EXTRA_PROGRAMS += $(BENCH_PROGS)
 CLEANFILES += $(BENCH_PROGS)
 EXTRA_DIST += bench/run.sh bench/README.md bench/floor_x86_64.S bench/floor_aarch64.S
+EXTRA_DIST += bench/profile.sh
 
 bench_switch_SOURCES = bench/switch.c bench/floors.c bench/bench.h bench/floor.S
-bench_switch_LDADD = libweft.la
+bench_switch_LDADD = libweft.la -ldl
 bench_spawn_SOURCES = bench/spawn.c bench/bench.h bench/floor.S
 bench_spawn_LDADD = libweft.la
 bench_million_SOURCES = bench/million.c

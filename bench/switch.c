@@ -6,12 +6,16 @@
  * Which weft backend is measured is decided by the library this is linked with. */
 #include "bench.h"
 
+#include <dlfcn.h>
 #include <ucontext.h>
 
 #include "weft.h"
 
 static const char usage[] =
-    "Variants (-o): floor, floor_fp, floor_asym, swapcontext, weft, weft_asym.\n"
+    "Variants (-o): floor, floor_fp, floor_asym, swapcontext, weft, weft_asym, weft_prof.\n"
+    "weft_prof is weft with the sampling profiler on at 1000 Hz (weft_profile), when the\n"
+    "library has it (looked up at run time, so this program also runs against a library\n"
+    "built without the profiler: bench/profile.sh compares the two).\n"
     "-n counts switches (even).\n"
     "Prints, per variant, the median and best ns per switch over the rounds, and the\n"
     "medians of the ratios taken within each round (weft/floor, swapcontext/weft).\n";
@@ -153,11 +157,23 @@ static double run_swapcontext(long n)
 
 /* ---- weft, weft_asym: two tasks, each yields n/2 times --------------------------------------- */
 
-/* weft and weft_asym come from bench/floors.c. */
+/* weft and weft_asym come from bench/floors.c. weft_prof: weft's ping-pong with the
+ * profiler's helper thread sampling at 1000 Hz meanwhile (started and stopped outside the
+ * timed switches, which bench_weft times itself). */
+
+static int (*profile_fn)(int hz);
+
+static double run_weft_prof(long n)
+{
+    profile_fn(1000);
+    double t = bench_weft(n);
+    profile_fn(0);
+    return t;
+}
 
 /* ---- driver ---------------------------------------------------------------------------- */
 
-enum { FLOOR, FLOOR_FP, FLOOR_ASYM, SWAPCONTEXT, WEFT, WEFT_ASYM, NV };
+enum { FLOOR, FLOOR_FP, FLOOR_ASYM, SWAPCONTEXT, WEFT, WEFT_ASYM, WEFT_PROF, NV };
 
 static struct variant {
     const char *name;
@@ -172,12 +188,13 @@ static struct variant {
     [SWAPCONTEXT] = { "swapcontext", run_swapcontext, 0, 0, NULL },
     [WEFT] = { "weft", bench_weft, 0, 0, NULL },
     [WEFT_ASYM] = { "weft_asym", bench_weft_asym, 0, 0, NULL },
+    [WEFT_PROF] = { "weft_prof", run_weft_prof, 0, 0, NULL },
 };
 
 /* The ratios printed: num/den, each the median of the per-round ratios. */
 static const int ratios[][2] = {
     { WEFT, FLOOR }, { WEFT, FLOOR_FP }, { WEFT_ASYM, FLOOR_ASYM }, { WEFT, FLOOR_ASYM },
-    { SWAPCONTEXT, WEFT },
+    { SWAPCONTEXT, WEFT }, { WEFT_PROF, WEFT },
 };
 
 int main(int argc, char **argv)
@@ -185,8 +202,10 @@ int main(int argc, char **argv)
     struct bench_opts o;
     bench_parse(argc, argv, &o, usage);
     int on[NV];
+    *(void **)&profile_fn = dlsym(RTLD_DEFAULT, "weft_profile");
     for (int i = 0; i < NV; i++) {
-        on[i] = bench_selected(&o, v[i].name) && (!v[i].needs_floor || BENCH_HAVE_FLOOR);
+        on[i] = bench_selected(&o, v[i].name) && (!v[i].needs_floor || BENCH_HAVE_FLOOR) &&
+                (i != WEFT_PROF || profile_fn);
         if (!on[i])
             continue;
         v[i].ns = calloc((size_t)o.rounds, sizeof(double));

@@ -932,6 +932,16 @@ WEFT_API int weft_debug_listen(const char *path);
  * created. A forked child runs without it. Errors: EINVAL (negative), EAGAIN (no thread). */
 WEFT_API int weft_watchdog(int64_t threshold_ms);
 
+/* Sample, hz times a second, which task each scheduler runs, on the watchdog's helper thread
+ * (the switch path does no extra work, on or off): each sample charges the CPU time the
+ * scheduler's thread used since the last one to the running task and its spawn site. The
+ * control socket's "top" request (tools/weft-dump PID --top) shows the last one-second
+ * window: CPU by task and site, switches, run-queue length, the longest waits. It also
+ * turns the profiler on at 100 Hz when it is off. 0 turns it off. Also: env WEFT_PROFILE=HZ,
+ * read whenever a scheduler is created. A forked child runs without it. Errors: EINVAL (hz
+ * negative or over 10000), EAGAIN (no thread). */
+WEFT_API int weft_profile(int hz);
+
 /* ---- signals as events (src/signal.c) ----
  * weft_signal_wait returns the number of the next pending signal of set, parking the task
  * (state signal-wait) until one comes. It reads from one signalfd per scheduler thread,

@@ -128,6 +128,15 @@ void weft_dump_watchdog_init(void);
 void weft_dump_watchdog_after_fork(void);
 int weft_dump_watchdog_signo(void);     /* its signal; 0 before the first weft_watchdog */
 int weft_dump_watchdog_on(void);        /* is its thread running (under the registry lock) */
+/* Start, stop or wake the helper thread for the watchdog's and the profiler's settings;
+ * called with the registry lock held, returns with it released; -1: no thread. */
+int weft_dump_helper_update(void);
+
+/* dump_profile.c: the profiler's rate (0: off; under the registry lock), its reset in a
+ * forked child, and one sample of every scheduler (the helper thread, under the lock). */
+int weft_dump_profile_hz(void);
+void weft_dump_profile_after_fork(void);
+void weft_dump_profile_sample(void);
 
 /* ---- formatting (sigfmt.h underneath) ---- */
 

@@ -1,6 +1,6 @@
 /* The registry of the task dump: every scheduler of the process with its thread and stack,
  * so a signal, a dump of all threads and the watchdog can reach each; its setup at the
- * first scheduler (WEFT_DUMP_SIGNAL, WEFT_WATCHDOG, WEFT_DEBUG) and after fork. */
+ * first scheduler (WEFT_DUMP_SIGNAL, WEFT_WATCHDOG, WEFT_PROFILE, WEFT_DEBUG) and after fork. */
 #include "config.h"
 #include "dump_impl.h"
 #include "sys.h"
@@ -110,6 +110,7 @@ void weft_dump_sched_created(struct sched *s)
         }
     }
     int signo = weft_dump_signal_signo(), wd = weft_dump_watchdog_on();
+    int hz = weft_dump_profile_hz();
     pthread_mutex_unlock(&weft_dump_reg_lock);
 
     const char *v = getenv("WEFT_DUMP_SIGNAL");
@@ -123,6 +124,12 @@ void weft_dump_sched_created(struct sched *s)
         long long ms = atoll(v);
         if (ms > 0)
             weft_watchdog(ms);
+    }
+    v = getenv("WEFT_PROFILE");
+    if (v && *v && !hz) {
+        int want = atoi(v);
+        if (want > 0 && weft_profile(want) != 0)
+            fprintf(stderr, "weft: WEFT_PROFILE=%s: %s\n", v, strerror(errno));
     }
     v = getenv("WEFT_DEBUG");
     if (v && *v && strcmp(v, "0") != 0 && !weft_debug_listening()) {

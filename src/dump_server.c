@@ -4,7 +4,8 @@
  *
  * Protocol: the client sends one line, "dump" and optional words "json", "nobt", "system",
  * "group", "folded" (the weft_dump flags);
- * the server answers with weft_dump's output and closes. Only a peer with our effective uid
+ * the server answers with weft_dump's output and closes. "top" instead asks for the
+ * profiler's last window (weft_dump_top), turning the profiler on at TOP_HZ when it is off. Only a peer with our effective uid
  * (SO_PEERCRED) is answered; the default socket lives in a 0700 directory of that uid. */
 #include "config.h"
 #include "dump.h"
@@ -23,7 +24,8 @@
 #include <unistd.h>
 
 #define REQUEST_MAX 256
-#define CLIENT_MS 5000      /* a client gets this long to ask and to read the answer */
+#define CLIENT_MS 5000
+#define TOP_HZ 100          /* the profiler's rate when a "top" request turns it on */      /* a client gets this long to ask and to read the answer */
 
 static atomic_int listening;
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -112,10 +114,16 @@ static ssize_t read_request(int c, char *req, size_t cap)
     return nl || n ? (ssize_t)strlen(req) : -1;
 }
 
+#define REQ_TOP (-1)        /* parse_request's *flags for "top" */
+
 static int parse_request(char *req, int *flags)
 {
     char *save = NULL;
     char *w = strtok_r(req, " \t\r", &save);
+    if (w && strcmp(w, "top") == 0 && !strtok_r(NULL, " \t\r", &save)) {
+        *flags = REQ_TOP;
+        return 0;
+    }
     if (!w || strcmp(w, "dump") != 0)
         return -1;
     *flags = 0;
@@ -155,14 +163,15 @@ static void serve(int c)
         return;
     }
     if (parse_request(req, &flags) != 0) {
-        reply(c, "error: unknown request (expected: dump [json] [nobt] [system] [group] [folded])\n");
+        reply(c, "error: unknown request (expected: dump [json] [nobt] [system] [group] [folded], or top)\n");
         weft_set_task_deadline(old);
         return;
     }
     /* Dump into memory first, so the tasks are paused only for the dump itself and never
      * for a slow reader. */
     int m = memfd_create("weft-dump", MFD_CLOEXEC);
-    if (m < 0 || weft_dump(m, flags | WEFT_DUMP_ALL_THREADS) != 0 || lseek(m, 0, SEEK_SET) != 0) {
+    if (m < 0 || (flags == REQ_TOP ? weft_dump_top(m, TOP_HZ) : weft_dump(m, flags | WEFT_DUMP_ALL_THREADS)) != 0 ||
+        lseek(m, 0, SEEK_SET) != 0) {
         char msg[128];
         snprintf(msg, sizeof msg, "error: dump failed: %s\n", strerror(errno));
         reply(c, msg);

@@ -1,7 +1,8 @@
 /* The stall watchdog (weft_watchdog): a helper thread samples every scheduler's switch
  * count and, when one has not moved for the threshold while a task runs, signals that
  * thread, whose handler reports the task and where it is. It never gives a false alarm: a
- * count that has not moved for the whole threshold is a lower bound on the stall. */
+ * count that has not moved for the whole threshold is a lower bound on the stall. The same
+ * thread takes the profiler's samples (dump_profile.c) while weft_profile is on. */
 #include "config.h"
 #include "dump_impl.h"
 #include "sys.h"
@@ -40,6 +41,7 @@ void weft_dump_watchdog_after_fork(void)
     cond_init();
     wd_running = 0;
     wd_threshold = 0;
+    weft_dump_profile_after_fork();
 }
 
 int weft_dump_watchdog_signo(void)
@@ -104,46 +106,108 @@ static void on_watchdog_signal(int signo, siginfo_t *si, void *uc)
     errno = saved;
 }
 
+/* One look at every scheduler for stalls (under the registry lock). */
+static void watch_scan(void)
+{
+    int64_t now = weft_now();
+    for (int i = 0; i < MAX_SCHEDS; i++) {
+        struct schedent *e = &weft_dump_scheds[i];
+        struct sched *s = e->s;
+        if (!s)
+            continue;
+        /* Plain fields of another thread: read once, atomically; a stale value only
+         * delays a report by one period. */
+        struct weft_task *cur = __atomic_load_n(&s->cur, __ATOMIC_RELAXED);
+        uint64_t sw = __atomic_load_n(&s->switches, __ATOMIC_RELAXED);
+        if (!cur || sw != e->seen_switches) {
+            e->seen_switches = sw;
+            e->seen_at = now;
+            continue;
+        }
+        if (now - e->seen_at >= wd_threshold && e->reported != sw + 1) {
+            e->reported = sw + 1;
+            e->stall_ms = now - e->seen_at;
+            e->stall_switches = sw;
+            syscall(SYS_tgkill, getpid(), e->tid, wd_signo);
+        }
+    }
+}
+
+/* The helper thread's period in ns: the watchdog's (threshold/4, 1 to 100 ms) or the
+ * profiler's (1 s / hz), whichever is shorter; 0 when neither is on. */
+static int64_t helper_period_ns(void)
+{
+    int64_t p = 0;
+    if (wd_threshold > 0) {
+        int64_t ms = wd_threshold / 4;
+        p = (ms < 1 ? 1 : ms > 100 ? 100 : ms) * 1000000;
+    }
+    int hz = weft_dump_profile_hz();
+    if (hz > 0 && (p == 0 || 1000000000 / hz < p))
+        p = 1000000000 / hz;
+    return p;
+}
+
 static void *watchdog_main(void *arg)
 {
     unsigned gen = (unsigned)(uintptr_t)arg;
     pthread_mutex_lock(&weft_dump_reg_lock);
-    while (wd_gen == gen && wd_threshold > 0) {
-        int64_t period = wd_threshold / 4;
-        period = period < 1 ? 1 : period > 100 ? 100 : period;
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    int64_t period;
+    while (wd_gen == gen && (period = helper_period_ns()) > 0) {
+        /* Absolute times a period apart, so the rate holds; after a late wake-up (a busy
+         * machine), the next look is a period from now. */
+        int64_t at = (int64_t)next.tv_sec * 1000000000 + next.tv_nsec + period;
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += (long)(period % 1000) * 1000000;
-        ts.tv_sec += period / 1000 + ts.tv_nsec / 1000000000;
-        ts.tv_nsec %= 1000000000;
-        pthread_cond_timedwait(&wd_cond, &weft_dump_reg_lock, &ts);
-        if (wd_gen != gen || wd_threshold <= 0)
+        int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        if (at < now)
+            at = now + period;
+        next.tv_sec = at / 1000000000;
+        next.tv_nsec = at % 1000000000;
+        pthread_cond_timedwait(&wd_cond, &weft_dump_reg_lock, &next);
+        if (wd_gen != gen)
             break;
-        int64_t now = weft_now();
-        for (int i = 0; i < MAX_SCHEDS; i++) {
-            struct schedent *e = &weft_dump_scheds[i];
-            struct sched *s = e->s;
-            if (!s)
-                continue;
-            /* Plain fields of another thread: read once, atomically; a stale value only
-             * delays a report by one period. */
-            struct weft_task *cur = __atomic_load_n(&s->cur, __ATOMIC_RELAXED);
-            uint64_t sw = __atomic_load_n(&s->switches, __ATOMIC_RELAXED);
-            if (!cur || sw != e->seen_switches) {
-                e->seen_switches = sw;
-                e->seen_at = now;
-                continue;
-            }
-            if (now - e->seen_at >= wd_threshold && e->reported != sw + 1) {
-                e->reported = sw + 1;
-                e->stall_ms = now - e->seen_at;
-                e->stall_switches = sw;
-                syscall(SYS_tgkill, getpid(), e->tid, wd_signo);
-            }
-        }
+        if (wd_threshold > 0)
+            watch_scan();
+        if (weft_dump_profile_hz() > 0)
+            weft_dump_profile_sample();
     }
     pthread_mutex_unlock(&weft_dump_reg_lock);
     return NULL;
+}
+
+/* Start the helper thread when the watchdog or the profiler is on and it is not running,
+ * stop it when neither is, else wake it to take the new period. Called with the registry
+ * lock held; returns with it released. -1: no thread could be made. */
+int weft_dump_helper_update(void)
+{
+    int want = wd_threshold > 0 || weft_dump_profile_hz() > 0;
+    if (want && !wd_running) {
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);     /* the thread inherits it: no signals */
+        int e = pthread_create(&wd_thread, NULL, watchdog_main, (void *)(uintptr_t)++wd_gen);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (e) {
+            pthread_mutex_unlock(&weft_dump_reg_lock);
+            return -1;
+        }
+        wd_running = 1;
+    } else if (!want && wd_running) {
+        pthread_t th = wd_thread;
+        wd_running = 0;
+        wd_gen++;
+        pthread_cond_broadcast(&wd_cond);
+        pthread_mutex_unlock(&weft_dump_reg_lock);
+        pthread_join(th, NULL);
+        return 0;
+    } else {
+        pthread_cond_broadcast(&wd_cond);
+    }
+    pthread_mutex_unlock(&weft_dump_reg_lock);
+    return 0;
 }
 
 int weft_watchdog(int64_t threshold_ms)
@@ -164,34 +228,17 @@ int weft_watchdog(int64_t threshold_ms)
         sigemptyset(&sa.sa_mask);
         sigaction(wd_signo, &sa, NULL);
     }
+    int64_t old = wd_threshold;
     wd_threshold = threshold_ms;
     int64_t now = weft_now();
     for (int i = 0; i < MAX_SCHEDS; i++)
         weft_dump_scheds[i].seen_at = now;
-    if (threshold_ms > 0 && !wd_running) {
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);     /* the thread inherits it: no signals */
-        int e = pthread_create(&wd_thread, NULL, watchdog_main, (void *)(uintptr_t)++wd_gen);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (e) {
-            wd_threshold = 0;
-            pthread_mutex_unlock(&weft_dump_reg_lock);
-            errno = EAGAIN;
-            return -1;
-        }
-        wd_running = 1;
-    } else if (threshold_ms == 0 && wd_running) {
-        pthread_t th = wd_thread;
-        wd_running = 0;
-        wd_gen++;
-        pthread_cond_broadcast(&wd_cond);
+    if (weft_dump_helper_update() != 0) {   /* unlocks */
+        pthread_mutex_lock(&weft_dump_reg_lock);
+        wd_threshold = old;
         pthread_mutex_unlock(&weft_dump_reg_lock);
-        pthread_join(th, NULL);
-        return 0;
-    } else {
-        pthread_cond_broadcast(&wd_cond);
+        errno = EAGAIN;
+        return -1;
     }
-    pthread_mutex_unlock(&weft_dump_reg_lock);
     return 0;
 }

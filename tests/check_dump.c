@@ -729,6 +729,23 @@ START_TEST(watchdog_rejects_negative_threshold)
 }
 END_TEST
 
+/* The profiler shares the watchdog's thread: each can be turned on and off while the other
+ * runs, in any order, and a bad rate changes nothing. */
+START_TEST(profile_rejects_bad_rates_and_shares_the_thread)
+{
+    ck_assert_fails(weft_profile(-1), EINVAL);
+    ck_assert_fails(weft_profile(10001), EINVAL);
+    ck_assert_int_eq(weft_profile(1000), 0);
+    ck_assert_int_eq(weft_watchdog(1000), 0);
+    ck_assert_int_eq(weft_profile(0), 0);
+    ck_assert_int_eq(weft_profile(0), 0);
+    ck_assert_int_eq(weft_profile(10000), 0);
+    ck_assert_int_eq(weft_watchdog(0), 0);
+    ck_assert_fails(weft_profile(-1), EINVAL);
+    ck_assert_int_eq(weft_profile(0), 0);
+}
+END_TEST
+
 /* ---- the control socket ------------------------------------------------------------------- */
 
 struct client {
@@ -1119,6 +1136,7 @@ static Suite *dump_suite(void)
     tcase_add_test(tc, env_watchdog_starts_the_watchdog);
     tcase_add_test(tc, watchdog_is_quiet_for_a_task_that_yields);
     tcase_add_test(tc, watchdog_rejects_negative_threshold);
+    tcase_add_test(tc, profile_rejects_bad_rates_and_shares_the_thread);
     tc = test_case(s, "control socket", 30);
     tcase_add_test(tc, control_socket_serves_text_and_json_then_goes_away);
     tcase_add_test(tc, env_debug_opens_the_control_socket);

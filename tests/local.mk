@@ -128,6 +128,13 @@ tests_dump_target_SOURCES = tests/dump_target.c
 tests_dump_target_LDADD = libweft.la -lpthread
 TESTS += tests/dump-cli.test tests/dump-gdb.test tests/layers.test
 EXTRA_DIST += tests/dump-cli.test tests/dump-gdb.test tests/layers.test
+# The sampling profiler (src/dump_profile.c) and weft-dump --top, against tests/top_target:
+# two tasks spinning 3:1.
+check_PROGRAMS += tests/top_target
+tests_top_target_SOURCES = tests/top_target.c
+tests_top_target_LDADD = libweft.la -lpthread
+TESTS += tests/top.test
+EXTRA_DIST += tests/top.test
 
 # A framework-free smoke test of the context layer, for cross builds run under qemu-user
 # (.ci/aarch64.sh, `make tests/ctx_smoke`); make check builds it, so a native build catches
