@@ -324,7 +324,8 @@ WEFT_API int weft_fd_forget(int fd);
 WEFT_API int weft_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
 
 /* Transfer exactly n bytes unless EOF or an error comes first. Returns n; the short count
- * at EOF (read) ; or, after an error, the count transferred before it with errno set (-1 when
+ * at EOF (read), with errno 0 (errno is the thread's, and other tasks run while this one
+ * waits: 0 tells EOF from an error); or, after an error, the count transferred before it with errno set (-1 when
  * nothing was transferred). So a short return never loses the bytes already moved. */
 WEFT_API ssize_t weft_read_full(int fd, void *buf, size_t n);
 WEFT_API ssize_t weft_write_full(int fd, const void *buf, size_t n);

@@ -498,8 +498,10 @@ ssize_t weft_read_full(int fd, void *buf, size_t n)
     size_t got = 0;
     while (got < n) {
         ssize_t r = weft_read(fd, (char *)buf + got, n - got);
-        if (r == 0)
+        if (r == 0) {
+            errno = 0;          /* the short count is EOF's, not what another task left */
             break;
+        }
         if (r < 0) {
             if (errno == EINTR)
                 continue;
