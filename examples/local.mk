@@ -46,6 +46,8 @@ tests_tcpclient_SOURCES = tests/tcpclient.c
 EXAMPLE_TESTS = tests/echo.test tests/httpd.test tests/httpd-curl.test tests/proxy.test tests/pipeline.test
 # Graceful shutdown of the servers on SIGTERM / SIGINT (examples/shutdown.h).
 EXAMPLE_TESTS += tests/shutdown.test
+# The servers' header and idle deadlines (tests/deadlines.test).
+EXAMPLE_TESTS += tests/deadlines.test
 TESTS += $(EXAMPLE_TESTS)
 EXTRA_DIST += $(EXAMPLE_TESTS) tests/examples-lib.sh
 AM_TESTS_ENVIRONMENT = WEFT_BUILDDIR='$(abs_top_builddir)'; WEFT_SRCDIR='$(abs_top_srcdir)'; \
