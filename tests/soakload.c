@@ -326,8 +326,7 @@ static void *reporter(void *arg)
 
 /* Burst: n connections at once, each sends a request and reads its answer, then holds the
  * connection until all are answered; then all close. */
-static weft_wg burst_wg = WEFT_WG_INIT;
-static int burst_go;
+static weft_wg burst_wg = WEFT_WG_INIT, burst_release = WEFT_WG_INIT;
 static void *burst_client(void *arg)
 {
     (void)arg;
@@ -335,10 +334,10 @@ static void *burst_client(void *arg)
     if (fd >= 0) {
         weft_set_task_deadline(weft_now() + 60000);
         http_exchange(fd, 1, 0, 0);
+        weft_set_task_deadline(-1);
     }
     weft_wg_done(&burst_wg);
-    while (!burst_go && weft_sleep(10) == 0)
-        ;
+    weft_wg_wait(&burst_release, -1);
     if (fd >= 0)
         weft_close(fd);
     return NULL;
@@ -352,6 +351,7 @@ static void *run(void *arg)
     int64_t t0 = weft_now();
     if (burst) {
         weft_wg_add(&burst_wg, (int)burst);
+        weft_wg_add(&burst_release, 1);
         for (int64_t i = 0; i < burst; i++)
             if (!weft_group_spawn(&g, &a, burst_client, NULL)) {
                 perror("soakload: spawn");
@@ -364,7 +364,7 @@ static void *run(void *arg)
         char c;
         while (weft_read(0, &c, 1) > 0)
             ;
-        burst_go = 1;
+        weft_wg_done(&burst_release);
         weft_group_wait(&g, -1);
         print("burst", (double)(weft_now() - t0) / 1000);
         return NULL;
