@@ -50,11 +50,12 @@ static void *serve(void *arg)
     int done = 0;           /* 1: answered a request that ends the connection */
     struct conn c;
     conn_enter(&c);
-    /* The deadlines are the task's deadline scope, set before each read: one clock read
-     * per read, no syscall. head_at: when the head being waited for began (-1: none is). */
-    int64_t now = weft_now(), head_at = now;
+    /* The deadlines are the task's deadline scope, set before each read and before the
+     * writes: two clock reads a request, no syscall. head_at: when the head being waited
+     * for began (-1: none is). */
+    int64_t now, head_at = weft_now();
     for (;;) {
-        int64_t dl = conn_idle_deadline(now);
+        int64_t dl = conn_idle_deadline(weft_now());   /* idle from the last write's end */
         if (head_at >= 0 && !skip && header_ms > 0 && (dl < 0 || head_at + header_ms < dl))
             dl = head_at + header_ms;
         weft_set_task_deadline(dl);
