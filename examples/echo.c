@@ -44,7 +44,8 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
         } else if (!server_option(argc, argv, &i)) {
-            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] [--idle-timeout MS]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] "
+                    "[--idle-timeout MS]\n", argv[0]);
             return 2;
         }
     }

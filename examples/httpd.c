@@ -125,11 +125,12 @@ int main(int argc, char **argv)
             port = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
-        } else if (strcmp(argv[i], "--header-timeout") == 0 && i + 1 < argc && atol(argv[i + 1]) >= 0) {
+        } else if (strcmp(argv[i], "--header-timeout") == 0 && i + 1 < argc &&
+                   atol(argv[i + 1]) >= 0) {
             header_ms = atol(argv[++i]);
         } else if (!server_option(argc, argv, &i)) {
-            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] [--header-timeout MS] "
-                    "[--idle-timeout MS]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] "
+                    "[--header-timeout MS] [--idle-timeout MS]\n", argv[0]);
             return 2;
         }
     }

@@ -44,7 +44,8 @@ struct server {
     int stopping;
 };
 
-static struct server srv = { .grace_ms = SHUTDOWN_GRACE_MS, .idle_ms = IDLE_TIMEOUT_MS, .conns = WEFT_GROUP_INIT_NAMED("conns") };
+static struct server srv = { .grace_ms = SHUTDOWN_GRACE_MS, .idle_ms = IDLE_TIMEOUT_MS,
+                             .conns = WEFT_GROUP_INIT_NAMED("conns") };
 
 static inline int server_stopping(void)
 {

@@ -32,7 +32,8 @@ static int stop;
 static const char req_ka[] = "GET / HTTP/1.1\r\nHost: soak\r\n\r\n";
 static const char req_close[] = "GET / HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n";
 static const char resp_head[] = "HTTP/1.1 200 OK\r\nServer: weft\r\nDate: ";
-static const char resp_ka[] = "\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
+static const char resp_ka[] = "\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
+                              "Hello, World!";
 static const char resp_close[] = "\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
                                  "Connection: close\r\n\r\nHello, World!";
 #define RESP_KA (sizeof resp_head - 1 + DATE_LEN + sizeof resp_ka - 1)
@@ -120,7 +121,8 @@ static int http_exchange(int fd, int k, int close, int half)
         int c = close && i == (size_t)k - 1;
         if (!resp_ok(in + at, c)) {
             st.wrong++;
-            fprintf(stderr, "soakload: wrong response: %.*s\n", (int)(c ? RESP_CLOSE : RESP_KA), in + at);
+            fprintf(stderr, "soakload: wrong response: %.*s\n", (int)(c ? RESP_CLOSE : RESP_KA),
+                    in + at);
             return -1;
         }
         at += c ? RESP_CLOSE : RESP_KA;
