@@ -69,3 +69,9 @@ bench-kv: examples/kv$(EXEEXT)
 BENCH_PROGS += bench/cold
 bench_cold_SOURCES = bench/cold.c bench/bench.h
 bench_cold_LDADD = libweft.la
+# The long soak (bench/soak.sh): httpd, echo and proxy under tests/soakload for SOAK_SECONDS
+# each, fds and RSS every SOAK_INTERVAL s, then a burst of SOAK_BURST connections. make bench-soak.
+EXTRA_DIST += bench/soak.sh
+.PHONY: bench-soak
+bench-soak: examples/httpd$(EXEEXT) examples/echo$(EXEEXT) examples/proxy$(EXEEXT) tests/soakload$(EXEEXT)
+	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/soak.sh

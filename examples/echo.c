@@ -1,7 +1,8 @@
 /* echo: a TCP echo server, one task per connection that writes back what it reads until the
  * client closes. The smallest complete weft server: listen, accept, spawn, read, write. On
  * SIGINT or SIGTERM it stops gracefully (examples/shutdown.h): idle connections are closed,
- * one writing back what it read finishes that first. */
+ * one writing back what it read finishes that first. A connection idle for --idle-timeout MS
+ * (default 60 s) is closed. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,7 +20,10 @@ static void *serve(void *arg)
     ssize_t n;
     struct conn c;
     conn_enter(&c);
-    while ((n = weft_read(fd, buf, sizeof buf)) > 0) {
+    /* Each read, and the write after it, under the idle deadline (a client that sends
+     * nothing, or reads nothing back, for --idle-timeout is closed). */
+    while (weft_set_task_deadline(conn_idle_deadline(weft_now())),
+           (n = weft_read(fd, buf, sizeof buf)) > 0) {
         conn_busy(&c, 1);
         if (weft_write_full(fd, buf, (size_t)n) != n)
             break;
@@ -40,7 +44,8 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
         } else if (!server_option(argc, argv, &i)) {
-            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] "
+                    "[--idle-timeout MS]\n", argv[0]);
             return 2;
         }
     }

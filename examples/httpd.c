@@ -3,7 +3,11 @@
  * Keep-alive, pipelining, HTTP/1.0, errors. The parsing and the response bytes are
  * examples/http.h's; the waiting is weft's. On SIGINT or SIGTERM it stops gracefully
  * (examples/shutdown.h): idle keep-alive connections are closed at once, a request in
- * flight is answered (with Connection: close) before its connection closes. */
+ * flight is answered (with Connection: close) before its connection closes.
+ * Deadlines: a request head must arrive in full within --header-timeout MS (default 10 s,
+ * from the connection's start or from the head's first byte), and a connection may idle
+ * between requests (or stall reading a response, or between reads of a body) for
+ * --idle-timeout MS (default 60 s); past either, it is closed without an answer. 0: none. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +26,7 @@
 
 static const char *host = "127.0.0.1";
 static int port = 8080;
+static int64_t header_ms = 10000;   /* --header-timeout */
 
 /* Close after an error or "Connection: close": send FIN, then read (for at most a second)
  * what the client still sends, so that closing does not turn into a reset that could
@@ -29,6 +34,7 @@ static int port = 8080;
 static void linger_close(int fd, char *buf, size_t size)
 {
     shutdown(fd, SHUT_WR);
+    weft_set_task_deadline(-1);
     weft_fd_set_deadline(fd, WEFT_READ, weft_now() + 1000);
     while (weft_read(fd, buf, size) > 0)
         ;
@@ -44,11 +50,24 @@ static void *serve(void *arg)
     int done = 0;           /* 1: answered a request that ends the connection */
     struct conn c;
     conn_enter(&c);
+    /* The deadlines are the task's deadline scope, set before each read and before the
+     * writes: two clock reads a request, no syscall. head_at: when the head being waited
+     * for began (-1: none is). */
+    int64_t now, head_at = weft_now();
     for (;;) {
+        int64_t dl = conn_idle_deadline(weft_now());   /* idle from the last write's end */
+        if (head_at >= 0 && !skip && header_ms > 0 && (dl < 0 || head_at + header_ms < dl))
+            dl = head_at + header_ms;
+        weft_set_task_deadline(dl);
         ssize_t n = weft_read(fd, in + len, cap - len);
         if (n <= 0)
-            break;          /* the client closed (or reset) the connection, or cancelled */
+            break;          /* the client closed (or reset) the connection, a deadline
+                             * passed (ETIMEDOUT), or cancelled */
+        now = weft_now();
+        if (head_at < 0 && len == 0 && !skip)
+            head_at = now;  /* the first bytes of a new head */
         conn_busy(&c, 1);
+        weft_set_task_deadline(conn_idle_deadline(now));   /* for the writes */
         len += (size_t)n;
         size_t off = 0, olen = 0;
         while (!done) {
@@ -69,12 +88,15 @@ static void *serve(void *arg)
             off += rq.head_len;
             skip = rq.body_len;
             done = !rq.keep_alive;
+            head_at = -1;   /* this head is in: a next one starts its own clock */
         }
         /* One write for all the responses to the requests this read completed. */
         if ((olen && weft_write_full(fd, out, olen) != (ssize_t)olen) || done)
             break;
         memmove(in, in + off, len - off);
         len -= off;
+        if (len > 0 && head_at < 0)
+            head_at = now;  /* part of the next head came with this read */
         conn_busy(&c, len > 0 || skip > 0);     /* idle between requests */
         if (len == cap && cap < HTTP_HEAD_MAX) {    /* a long head: go on in a bigger buffer */
             char *big = malloc(HTTP_HEAD_MAX);
@@ -103,8 +125,12 @@ int main(int argc, char **argv)
             port = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
+        } else if (strcmp(argv[i], "--header-timeout") == 0 && i + 1 < argc &&
+                   atol(argv[i + 1]) >= 0) {
+            header_ms = atol(argv[++i]);
         } else if (!server_option(argc, argv, &i)) {
-            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] "
+                    "[--header-timeout MS] [--idle-timeout MS]\n", argv[0]);
             return 2;
         }
     }

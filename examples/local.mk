@@ -46,6 +46,14 @@ tests_tcpclient_SOURCES = tests/tcpclient.c
 EXAMPLE_TESTS = tests/echo.test tests/httpd.test tests/httpd-curl.test tests/proxy.test tests/pipeline.test
 # Graceful shutdown of the servers on SIGTERM / SIGINT (examples/shutdown.h).
 EXAMPLE_TESTS += tests/shutdown.test
+# The servers' header and idle deadlines (tests/deadlines.test), and the soak: the servers
+# under load from tests/soakload mixed with misbehaving clients (tests/soak.test; SOAK_SECONDS
+# scales it; bench/soak.sh is the long run).
+EXAMPLE_TESTS += tests/deadlines.test tests/soak.test
+check_PROGRAMS += tests/soakload
+tests_soakload_SOURCES = tests/soakload.c
+tests_soakload_LDADD = libweft.la
+tests_soakload_LDFLAGS = $(AM_LDFLAGS) -no-install
 TESTS += $(EXAMPLE_TESTS)
 EXTRA_DIST += $(EXAMPLE_TESTS) tests/examples-lib.sh
 AM_TESTS_ENVIRONMENT = WEFT_BUILDDIR='$(abs_top_builddir)'; WEFT_SRCDIR='$(abs_top_srcdir)'; \

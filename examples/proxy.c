@@ -3,7 +3,8 @@
  * either side may half-close and still read the other's answer; an error tears down both.
  * On SIGINT or SIGTERM it stops gracefully (examples/shutdown.h): a proxy cannot tell a
  * quiet connection from one whose answer is on its way, so every open connection gets the
- * shutdown deadline to end, and is cut then. */
+ * shutdown deadline to end, and is cut then. A connection on which no byte has moved either
+ * way for --idle-timeout MS (default 60 s; 0: none) is torn down. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,18 +20,32 @@ static int to_port;
 
 struct pipe {
     int from, to;
+    int64_t *last;      /* when either direction last moved bytes (the idle deadline's start) */
 };
 
 /* Copy from -> to until EOF, then pass the FIN on. On an error, shut both sockets down
- * completely, which also wakes the task pumping the other way (its read sees EOF). */
+ * completely, which also wakes the task pumping the other way (its read sees EOF). A read
+ * waits under the idle deadline of the whole connection: when it passes while the other
+ * direction moved bytes, it waits again; when nothing moved either way, the connection has
+ * been idle for --idle-timeout and is torn down. */
 static void *pump(void *arg)
 {
     struct pipe *p = arg;
     char buf[16384];
     ssize_t n;
-    while ((n = weft_read(p->from, buf, sizeof buf)) > 0)
+    for (;;) {
+        weft_set_task_deadline(conn_idle_deadline(*p->last));
+        n = weft_read(p->from, buf, sizeof buf);
+        if (n < 0 && errno == ETIMEDOUT && conn_idle_deadline(*p->last) > weft_now())
+            continue;
+        if (n <= 0)
+            break;
+        *p->last = weft_now();
+        weft_set_task_deadline(conn_idle_deadline(*p->last));
         if (weft_write_full(p->to, buf, (size_t)n) != n)
             break;
+    }
+    weft_set_task_deadline(-1);
     if (n == 0) {
         shutdown(p->to, SHUT_WR);
     } else {
@@ -48,7 +63,8 @@ static void *serve(void *arg)
         weft_close(client);
         return NULL;
     }
-    struct pipe there = { client, up }, back = { up, client };
+    int64_t last = weft_now();
+    struct pipe there = { client, up, &last }, back = { up, client, &last };
     struct conn c;
     conn_enter(&c);
     conn_busy(&c, 1);
@@ -85,7 +101,8 @@ int main(int argc, char **argv)
     }
     char *colon = to ? strrchr(to, ':') : NULL;
     if (!colon) {
-        fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] --to HOST:PORT\n", argv[0]);
+        fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] [--idle-timeout MS] "
+                "--to HOST:PORT\n", argv[0]);
         return 2;
     }
     *colon = '\0';

@@ -6,7 +6,9 @@
  * then (weft_group_wait does), and prints what happened and a task dump to stderr, which
  * shows no task but main. The server's own code only spawns connections with server_spawn,
  * marks them with conn_enter / conn_busy / conn_leave, and asks server_stopping() between
- * requests. */
+ * requests. --idle-timeout MS (default 60 s, 0: none) is the servers' idle deadline: each
+ * puts its waits for a client under conn_idle_deadline (the task's deadline scope), so a
+ * connection that stays quiet that long fails its read with ETIMEDOUT and is closed. */
 #ifndef EXAMPLES_SHUTDOWN_H
 #define EXAMPLES_SHUTDOWN_H
 
@@ -20,6 +22,7 @@
 #include <weft.h>
 
 #define SHUTDOWN_GRACE_MS 5000  /* --grace MS: how long connections in flight may take */
+#define IDLE_TIMEOUT_MS 60000   /* --idle-timeout MS: a connection quiet that long is closed */
 
 /* A connection, on its task's stack, in the server's list while it runs. */
 struct conn {
@@ -32,6 +35,7 @@ struct server {
     const char *name;
     int lfd;
     int64_t grace_ms;
+    int64_t idle_ms;            /* --idle-timeout; 0: connections may idle for ever */
     void *(*serve)(void *);     /* a connection's task: serve((void *)(intptr_t)fd) */
     weft_attr conn_attr;
     weft_group conns;           /* every connection task, so none outlives the shutdown */
@@ -40,11 +44,19 @@ struct server {
     int stopping;
 };
 
-static struct server srv = { .grace_ms = SHUTDOWN_GRACE_MS, .conns = WEFT_GROUP_INIT_NAMED("conns") };
+static struct server srv = { .grace_ms = SHUTDOWN_GRACE_MS, .idle_ms = IDLE_TIMEOUT_MS,
+                             .conns = WEFT_GROUP_INIT_NAMED("conns") };
 
 static inline int server_stopping(void)
 {
     return srv.stopping;
+}
+
+/* The deadline of a connection quiet since `since` (a weft_now() value), for the task's
+ * deadline scope (weft_set_task_deadline): -1 when --idle-timeout is 0. */
+static inline int64_t conn_idle_deadline(int64_t since)
+{
+    return srv.idle_ms > 0 ? since + srv.idle_ms : -1;
 }
 
 static inline void conn_enter(struct conn *c)
@@ -137,12 +149,16 @@ static void *server_task(void *arg)
     return NULL;
 }
 
-/* Parse --grace MS at argv[*i] (1: taken). */
+/* Parse --grace MS or --idle-timeout MS at argv[*i] (1: taken). */
 static inline int server_option(int argc, char **argv, int *i)
 {
     if (strcmp(argv[*i], "--grace") == 0 && *i + 1 < argc) {
         srv.grace_ms = atol(argv[++*i]);
         return 1;
+    }
+    if (strcmp(argv[*i], "--idle-timeout") == 0 && *i + 1 < argc) {
+        srv.idle_ms = atol(argv[++*i]);
+        return srv.idle_ms >= 0;
     }
     return 0;
 }
