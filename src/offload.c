@@ -46,7 +46,6 @@ static void *reaper(void *arg)
 {
     struct port *p = arg;
     struct sched *s = p->s;
-    int woken = 1;              /* the fd may have been written: read it before parking */
     for (;;) {
         if (p->inflight == 0 && atomic_load(&p->done) == NULL) {
             p->idle = 1;
@@ -58,15 +57,10 @@ static void *reaper(void *arg)
                 break;
             continue;
         }
-        /* Once woken, read the fd (one read a batch), then reap what the stack holds; park
-         * when it is empty. No second read to see EAGAIN: the registration is edge-triggered
-         * and every write of an eventfd is an edge, so a completion posted after the read
-         * wakes the next park. */
-        if (woken) {
-            uint64_t v;
-            (void)weft_sys_read(p->efd, &v, sizeof v);
-            woken = 0;
-        }
+        /* The fd is never read: its registration is edge-triggered, and every write of an
+         * eventfd is an edge, however large its count (a 64-bit count never fills). So a
+         * batch costs the pool one write and the loop no read; a completion posted after the
+         * stack was looked at wakes the next park. */
         if (atomic_load(&p->done)) {
             port_reap(p);
             continue;
@@ -79,7 +73,6 @@ static void *reaper(void *arg)
             s->cur->wait_events = WEFT_READ;
             e = weft_reactor_wait(s, f, p->efd, DIR_READ, 0, -1, f->seq);
         }
-        woken = 1;
         if (e == ECANCELED)
             break;
         /* EAGAIN: woken after a fork; anything else (ENOMEM): try again shortly rather than
