@@ -50,6 +50,8 @@ EXAMPLE_TESTS += tests/shutdown.test
 # under load from tests/soakload mixed with misbehaving clients (tests/soak.test; SOAK_SECONDS
 # scales it; bench/soak.sh is the long run).
 EXAMPLE_TESTS += tests/deadlines.test tests/soak.test
+# httpd at its fd limit: back-off at EMFILE, measured CPU, recovery.
+EXAMPLE_TESTS += tests/emfile.test
 check_PROGRAMS += tests/soakload
 tests_soakload_SOURCES = tests/soakload.c
 tests_soakload_LDADD = libweft.la
