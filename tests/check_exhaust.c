@@ -1,6 +1,7 @@
 /* Exhaustion and interruption: a signal storm over every kind of wait (EINTR never surfaces),
  * 100,000 timers due in the same millisecond, EMFILE at accept and the recovery once fds free
- * up, a writer stalled by a reader that never reads. (Allocation and system-call failures at
+ * up, a writer stalled by a reader that never reads, more mprotect-guarded stacks than
+ * vm.max_map_count allows. (Allocation and system-call failures at
  * every point are tests/fault.c's; address-space exhaustion at spawn is check_stack's.) */
 #include "iotest.h"
 
@@ -253,6 +254,65 @@ TASK_TEST(a_writer_stalled_by_a_reader_that_never_reads_times_out_with_its_count
     close(sv[1]);
 }
 
+/* ---- vm.max_map_count -------------------------------------------------------------------- */
+
+static long count_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    long n = 0;
+    int c;
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+static long maps_at_peak;
+
+static void *map_sleeper(void *arg)
+{
+    long i = (long)(intptr_t)arg;
+    ck_assert_int_eq(weft_sleep(100), 0);
+    if (i == 0)
+        maps_at_peak = count_maps();
+    return NULL;
+}
+
+/* With mprotect guards (two mappings a stack), more tasks than vm.max_map_count allows such
+ * stacks: the rest get canary guards, and every spawn succeeds; the process never reaches the
+ * limit, so nothing else it maps fails. */
+START_TEST(more_mprotect_stacks_than_max_map_count_allows_fall_back_to_canaries)
+{
+    if (UNDER_VALGRIND) {
+        SKIP("too many stacks for Valgrind");
+        return;
+    }
+    long max_maps = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &max_maps) != 1)
+            max_maps = 65530;
+        fclose(f);
+    }
+    if (max_maps > 70000) {
+        SKIP("vm.max_map_count is %ld here: too many tasks to reach it", max_maps);
+        return;
+    }
+    setenv("WEFT_GUARD", "mprotect", 1);
+    long n = max_maps / 2 + 5000;    /* past what two mappings a stack can take */
+    weft_attr a = { .detached = 1, .stack_size = 16 * 1024 };
+    for (long i = 0; i < n; i++)
+        ck_assert_msg(weft_spawn(&a, map_sleeper, (void *)(intptr_t)i) != NULL,
+                      "spawn %ld of %ld failed: %s", i, n, strerror(errno));
+    ck_assert_int_eq(weft_run(), 0);
+    fprintf(stderr, "%ld tasks parked with mprotect guards: %ld mappings (vm.max_map_count %ld)\n",
+            n, maps_at_peak, max_maps);
+    ck_assert_msg(maps_at_peak > max_maps / 4 && maps_at_peak < max_maps,
+                  "%ld mappings with %ld tasks parked, vm.max_map_count %ld", maps_at_peak, n,
+                  max_maps);
+}
+END_TEST
+
 static Suite *exhaust_suite(void)
 {
     Suite *s = suite_create("exhaust");
@@ -260,6 +320,7 @@ static Suite *exhaust_suite(void)
     ADD_TEST(s, a_hundred_thousand_timers_due_in_the_same_millisecond, 120);
     ADD_TEST(s, emfile_at_accept_returns_at_once_and_recovers_when_fds_free_up, 20);
     ADD_TEST(s, a_writer_stalled_by_a_reader_that_never_reads_times_out_with_its_count, 20);
+    ADD_TEST(s, more_mprotect_stacks_than_max_map_count_allows_fall_back_to_canaries, 120);
     return s;
 }
 
