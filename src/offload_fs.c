@@ -202,20 +202,29 @@ int weft_open(const char *path, int flags, ...)
     return fs_call(j) != 0 ? -1 : (int)fs_result(j);
 }
 
+/* pread's and pwrite's arguments: EINVAL (a count above SSIZE_MAX, a negative offset),
+ * EFAULT (no buffer for a count); a count above what one call moves is cut to it. */
+static int rw_check(const void *buf, size_t *n, off_t off)
+{
+    if (*n > (size_t)SSIZE_MAX || off < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!buf && *n) {
+        errno = EFAULT;
+        return -1;
+    }
+    if (*n > (size_t)RW_MAX)
+        *n = (size_t)RW_MAX;
+    return 0;
+}
+
 ssize_t weft_pread(int fd, void *buf, size_t n, off_t off)
 {
     if (!in_task())
         return pread(fd, buf, n, off);
-    if (n > (size_t)SSIZE_MAX || off < 0) {
-        errno = EINVAL;
+    if (rw_check(buf, &n, off) != 0)
         return -1;
-    }
-    if (!buf && n) {
-        errno = EFAULT;
-        return -1;
-    }
-    if (n > (size_t)RW_MAX)
-        n = (size_t)RW_MAX;
     struct fsjob *j = fs_new(FS_PREAD, NULL, NULL);
     if (!j)
         return -1;
@@ -233,16 +242,8 @@ ssize_t weft_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     if (!in_task())
         return pwrite(fd, buf, n, off);
-    if (n > (size_t)SSIZE_MAX || off < 0) {
-        errno = EINVAL;
+    if (rw_check(buf, &n, off) != 0)
         return -1;
-    }
-    if (!buf && n) {
-        errno = EFAULT;
-        return -1;
-    }
-    if (n > (size_t)RW_MAX)
-        n = (size_t)RW_MAX;
     struct fsjob *j = fs_new(FS_PWRITE, NULL, NULL);
     if (!j)
         return -1;
