@@ -507,8 +507,8 @@ TASK_TEST(unix_dial_to_a_full_backlog_times_out_at_its_deadline)
     int c = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     strcpy(sun.sun_path, path);
-    int64_t old = weft_set_task_deadline(weft_now() + 100);
-    t0 = weft_now();
+    t0 = weft_now();            /* before the deadline is set: the clock may tick between */
+    int64_t old = weft_set_task_deadline(t0 + 100);
     ck_assert_fails(weft_connect(c, (struct sockaddr *)&sun, sizeof sun), ETIMEDOUT);
     ck_assert_elapsed(t0, 100, 3000);
     weft_set_task_deadline(old);
