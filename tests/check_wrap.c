@@ -736,6 +736,12 @@ static void *lookups(void *arg)
 
 START_TEST(name_lookups_go_to_the_pool)
 {
+    struct addrinfo *lh = NULL;
+    int known = getaddrinfo("localhost", NULL, NULL, &lh) == 0;
+    if (known)
+        freeaddrinfo(lh);
+    /* a minimal root without /etc/hosts resolves no localhost: nothing to look up then */
+    SKIP_IF(!known, "libc here does not resolve localhost (no hosts entry)");
     run_tasks(lookups, NULL);
     /* Outside any task: libc's own. */
     struct addrinfo *res = NULL;
