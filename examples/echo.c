@@ -44,12 +44,12 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
         } else if (!server_option(argc, argv, &i)) {
-            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] "
+            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] [--threads N] "
                     "[--idle-timeout MS]\n", argv[0]);
             return 2;
         }
     }
-    int lfd = weft_tcp_listen(host, port, 0, 0);
+    int lfd = server_listen(host, port, 0, 0);
     if (lfd < 0) {
         fprintf(stderr, "echo: listen on %s:%d: %s\n", host, port, strerror(errno));
         return 1;

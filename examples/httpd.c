@@ -129,12 +129,12 @@ int main(int argc, char **argv)
                    atol(argv[i + 1]) >= 0) {
             header_ms = atol(argv[++i]);
         } else if (!server_option(argc, argv, &i)) {
-            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] "
+            fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] [--threads N] "
                     "[--header-timeout MS] [--idle-timeout MS]\n", argv[0]);
             return 2;
         }
     }
-    int lfd = weft_tcp_listen(host, port, 4096, WEFT_NODELAY);
+    int lfd = server_listen(host, port, 4096, WEFT_NODELAY);
     if (lfd < 0) {
         fprintf(stderr, "httpd: listen on %s:%d: %s\n", host, port, strerror(errno));
         return 1;

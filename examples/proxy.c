@@ -101,14 +101,14 @@ int main(int argc, char **argv)
     }
     char *colon = to ? strrchr(to, ':') : NULL;
     if (!colon) {
-        fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] [--idle-timeout MS] "
-                "--to HOST:PORT\n", argv[0]);
+        fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--grace MS] [--threads N] "
+                "[--idle-timeout MS] --to HOST:PORT\n", argv[0]);
         return 2;
     }
     *colon = '\0';
     to_host = to;
     to_port = atoi(colon + 1);
-    int lfd = weft_tcp_listen(host, port, 0, WEFT_NODELAY);
+    int lfd = server_listen(host, port, 0, WEFT_NODELAY);
     if (lfd < 0) {
         fprintf(stderr, "proxy: listen on %s:%d: %s\n", host, port, strerror(errno));
         return 1;
