@@ -271,3 +271,8 @@ tests_check_resp_SOURCES = tests/check_resp.c examples/resp.h tests/testutil.h
 tests_check_resp_CFLAGS = $(TEST_CFLAGS)
 tests_check_resp_LDADD = $(TEST_LIBS)
 endif
+
+# One weft loop per thread: httpd, echo and proxy with --threads 2 (examples/shutdown.h),
+# their dump with two scheduler threads, and SIGTERM stopping both loops.
+TESTS += tests/threads.test
+EXTRA_DIST += tests/threads.test
