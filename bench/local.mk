@@ -75,3 +75,10 @@ EXTRA_DIST += bench/soak.sh
 .PHONY: bench-soak
 bench-soak: examples/httpd$(EXEEXT) examples/echo$(EXEEXT) examples/proxy$(EXEEXT) tests/soakload$(EXEEXT)
 	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/soak.sh
+
+# httpd --threads 1 against --threads 2 (bench/threads.sh; README.md "One loop per core"),
+# driven by wrk like bench-http. make bench-threads.
+EXTRA_DIST += bench/threads.sh
+.PHONY: bench-threads
+bench-threads: examples/httpd$(EXEEXT)
+	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/threads.sh
