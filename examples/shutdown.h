@@ -266,15 +266,12 @@ static inline int server_listen(const char *host, int port, int backlog, int fla
         }
         if (port == 0)
             port = weft_local_port(srv_conf.lfd[0]);
-        /* weft's record of a socket it made is the making thread's: another thread's loop
-         * would take its O_NONBLOCK for the program's own and give EAGAIN instead of
-         * parking. So the other threads get it blocking, like a socket the program made
-         * itself, which their loop then learns at its first call. */
-        if (i > 0) {
-            int fl = fcntl(srv_conf.lfd[i], F_GETFL);
-            if (fl < 0 || fcntl(srv_conf.lfd[i], F_SETFL, fl & ~O_NONBLOCK) < 0)
-                return -1;
-        }
+        /* weft's record of an fd is its loop's: another thread's loop would take the
+         * O_NONBLOCK weft set for the program's own and give EAGAIN instead of parking.
+         * weft_fd_forget hands the socket over blocking, and the thread's loop learns it
+         * afresh at its first call. */
+        if (i > 0 && weft_fd_forget(srv_conf.lfd[i]) != 0)
+            return -1;
     }
     return srv_conf.lfd[0];
 }

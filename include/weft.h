@@ -314,7 +314,9 @@ WEFT_API int weft_close(int fd);
 
 /* Hand fd to code outside weft: wake every task parked on it (they get EBADF), remove it
  * from the reactor, give it back blocking if weft made it non-blocking, and forget it; the
- * fd stays open. weft learns it afresh if a wrapper sees it again. Errors: EBADF (not open). */
+ * fd stays open. weft learns it afresh if a wrapper sees it again. This is also how an fd
+ * passes to another thread's loop: what weft knows of an fd is one loop's, and another loop
+ * would take the O_NONBLOCK weft set for the program's own. Errors: EBADF (not open). */
 WEFT_API int weft_fd_forget(int fd);
 
 /* poll(2) for tasks: parks until an fd is ready or timeout_ms passes (-1: no timeout; never
