@@ -271,3 +271,8 @@ tests_check_resp_SOURCES = tests/check_resp.c examples/resp.h tests/testutil.h
 tests_check_resp_CFLAGS = $(TEST_CFLAGS)
 tests_check_resp_LDADD = $(TEST_LIBS)
 endif
+
+# examples/httpd holding 2,000 idle keep-alive connections from bench/idleload (built by
+# bench/local.mk), then answering a random sample of them (bench/idle.sh measures it).
+TESTS += tests/idle.test
+EXTRA_DIST += tests/idle.test
