@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <weft.h>
 
@@ -164,7 +165,9 @@ static inline int server_option(int argc, char **argv, int *i)
 }
 
 /* Block SIGINT and SIGTERM before any thread exists (weft_signal_wait reads them from a
- * signalfd, which sees only blocked signals), then run the server until it has stopped. */
+ * signalfd, which sees only blocked signals), raise the soft RLIMIT_NOFILE to the hard limit
+ * (a connection is an fd: the usual soft 1,024 would stop a server far below what it can
+ * hold; none of these servers uses select), then run the server until it has stopped. */
 static inline int server_main(const char *name, int lfd, void *(*serve)(void *),
                               const weft_attr *conn_attr)
 {
@@ -173,6 +176,11 @@ static inline int server_main(const char *name, int lfd, void *(*serve)(void *),
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     sigprocmask(SIG_BLOCK, &stop, NULL);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     srv.name = name;
     srv.lfd = lfd;
     srv.serve = serve;
