@@ -41,7 +41,7 @@ trap 'exit 1' INT TERM HUP
 
 rollup() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/smaps_rollup"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-runtime_us() { awk '{ print int($1 / 1000) }' "/proc/$1/schedstat"; }
+runtime_us() { [ -r "/proc/$1/schedstat" ] && awk '{ print int($1 / 1000) }' "/proc/$1/schedstat" || echo 0; }
 vcsw() { awk '$1 == "voluntary_ctxt_switches:" { print $2 }' "/proc/$1/status"; }
 slab_kib() { awk '$1 == "Slab:" { print $2 }' /proc/meminfo; }
 sock_pages() { awk '$1 == "TCP:" { for (i = 2; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat; }
