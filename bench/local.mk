@@ -82,3 +82,13 @@ EXTRA_DIST += bench/threads.sh
 .PHONY: bench-threads
 bench-threads: examples/httpd$(EXEEXT)
 	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/threads.sh
+
+# Idle keep-alive connections (bench/idle.sh): examples/httpd's RSS per idle connection and
+# its CPU time while they idle, driven by bench/idleload (one epoll process; tests/idle.test
+# runs it too, so make check builds it). make bench-idle; IDLE_CONNS, IDLE_SECONDS.
+check_PROGRAMS += bench/idleload
+bench_idleload_SOURCES = bench/idleload.c
+EXTRA_DIST += bench/idle.sh
+.PHONY: bench-idle
+bench-idle: examples/httpd$(EXEEXT) bench/idleload$(EXEEXT)
+	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/idle.sh

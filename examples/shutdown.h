@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <weft.h>
@@ -300,9 +301,11 @@ static void *server_thread(void *arg)
 
 /* Block SIGINT and SIGTERM before any thread exists (weft_signal_wait reads them from a
  * signalfd, which sees only blocked signals, and the other threads inherit the mask, so
- * none of them takes one), then run the server until it has stopped: thread 0 is the
- * calling thread, threads 1..N-1 are started here and joined at the end. lfd: what
- * server_listen returned. */
+ * none of them takes one), raise the soft RLIMIT_NOFILE to the hard limit (a connection is
+ * an fd: the usual soft 1,024 would stop a server far below what it can hold; none of these
+ * servers uses select), then run the server until it has stopped: thread 0 is the calling
+ * thread, threads 1..N-1 are started here and joined at the end. lfd: what server_listen
+ * returned. */
 static inline int server_main(const char *name, int lfd, void *(*serve)(void *),
                               const weft_attr *conn_attr)
 {
@@ -311,6 +314,11 @@ static inline int server_main(const char *name, int lfd, void *(*serve)(void *),
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     sigprocmask(SIG_BLOCK, &stop, NULL);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     srv_conf.name = name;
     srv_conf.lfd[0] = lfd;
     srv_conf.serve = serve;

@@ -276,3 +276,7 @@ endif
 # their dump with two scheduler threads, and SIGTERM stopping both loops.
 TESTS += tests/threads.test
 EXTRA_DIST += tests/threads.test
+# examples/httpd holding 2,000 idle keep-alive connections from bench/idleload (built by
+# bench/local.mk), then answering a random sample of them (bench/idle.sh measures it).
+TESTS += tests/idle.test
+EXTRA_DIST += tests/idle.test
