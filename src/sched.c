@@ -139,7 +139,10 @@ static inline void slot_release(struct sched *s, struct weft_task *t)
 
 /* ---- task records ------------------------------------------------------------------------ */
 
-void weft_sched_release(struct sched *s, struct weft_task *t)
+/* The record is on the stack it gives back: the pool copies t->stack out (the stack stays
+ * mapped while pooled), and an unmap reads its fields before the call, so t->stack is handed
+ * over as it is, with no copy of its own first. */
+static inline __attribute__((always_inline)) void release(struct sched *s, struct weft_task *t)
 {
     slot_release(s, t);
     list_remove(&t->all);
@@ -147,8 +150,12 @@ void weft_sched_release(struct sched *s, struct weft_task *t)
     s->ntasks--;
     ctx_release(&t->ctx);
     rec_withdraw(t);
-    struct stack st = t->stack;     /* the record is on it */
-    weft_stack_free(&st);
+    weft_stack_free(&t->stack);
+}
+
+void weft_sched_release(struct sched *s, struct weft_task *t)
+{
+    release(s, t);
 }
 
 /* ---- switching ---------------------------------------------------------------------------- */
@@ -165,7 +172,7 @@ __attribute__((noinline)) void weft_sched_reap(struct sched *s)
 {
     struct weft_task *t = s->dead;
     s->dead = NULL;
-    weft_sched_release(s, t);
+    release(s, t);
 }
 
 /* While tasks stay runnable, look at timers and IO without blocking now and then (sched.h's
