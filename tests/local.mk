@@ -271,3 +271,12 @@ tests_check_resp_SOURCES = tests/check_resp.c examples/resp.h tests/testutil.h
 tests_check_resp_CFLAGS = $(TEST_CFLAGS)
 tests_check_resp_LDADD = $(TEST_LIBS)
 endif
+
+# Shared channels, between threads.
+check_PROGRAMS += tests/check_xchan
+TESTS += tests/check_xchan
+CHECK_SUITES += tests/check_xchan
+TSAN_SUITES += tests/check_xchan
+tests_check_xchan_SOURCES = tests/check_xchan.c tests/iotest.h tests/testutil.h
+tests_check_xchan_CFLAGS = $(TEST_CFLAGS)
+tests_check_xchan_LDADD = $(TEST_LIBS) -lpthread
