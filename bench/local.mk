@@ -75,3 +75,7 @@ EXTRA_DIST += bench/soak.sh
 .PHONY: bench-soak
 bench-soak: examples/httpd$(EXEEXT) examples/echo$(EXEEXT) examples/proxy$(EXEEXT) tests/soakload$(EXEEXT)
 	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/soak.sh
+# Shared channels across threads beside mutex+condvar and eventfd ping-pongs.
+BENCH_PROGS += bench/xchan
+bench_xchan_SOURCES = bench/xchan.c bench/floors.c bench/bench.h bench/floor.S
+bench_xchan_LDADD = libweft.la -lpthread
