@@ -92,3 +92,8 @@ EXTRA_DIST += bench/idle.sh
 .PHONY: bench-idle
 bench-idle: examples/httpd$(EXEEXT) bench/idleload$(EXEEXT)
 	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/idle.sh
+
+# Shared channels across threads beside mutex+condvar and eventfd ping-pongs.
+BENCH_PROGS += bench/xchan
+bench_xchan_SOURCES = bench/xchan.c bench/floors.c bench/bench.h bench/floor.S
+bench_xchan_LDADD = libweft.la -lpthread

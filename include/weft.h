@@ -645,6 +645,28 @@ typedef struct weft_chan_clause {
  * waits). */
 WEFT_API int weft_chan_select(weft_chan_clause *clauses, int n, int64_t deadline);
 
+/* ---- shared channels: the way between threads ------------------------------------------ *
+ *
+ * Tasks never move between threads, and each thread's loop shares nothing with another's;
+ * what crosses threads goes through a shared channel. weft_chan_make_shared makes a channel
+ * that weft_chan_send, weft_chan_recv, weft_chan_close, weft_chan_set_name and
+ * weft_chan_free accept from any thread, with the semantics above (waiters served first come
+ * first, deadlines, close with EPIPE, EBUSY while any thread waits, a timeout or a cancel
+ * losing or duplicating no element). Inside a task a call that waits parks the task (the
+ * loop's other tasks run on; the wait counts as external, so a loop where it is the only
+ * wait idles rather than failing with EDEADLK); outside any task it blocks the thread, with
+ * the same deadlines, instead of failing with EPERM, so a plain thread can feed a loop. A
+ * task of another thread is woken through its loop's eventfd. The dump shows a task waiting
+ * here as chan-wait, its channel's name followed by [shared]. weft_chan_select does not take
+ * shared channels yet: a clause on one fails with EINVAL. A channel made by weft_chan_make
+ * stays its thread's: using it from another thread is a bug, and so is a select that mixes
+ * channels of several threads. */
+
+/* A new shared channel (see above); freed with weft_chan_free. Errors: EINVAL (elem_size 0
+ * or above WEFT_CHAN_ELEM_MAX, or a buffer of elem_size * capacity bytes that no address space
+ * holds), ENOMEM. */
+WEFT_API weft_chan *weft_chan_make_shared(size_t elem_size, size_t capacity);
+
 /* ---- offload: calls that would block the thread, run on a pool of OS threads ----------- *
  *
  * Some calls cannot wait on the reactor: a name lookup, a read from a slow disk, a library

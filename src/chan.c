@@ -3,6 +3,7 @@
  * over any mix of send and receive clauses. A parked task's clauses and waiter nodes live on
  * its own stack; this file calls the scheduler only (park, wake), never the reactor. */
 #include "config.h"
+#include "chan.h"
 #include "sched.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #define INFO_WALK_MAX 100000    /* the dump counts at most this many waiters per queue */
 
 struct weft_chan {
+    const struct chan_ops *ops; /* NULL: see chan.h */
     struct list sendq;          /* parked senders' waiter nodes, first come first */
     struct list recvq;          /* parked receivers' */
     size_t elem;                /* element size */
@@ -219,6 +221,7 @@ weft_chan *weft_chan_make(size_t elem_size, size_t capacity)
         errno = ENOMEM;
         return NULL;
     }
+    c->ops = NULL;
     list_init(&c->sendq);
     list_init(&c->recvq);
     c->elem = elem_size;
@@ -233,6 +236,8 @@ int weft_chan_set_name(weft_chan *c, const char *name)
 {
     if (slow(!c))
         return fail(EINVAL);
+    if (slow(c->ops != NULL))
+        return c->ops->set_name(c, name);
     /* Written so that a dump reading it meanwhile sees a terminated string at every step. */
     size_t n = name ? strnlen(name, CHAN_NAME_MAX - 1) : 0;
     c->name[0] = '\0';
@@ -248,6 +253,8 @@ int weft_chan_send(weft_chan *c, const void *elem, int64_t deadline)
 {
     if (slow(!c || !elem))
         return fail(EINVAL);
+    if (slow(c->ops != NULL))
+        return c->ops->send(c, elem, deadline);
     int e = try_send(c, elem);
     if (fast(e == 0))
         return 0;
@@ -265,6 +272,8 @@ int weft_chan_recv(weft_chan *c, void *elem, int64_t deadline)
 {
     if (slow(!c))
         return fail(EINVAL);
+    if (slow(c->ops != NULL))
+        return c->ops->recv(c, elem, deadline);
     int e = try_recv(c, elem);
     if (fast(e == 0))
         return 0;
@@ -282,6 +291,8 @@ int weft_chan_close(weft_chan *c)
 {
     if (slow(!c))
         return fail(EINVAL);
+    if (slow(c->ops != NULL))
+        return c->ops->close(c);
     if (c->closed)
         return fail(EPIPE);
     c->closed = 1;
@@ -298,6 +309,8 @@ int weft_chan_free(weft_chan *c)
 {
     if (slow(!c))
         return fail(EINVAL);
+    if (slow(c->ops != NULL))
+        return c->ops->free(c);
     /* A task woken from here (by a send, a close, a timeout or a cancel) is off the queues
      * and never looks at the channel again, so only a parked one holds it. */
     if (!list_empty(&c->sendq) || !list_empty(&c->recvq))
@@ -329,7 +342,7 @@ static int clauses_valid(const weft_chan_clause *cl, int n)
     if (!cl || n < 1 || n > WEFT_CHAN_SELECT_MAX)
         return 0;
     for (int i = 0; i < n; i++) {
-        if (!cl[i].chan || (cl[i].op != WEFT_CHAN_SEND && cl[i].op != WEFT_CHAN_RECV) ||
+        if (!cl[i].chan || cl[i].chan->ops || (cl[i].op != WEFT_CHAN_SEND && cl[i].op != WEFT_CHAN_RECV) ||
             (cl[i].op == WEFT_CHAN_SEND && !cl[i].elem))
             return 0;
     }

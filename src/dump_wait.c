@@ -81,6 +81,7 @@ int weft_dump_task_state(const struct weft_task *t)
         case WAIT_GEN: return ST_GEN;
         case WAIT_PROC: return ST_PROC;
         case WAIT_SIGNAL: return ST_SIGNAL;
+        case WAIT_XCHAN: return ST_CHAN;
         default: return ST_OTHER;
         }
     default: return ST_OTHER;

@@ -28,7 +28,9 @@ static void port_reap(struct port *p)
         fifo = j->next;
         p->inflight--;
         j->reaped = 1;
-        if (j->waiter)
+        if (j->reap)
+            j->reap(j);         /* the message's owner keeps it */
+        else if (j->waiter)
             weft_sched_wake(p->s, j->waiter, 0);   /* the waiter frees it */
         else
             job_free(j);
@@ -88,7 +90,7 @@ static void *reaper(void *arg)
     return NULL;
 }
 
-static struct port *port_get(struct sched *s)
+struct port *weft_port_get(struct sched *s)
 {
     struct port *p = weft_offload_port;
     if (fast(p != NULL))
@@ -117,6 +119,18 @@ static struct port *port_get(struct sched *s)
     p->reaper = handle_rec(s, h);
     weft_offload_port = p;
     return p;
+}
+
+void weft_port_hold(struct port *p)
+{
+    p->inflight++;
+    if (p->idle)
+        weft_sched_wake(p->s, p->reaper, 0);
+}
+
+void weft_port_release(struct port *p)
+{
+    p->inflight--;
 }
 
 /* ---- the call ---------------------------------------------------------------------------- */
@@ -153,7 +167,7 @@ static int offload_call(const char *op, void (*fn)(void *), void *arg, void (*di
         errno = e;
         return -1;
     }
-    struct port *p = port_get(s);
+    struct port *p = weft_port_get(s);
     struct job *j = p ? malloc(sizeof *j) : NULL;
     if (!j) {
         e = errno;
@@ -162,6 +176,7 @@ static int offload_call(const char *op, void (*fn)(void *), void *arg, void (*di
         errno = e;
         return -1;
     }
+    j->reap = NULL;
     j->fn = fn;
     j->arg = arg;
     j->discard = discard;

@@ -21,6 +21,9 @@ struct port;
 
 struct job {
     struct job *next;           /* the pool's queue, then the port's stack of completions */
+    /* NULL for a pool job; else the port's other message, a shared channel's wake
+     * (offload_chan.c): the reaper calls it, on the port's thread, instead of waking waiter. */
+    void (*reap)(struct job *);
     void (*fn)(void *);
     void *arg;
     void (*discard)(void *);
@@ -86,6 +89,13 @@ static inline void port_signal(struct port *p)
     while (weft_sys_write(p->efd, &one, sizeof one) < 0 && errno == EINTR) {
     }
 }
+
+/* offload.c: this thread's port, made (with its reaper) at the first use; NULL + errno. */
+struct port *weft_port_get(struct sched *s);
+/* offload.c: a task of this thread waits for a message on p: keep the reaper on the fd until
+ * weft_port_release (or the message's reap, which releases it). Loop thread only. */
+void weft_port_hold(struct port *p);
+void weft_port_release(struct port *p);
 
 /* offload_pool.c: queue j; 0, or EAGAIN when no thread could be started and none runs. */
 int weft_pool_submit(struct job *j);

@@ -40,6 +40,7 @@ enum wait_kind {
     WAIT_USER,          /* the public park (weft_park): wait_info gives the user's reason */
     WAIT_PROC,          /* a child process (proc.c): wait_info gives the pid and command */
     WAIT_SIGNAL,        /* signals (signal.c): wait_info gives the set */
+    WAIT_XCHAN,         /* a shared channel (offload_chan.c): another thread may end it */
     WAIT_KIND_COUNT     /* at most 32: wait_external tests a bit mask */
 };
 
@@ -60,7 +61,8 @@ typedef void wait_info_fn(const struct weft_task *t, struct wait_info *out);
  * child, a signal)? Such waits are counted in nexternal: while there are any, a loop where no
  * task can run is idle, not deadlocked. */
 #define WAIT_EXTERNAL_MASK \
-    ((1u << WAIT_IO) | (1u << WAIT_OFFLOAD) | (1u << WAIT_PROC) | (1u << WAIT_SIGNAL))
+    ((1u << WAIT_IO) | (1u << WAIT_OFFLOAD) | (1u << WAIT_PROC) | (1u << WAIT_SIGNAL) | \
+     (1u << WAIT_XCHAN))
 static inline int wait_external(int kind)
 {
     return ((WAIT_EXTERNAL_MASK >> kind) & 1u) != 0;   /* one test on every park and wake */

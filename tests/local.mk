@@ -280,3 +280,11 @@ EXTRA_DIST += tests/threads.test
 # bench/local.mk), then answering a random sample of them (bench/idle.sh measures it).
 TESTS += tests/idle.test
 EXTRA_DIST += tests/idle.test
+# Shared channels, between threads.
+check_PROGRAMS += tests/check_xchan
+TESTS += tests/check_xchan
+CHECK_SUITES += tests/check_xchan
+TSAN_SUITES += tests/check_xchan
+tests_check_xchan_SOURCES = tests/check_xchan.c tests/iotest.h tests/testutil.h
+tests_check_xchan_CFLAGS = $(TEST_CFLAGS)
+tests_check_xchan_LDADD = $(TEST_LIBS) -lpthread
