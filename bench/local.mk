@@ -75,3 +75,8 @@ EXTRA_DIST += bench/soak.sh
 .PHONY: bench-soak
 bench-soak: examples/httpd$(EXEEXT) examples/echo$(EXEEXT) examples/proxy$(EXEEXT) tests/soakload$(EXEEXT)
 	WEFT_BUILDDIR='$(abs_top_builddir)' WEFT_SRCDIR='$(abs_top_srcdir)' $(SHELL) $(top_srcdir)/bench/soak.sh
+# Timers at scale (bench/timers.c): the heap alone at 1,000 to 1,000,000 timers beside the
+# binary pointer heap it replaced, then sleeping tasks and delayed calls end to end.
+BENCH_PROGS += bench/timers
+bench_timers_SOURCES = bench/timers.c bench/timers_binheap.h bench/bench.h src/timer.c
+bench_timers_LDADD = libweft.la
