@@ -6,16 +6,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A deadline in a min-heap ordered by (when, seq), so equal deadlines fire in the order they
- * were added. idx is the heap slot + 1; 0 when not armed. */
+/* A deadline, ordered by (when, seq) so equal deadlines fire in the order they were added.
+ * idx is the heap slot + 1; 0 when not armed. */
 struct timer {
     int64_t when;
     uint64_t seq;
     size_t idx;
 };
 
+/* One heap slot: the key is kept beside the pointer, so ordering the heap reads only the
+ * array, never the timers (each in its own task record, a cache miss apiece at scale). */
+struct timer_slot {
+    int64_t when;
+    uint64_t seq;
+    struct timer *tm;
+};
+
+/* A 4-ary min-heap of slots: half the depth of a binary one, the four children of a slot
+ * side by side in the array. */
 struct timers {
-    struct timer **heap;
+    struct timer_slot *heap;
     size_t n, cap;
     uint64_t seq;
 };
@@ -28,7 +38,7 @@ void weft_timer_rekey(struct timers *ts, struct timer *tm, int64_t when);
 /* Disarm tm if armed; O(log n). */
 void weft_timer_cancel(struct timers *ts, struct timer *tm);
 /* The earliest timer, or NULL. */
-static inline struct timer *weft_timer_first(const struct timers *ts) { return ts->n ? ts->heap[0] : NULL; }
+static inline struct timer *weft_timer_first(const struct timers *ts) { return ts->n ? ts->heap[0].tm : NULL; }
 /* Disarm and return the earliest timer if it is due at 'now', else NULL. */
 struct timer *weft_timer_pop_due(struct timers *ts, int64_t now);
 void weft_timers_free(struct timers *ts);

@@ -1,4 +1,4 @@
-/* The timer heap (src/timer.c) on its own, built into this test with its source: order
+/* The timer heap (src/timer.c, 4-ary, keys in the slots) on its own, built into this test with its source: order
  * against a sorted reference over random adds, cancels and pops, ties in insertion order,
  * a million timers, and running out of memory. Which task a timer wakes is check_sched's. */
 #include "config.h"
@@ -31,14 +31,17 @@ static uint64_t rnd(void)
     return rng;
 }
 
-/* Every slot knows its place, and no child comes before its parent. */
+/* Every slot knows its place and keeps its timer's key, and no child comes before its
+ * parent (four children a slot). */
 static void check_heap(const struct timers *ts)
 {
     for (size_t i = 0; i < ts->n; i++) {
-        const struct timer *t = ts->heap[i];
+        const struct timer *t = ts->heap[i].tm;
+        test_require(ts->heap[i].when == t->when && ts->heap[i].seq == t->seq,
+                     "slot %zu keeps a key its timer does not have", i);
         test_require(t->idx == i + 1, "slot %zu holds a timer that thinks it is at %zu", i, t->idx);
         if (i) {
-            const struct timer *p = ts->heap[(i - 1) / 2];
+            const struct timer *p = ts->heap[(i - 1) / 4].tm;
             test_require(p->when < t->when || (p->when == t->when && p->seq < t->seq),
                           "slot %zu (%lld/%llu) is before its parent (%lld/%llu)", i,
                           (long long)t->when, (unsigned long long)t->seq,
@@ -117,9 +120,9 @@ START_TEST(cancel_removes_root_middle_and_last)
     ck_assert_ptr_eq(root, &t[N - 1]);
     weft_timer_cancel(&ts, root);
     ck_assert(!timer_armed(root));
-    struct timer *last = ts.heap[ts.n - 1];
+    struct timer *last = ts.heap[ts.n - 1].tm;
     weft_timer_cancel(&ts, last);
-    struct timer *mid = ts.heap[ts.n / 2];
+    struct timer *mid = ts.heap[ts.n / 2].tm;
     weft_timer_cancel(&ts, mid);
     weft_timer_cancel(&ts, mid);            /* twice: the second does nothing */
     ck_assert_int_eq(ts.n, N - 3);
