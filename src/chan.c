@@ -31,37 +31,46 @@ struct weft_chan {
  * (so sendq not empty means count == cap), receivers only when it is empty (recvq not empty
  * means count == 0), and nobody parks on a closed channel. */
 
-/* What a parked task waits with, on its stack (t->wait_arg): its clauses, each with one
- * waiter node (t->wait[0] for a lone send or receive, t->extra[i] for clause i of a select),
- * and which clause completed, set by whoever wakes it with a result (0 or EPIPE). */
+/* What a parked task waits with, on its stack (t->wait_arg). A lone send or receive waits
+ * with its one clause, its node t->wait[0]: wait_arg is the clause itself. A select waits
+ * with a struct chan_wait: its clauses, clause i's node t->extra[i] (t->nextra of them), and
+ * which clause completed, set by whoever wakes it with a result (0 or EPIPE). */
 struct chan_wait {
     weft_chan_clause *cl;
-    const char *op;             /* "send", "recv", "select": for the dump */
     int fired;
 };
 
 /* ---- parked waiters --------------------------------------------------------------------- */
 
-static inline int node_index(const struct weft_task *t, const struct waiter *w)
+static inline struct waiter *node_waiter(struct list *node)
 {
-    return w == &t->wait[0] ? 0 : (int)(w - t->extra);
+    return list_entry(node, struct waiter, link);
+}
+
+static inline int lone(const struct waiter *w)
+{
+    return w == &w->task->wait[0];
 }
 
 /* The clause a parked task's waiter node (on one of c's queues) stands for. */
-static inline weft_chan_clause *node_clause(struct list *node)
+static inline weft_chan_clause *node_clause(const struct waiter *w)
 {
-    struct waiter *w = list_entry(node, struct waiter, link);
-    const struct chan_wait *cw = w->task->wait_arg;
-    return &cw->cl[node_index(w->task, w)];
+    const struct weft_task *t = w->task;
+    if (fast(lone(w)))
+        return t->wait_arg;
+    return &((const struct chan_wait *)t->wait_arg)->cl[w - t->extra];
 }
 
 /* Wake the task a waiter node belongs to with err, its clause being the one that completed.
- * Waking unlinks every node of the task, on every channel. */
-static inline void fire(struct sched *s, struct list *node, int err)
+ * Waking unlinks every node of the task, on every channel; a lone waiter has only the one. */
+static inline void fire(struct sched *s, struct waiter *w, int err)
 {
-    struct waiter *w = list_entry(node, struct waiter, link);
     struct weft_task *t = w->task;
-    ((struct chan_wait *)t->wait_arg)->fired = node_index(t, w);
+    if (fast(lone(w))) {
+        sched_wake_queued(s, t, err);
+        return;
+    }
+    ((struct chan_wait *)t->wait_arg)->fired = (int)(w - t->extra);
     weft_sched_wake(s, t, err);
 }
 
@@ -85,11 +94,11 @@ static inline __attribute__((always_inline)) int try_send(weft_chan *c, const vo
     if (slow(c->closed))
         return EPIPE;
     if (!list_empty(&c->recvq)) {
-        struct list *n = c->recvq.next;
-        void *to = node_clause(n)->elem;
+        struct waiter *w = node_waiter(c->recvq.next);
+        void *to = node_clause(w)->elem;
         if (to)
             copy_elem(to, e, c->elem);
-        fire(weft_sched_tls, n, 0);
+        fire(weft_sched_tls, w, 0);
         return 0;
     }
     if (c->count < c->cap) {
@@ -116,19 +125,19 @@ static inline __attribute__((always_inline)) int try_recv(weft_chan *c, void *e)
             c->head = 0;
         if (!list_empty(&c->sendq)) {
             /* The ring is full, so its tail is the place just read. */
-            struct list *n = c->sendq.next;
-            copy_elem(p, node_clause(n)->elem, c->elem);
-            fire(weft_sched_tls, n, 0);
+            struct waiter *w = node_waiter(c->sendq.next);
+            copy_elem(p, node_clause(w)->elem, c->elem);
+            fire(weft_sched_tls, w, 0);
         } else {
             c->count--;
         }
         return 0;
     }
     if (!list_empty(&c->sendq)) {
-        struct list *n = c->sendq.next;
+        struct waiter *w = node_waiter(c->sendq.next);
         if (e)
-            copy_elem(e, node_clause(n)->elem, c->elem);
-        fire(weft_sched_tls, n, 0);
+            copy_elem(e, node_clause(w)->elem, c->elem);
+        fire(weft_sched_tls, w, 0);
         return 0;
     }
     return c->closed ? EPIPE : EAGAIN;
@@ -157,35 +166,31 @@ static long queue_len(const struct list *q)
  * wait_arg and wait_obj (the channel of its first clause) are live. */
 static void chan_wait_info(const struct weft_task *t, struct wait_info *out)
 {
-    const struct chan_wait *cw = t->wait_arg;
     const weft_chan *c = t->wait_obj;
-    out->op = cw ? cw->op : NULL;
+    const weft_chan_clause *cl = t->wait_arg;
+    out->op = t->nextra ? "select" : !cl ? NULL : cl->op == WEFT_CHAN_SEND ? "send" : "recv";
     out->name = c && c->name[0] ? c->name : NULL;
     out->waiting = c ? queue_len(&c->sendq) + queue_len(&c->recvq) : -1;
 }
 
-/* Park the running task with its nodes already linked (or, with q, t->wait[0] to be linked
- * on q), shown by the dump as op on cl[0]'s channel. Returns park's code, with *fired the
- * clause that completed when it is 0 or EPIPE. Inline, with the scheduler's park, so that a
- * send or receive that waits reaches the switch with no call between. */
+/* Park the running task t with what it waits with (arg: see struct chan_wait) on q (a lone
+ * send or receive: t->wait[0] goes on q) or with its select's nodes already linked (q NULL),
+ * shown by the dump on cl[0]'s channel. Returns park's code. Inline, with the scheduler's
+ * park, so that a send or receive that waits reaches the switch with no call between. */
 static inline __attribute__((always_inline)) int
-park(struct sched *s, struct list *q, weft_chan_clause *cl, const char *op, int64_t deadline,
-     int *fired)
+park(struct sched *s, struct weft_task *t, struct list *q, const weft_chan *c, void *arg,
+     int64_t deadline)
 {
-    struct weft_task *t = s->cur;
-    struct chan_wait cw = { cl, op, -1 };
-    t->wait_arg = &cw;
-    t->wait_obj = cl[0].chan;
+    int e = park_begin(s, t, q, 0, WAIT_CHAN, deadline);
+    if (slow(e != 0))
+        return e;   /* refused (cancelled, deadline scope passed, no memory for the timer) */
+    t->wait_arg = arg;
+    t->wait_obj = c;
     t->wait_info = chan_wait_info;
-    int e = sched_park(s, q, 0, WAIT_CHAN, deadline);
-    /* Woken, the task is off every queue; parking refused (cancelled, deadline scope
-     * passed, no memory for the timer), it never went on q, and the caller unlinks the
-     * select's nodes. wait_obj and wait_info are the waker's to clear, or ours when none. */
+    switch_next(s, t, 0);
+    /* Woken: off every queue, wait_obj and wait_info cleared by the waker. */
     t->wait_arg = NULL;
-    t->wait_obj = NULL;
-    t->wait_info = NULL;
-    *fired = cw.fired;
-    return e;
+    return t->wake_err;
 }
 
 /* The call could not complete at once: ETIMEDOUT when its deadline has passed already (the
@@ -249,6 +254,20 @@ int weft_chan_set_name(weft_chan *c, const char *name)
     return 0;
 }
 
+/* The rest of a send that could not complete at once (e: try_send's code): wait, or fail.
+ * Out of line, so the send that hands its element over at once keeps a small frame. */
+static __attribute__((noinline)) int send_wait(weft_chan *c, const void *elem, int64_t deadline,
+                                               int e)
+{
+    struct sched *s = weft_sched_tls;
+    if (e == EAGAIN && (e = may_wait(s, deadline)) == 0) {
+        weft_chan_clause cl = { c, WEFT_CHAN_SEND, (void *)(uintptr_t)elem, 0 };
+        if ((e = park(s, s->cur, &c->sendq, c, &cl, deadline)) == 0)
+            return 0;
+    }
+    return fail(e);
+}
+
 int weft_chan_send(weft_chan *c, const void *elem, int64_t deadline)
 {
     if (slow(!c || !elem))
@@ -258,14 +277,7 @@ int weft_chan_send(weft_chan *c, const void *elem, int64_t deadline)
     int e = try_send(c, elem);
     if (fast(e == 0))
         return 0;
-    struct sched *s = weft_sched_tls;
-    if (e == EAGAIN && (e = may_wait(s, deadline)) == 0) {
-        weft_chan_clause cl = { c, WEFT_CHAN_SEND, (void *)(uintptr_t)elem, 0 };
-        int fired;
-        if ((e = park(s, &c->sendq, &cl, "send", deadline, &fired)) == 0)
-            return 0;
-    }
-    return fail(e);
+    return send_wait(c, elem, deadline, e);
 }
 
 int weft_chan_recv(weft_chan *c, void *elem, int64_t deadline)
@@ -280,8 +292,7 @@ int weft_chan_recv(weft_chan *c, void *elem, int64_t deadline)
     struct sched *s = weft_sched_tls;
     if (e == EAGAIN && (e = may_wait(s, deadline)) == 0) {
         weft_chan_clause cl = { c, WEFT_CHAN_RECV, elem, 0 };
-        int fired;
-        if ((e = park(s, &c->recvq, &cl, "recv", deadline, &fired)) == 0)
+        if ((e = park(s, s->cur, &c->recvq, c, &cl, deadline)) == 0)
             return 0;
     }
     return fail(e);
@@ -299,9 +310,9 @@ int weft_chan_close(weft_chan *c)
     struct sched *s = weft_sched_tls;
     /* Each wake takes the task's nodes off every queue, so the loops end. */
     while (!list_empty(&c->recvq))
-        fire(s, c->recvq.next, EPIPE);
+        fire(s, node_waiter(c->recvq.next), EPIPE);
     while (!list_empty(&c->sendq))
-        fire(s, c->sendq.next, EPIPE);
+        fire(s, node_waiter(c->sendq.next), EPIPE);
     return 0;
 }
 
@@ -385,8 +396,9 @@ int weft_chan_select(weft_chan_clause *cl, int n, int64_t deadline)
     }
     t->extra = w;
     t->nextra = n;
-    int fired;
-    e = park(s, NULL, cl, "select", deadline, &fired);
+    struct chan_wait cw = { cl, -1 };
+    e = park(s, t, NULL, cl[0].chan, &cw, deadline);
+    int fired = cw.fired;
     for (int i = 0; i < n; i++)
         list_remove(&w[i].link);
     t->extra = NULL;

@@ -410,9 +410,10 @@ park_begin(struct sched *s, struct weft_task *t, struct list *queue, int front, 
 {
     if (slow(t->flags & TF_CANCELLED))
         return ECANCELED;
-    if (t->deadline >= 0 && (deadline < 0 || t->deadline < deadline))
+    /* Deadlines are the rarer case, and theirs is the longer path (a clock read, a timer). */
+    if (slow(t->deadline >= 0) && (deadline < 0 || t->deadline < deadline))
         deadline = t->deadline;
-    if (deadline >= 0) {
+    if (slow(deadline >= 0)) {
         if (deadline <= weft_now())
             return ETIMEDOUT;
         if (weft_timer_add(&s->timers, &t->timer, deadline) != 0)
@@ -452,21 +453,47 @@ static inline void weft_sched_wake(struct sched *s, struct weft_task *t, int err
     sched_runq_push(s, t);
 }
 
+/* weft_sched_wake for a task known to be parked on one queue through wait[0] alone (no
+ * wait[1], no extra nodes) with a kind that is not external (a lone channel send or
+ * receive): the same state changes as sched_unpark and the push, minus the checks that
+ * cannot hold. */
+static inline void sched_wake_queued(struct sched *s, struct weft_task *t, int err)
+{
+    list_remove(&t->wait[0].link);
+    if (slow(timer_armed(&t->timer)))
+        weft_timer_cancel(&s->timers, &t->timer);
+    t->wait_kind = WAIT_NONE;
+    t->wait_obj = NULL;
+    t->wait_info = NULL;
+    t->wake_err = err;
+    t->state = TS_RUNNABLE;
+    sched_runq_push(s, t);
+}
+
 /* weft_sched_switch_to(s, kind, -1, to) from the running task t, its common case inline: t
- * is not cancelled, has no deadline scope and no canary stack, and 'to' is parked; anything
- * else takes the full call. kind is a sync kind (never WAIT_IO or WAIT_OFFLOAD, which
+ * is not cancelled, has no deadline scope and no canary stack, and 'to' is parked with the
+ * same kind (the kind must be one that parks on no queue: WAIT_GEN); anything else takes
+ * the full call. kind is a sync kind (never WAIT_IO or WAIT_OFFLOAD, which
  * weft_sched_park counts as external). The same state changes as the full call, in the
  * same order, so the dump and the switch counts cannot tell them apart. */
 static inline __attribute__((always_inline)) int
 weft_sched_switch_fast(struct sched *s, struct weft_task *t, int kind, struct weft_task *to)
 {
     if (slow(!t || !to || (t->flags & TF_CANCELLED) || t->deadline >= 0 ||
-             t->stack.guard == GUARD_CANARY || to->state != TS_WAITING))
+             t->stack.guard == GUARD_CANARY || to->state != TS_WAITING ||
+             to->wait_kind != kind))
         return weft_sched_switch_to(s, kind, -1, to);
     t->state = TS_WAITING;
     t->wait_kind = (unsigned char)kind;
     t->wait_deadline = -1;
-    sched_unpark(s, to, 0);
+    /* 'to' parked with the same kind, which only this direct switch and parks on no queue
+     * use: sched_unpark's work, less the nodes and the external count it cannot have. */
+    if (slow(timer_armed(&to->timer)))
+        weft_timer_cancel(&s->timers, &to->timer);
+    to->wait_kind = WAIT_NONE;
+    to->wait_obj = NULL;
+    to->wait_info = NULL;
+    to->wake_err = 0;
     sched_switch_in(s, to);
     ctx_switch(&t->ctx, &to->ctx, 0);
     sched_after_switch(s);
