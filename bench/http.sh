@@ -75,7 +75,7 @@ cmd() {
 
 # utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat, counted
 # after the ")" that ends the command name).
-ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+. "$SRC/bench/serverlib.sh"
 
 # run NAME CONNS PAIR: one measured run; appends a line to results.tsv.
 run() {
@@ -84,13 +84,7 @@ run() {
     rm -f "$log"
     GOMAXPROCS=1 taskset -c "$SCPU" $(cmd "$name") --port 0 >"$log" 2>&1 &
     PID=$!
-    i=0
-    while ! grep -q " listening on " "$log" 2>/dev/null; do
-        i=$((i + 1))
-        [ $i -le 100 ] && kill -0 $PID 2>/dev/null || die "$name did not start: $(cat "$log")"
-        sleep 0.1
-    done
-    port=$(sed -n 's/^.* listening on .*:\([0-9][0-9]*\)$/\1/p' "$log")
+    port=$(server_port "$name" $PID "$log") || exit 1
     url="http://127.0.0.1:$port/"
     timeout $((WARMUP + 60)) taskset -c "$CCPU" wrk -t1 -c"$c" -d"${WARMUP}s" "$url" >/dev/null 2>&1
     t0=$(ticks $PID)

@@ -39,7 +39,7 @@ bench:
 EXTRA_PROGRAMS += bench/epoll_httpd
 bench_epoll_httpd_SOURCES = bench/epoll_httpd.c examples/http.h
 CLEANFILES += bench/epoll_httpd$(EXEEXT)
-EXTRA_DIST += bench/http.sh bench/README-http.md bench/go/nethttp/main.go bench/go/raw/main.go
+EXTRA_DIST += bench/http.sh bench/serverlib.sh bench/README-http.md bench/go/nethttp/main.go bench/go/raw/main.go
 
 .PHONY: bench-http
 bench-http: examples/httpd$(EXEEXT) bench/epoll_httpd$(EXEEXT)

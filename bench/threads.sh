@@ -29,7 +29,7 @@ PID=
 trap '[ -n "$PID" ] && kill $PID 2>/dev/null' EXIT
 trap 'exit 1' INT TERM HUP
 
-ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+. "${WEFT_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}/bench/serverlib.sh"
 
 # run THREADS CONNS PAIR: one measured run; appends a line to results.tsv.
 run() {
@@ -37,13 +37,7 @@ run() {
     raw="$OUT/raw/t$n-c$c-$pair.txt" log="$OUT/raw/t$n-c$c-$pair.server"
     taskset -c "$CPUS" "$B/examples/httpd" --port 0 --threads "$n" >"$log" 2>&1 &
     PID=$!
-    i=0
-    while ! grep -q " listening on " "$log" 2>/dev/null; do
-        i=$((i + 1))
-        [ $i -le 100 ] && kill -0 $PID 2>/dev/null || die "httpd did not start: $(cat "$log")"
-        sleep 0.1
-    done
-    port=$(sed -n 's/^.* listening on .*:\([0-9][0-9]*\)$/\1/p' "$log")
+    port=$(server_port "httpd" $PID "$log") || exit 1
     url="http://127.0.0.1:$port/"
     timeout $((WARMUP + 60)) taskset -c "$CPUS" wrk -t"$WT" -c"$c" -d"${WARMUP}s" "$url" >/dev/null 2>&1
     t0=$(ticks $PID)
