@@ -40,6 +40,22 @@ void weft_ctx_swap_asm(void **from_sp, void *to_sp);
 static inline void ctx_swap(struct ctx *from, struct ctx *to) { weft_ctx_swap_asm(&from->sp, to->sp); }
 #endif
 
+/* ctx_swap for a direct hand-off between two contexts that switch from places of their own
+ * (a generator and its caller): the same frame, restored the same way, but on x86-64 it
+ * leaves by an indirect jump to the saved pc instead of a ret. A ret after a stack switch is
+ * always mispredicted when the two sides switch from different places (the return stack
+ * predicts the place the outgoing side called from), while the jump's target predictor
+ * learns the alternation. Where contexts switch from the same place (tasks parked in the
+ * same call, as a server's are) the ret is predicted right and the plain swap is the better
+ * one, so the run queue's switches keep it. Either swap resumes a frame the other saved. */
+#if defined(WEFT_CTX_ASM) && defined(__x86_64__)
+void weft_ctx_swap_jmp_asm(void **from_sp, void *to_sp);
+static inline void ctx_swap_direct(struct ctx *from, struct ctx *to) { weft_ctx_swap_jmp_asm(&from->sp, to->sp); }
+#else
+static inline void ctx_swap_direct(struct ctx *from, struct ctx *to) { ctx_swap(from, to); }
+#endif
+#define CTX_SWAP(direct, from, to) ((direct) ? ctx_swap_direct(from, to) : ctx_swap(from, to))
+
 /* The registers a parked context saved (resume pc, stack pointer, frame pointer), so the dump
  * layer can unwind a task without resuming it. Returns 1, or 0 where they are not known. */
 static inline int ctx_saved_regs(const struct ctx *c, uintptr_t *pc, uintptr_t *sp, uintptr_t *fp)
@@ -87,10 +103,10 @@ static inline int ctx_saved_regs(const struct ctx *c, uintptr_t *pc, uintptr_t *
 #include <sanitizer/common_interface_defs.h>
 /* Switch from one context to another; 'leaving' is set when from is never resumed (its fake
  * stack is then released by ASan). On return we run in 'from' again. */
-static inline void ctx_switch(struct ctx *from, struct ctx *to, int leaving)
+static inline void ctx_switch_how(struct ctx *from, struct ctx *to, int leaving, int direct)
 {
     __sanitizer_start_switch_fiber(leaving ? NULL : &from->fake_stack, to->stack_lo, to->stack_size);
-    ctx_swap(from, to);
+    CTX_SWAP(direct, from, to);
     __sanitizer_finish_switch_fiber(from->fake_stack, NULL, NULL);
 }
 /* First code a new context runs: completes the switch that started it and learns the bounds
@@ -116,13 +132,13 @@ static inline void ctx_release(struct ctx *c) { (void)c; }
 /* ThreadSanitizer keeps a shadow stack and clock per fiber: each context is one, the first
  * context of a thread being the thread's own. A task's fiber is made at its spawn
  * (ctx_set_stack) and released with its record (ctx_release). */
-static inline void ctx_switch(struct ctx *from, struct ctx *to, int leaving)
+static inline void ctx_switch_how(struct ctx *from, struct ctx *to, int leaving, int direct)
 {
     (void)leaving;
     if (!from->tsan_fiber)
         from->tsan_fiber = __tsan_get_current_fiber();
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
-    ctx_swap(from, to);
+    CTX_SWAP(direct, from, to);
 }
 static inline void ctx_entered(struct ctx *prev) { (void)prev; }
 static inline void ctx_set_stack(struct ctx *c, void *lo, size_t size)
@@ -140,14 +156,25 @@ static inline void ctx_release(struct ctx *c)
     c->tsan_fiber = NULL;
 }
 #else
-static inline void ctx_switch(struct ctx *from, struct ctx *to, int leaving)
+static inline void ctx_switch_how(struct ctx *from, struct ctx *to, int leaving, int direct)
 {
     (void)leaving;
-    ctx_swap(from, to);
+    CTX_SWAP(direct, from, to);
 }
 static inline void ctx_entered(struct ctx *prev) { (void)prev; }
 static inline void ctx_set_stack(struct ctx *c, void *lo, size_t size) { (void)c; (void)lo; (void)size; }
 static inline void ctx_release(struct ctx *c) { (void)c; }
 #endif
+
+/* Switch from one context to another (see ctx_switch_how above); ctx_switch_direct for a
+ * hand-off between two contexts that switch from places of their own (see ctx_swap_direct). */
+static inline void ctx_switch(struct ctx *from, struct ctx *to, int leaving)
+{
+    ctx_switch_how(from, to, leaving, 0);
+}
+static inline void ctx_switch_direct(struct ctx *from, struct ctx *to)
+{
+    ctx_switch_how(from, to, 0, 1);
+}
 
 #endif

@@ -495,7 +495,7 @@ weft_sched_switch_fast(struct sched *s, struct weft_task *t, int kind, struct we
     to->wait_info = NULL;
     to->wake_err = 0;
     sched_switch_in(s, to);
-    ctx_switch(&t->ctx, &to->ctx, 0);
+    ctx_switch_direct(&t->ctx, &to->ctx);
     sched_after_switch(s);
     return t->wake_err;
 }

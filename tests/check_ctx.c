@@ -264,6 +264,69 @@ START_TEST(frames_survive_switches_at_every_depth)
 }
 END_TEST
 
+/* A generator's round trips are direct switches (on x86-64 a swap that leaves by a jump),
+ * the run queue's are plain swaps, and each resumes frames the other saved: a generator
+ * yielding to its caller and in weft_yield by turns, its caller sending and yielding, a
+ * third task yielding between them, each in a rounding mode of its own and with its
+ * registers full of values checked afterwards. */
+enum { GEN_ROUNDS = 2000 };
+
+static void *gen_mixed(void *arg)
+{
+    int m = I(arg), bad = 0;
+    if (fesetround(modes[m]) != 0)
+        return V(1000);
+    void *in = NULL;
+    for (int r = 0; r < GEN_ROUNDS; r++) {
+        uint64_t before = mix((uint64_t)r, 0);
+        if (weft_gen_yield(V(r), &in) != 0)
+            return V(2000);
+        if (r % 3 == 0 && weft_yield() != 0)
+            return V(3000);
+        bad += I(in) != r + 1 || before != mix((uint64_t)r, 0) || fegetround() != modes[m];
+    }
+    return V(bad);
+}
+
+static void *gen_driver(void *arg)
+{
+    int m = I(arg), bad = 0;
+    if (fesetround(modes[m]) != 0)
+        return V(1000);
+    weft_gen *g = weft_gen_make(NULL, gen_mixed, V((m + 1) % NMODES));
+    if (!g)
+        return V(2000);
+    void *out;
+    bad += weft_gen_next(g, &out) != 0 || out != V(0);
+    for (int r = 1; r < GEN_ROUNDS; r++) {
+        uint64_t before = mix((uint64_t)r + 7, 0);
+        bad += weft_gen_send(g, V(r), &out) != 0 || out != V(r);
+        if (r % 5 == 0 && weft_yield() != 0)
+            return V(3000);
+        bad += before != mix((uint64_t)r + 7, 0) || fegetround() != modes[m];
+    }
+    void *res;
+    bad += weft_gen_send(g, V(GEN_ROUNDS), &out) != -1 || errno != EPIPE;
+    bad += weft_gen_result(g, &res) != 0 ? 1 : I(res);
+    bad += weft_gen_close(g) != 0;
+    return V(bad);
+}
+
+START_TEST(direct_and_queued_switches_resume_each_others_frames)
+{
+    weft_task *d = weft_go(gen_driver, V(NMODES - 1));
+    weft_task *o = weft_go(mix_task, V(99991));
+    ck_assert_ptr_nonnull(d);
+    ck_assert_ptr_nonnull(o);
+    void *v;
+    ck_assert_int_eq(weft_join(d, &v), 0);
+    ck_assert_msg(v == V(0), "generator and caller: %d failures", I(v));
+    ck_assert_int_eq(weft_join(o, &v), 0);
+    ck_assert_msg(v == V(1), "the task yielding between them: locals changed");
+    ck_assert_int_eq(weft_run(), 0);
+}
+END_TEST
+
 /* ---- the stack a task starts on ---------------------------------------------------------- */
 
 __attribute__((noinline)) static int aligned_frames(int depth)
@@ -310,6 +373,7 @@ static Suite *ctx_suite(void)
     tc = test_case(s, "registers", 20);
     tcase_add_test(tc, locals_survive_many_switches);
     tcase_add_test(tc, frames_survive_switches_at_every_depth);
+    tcase_add_test(tc, direct_and_queued_switches_resume_each_others_frames);
     tcase_add_test(tc, task_stack_is_abi_aligned);
     return s;
 }
