@@ -18,12 +18,18 @@
  * the library must leave SHSTK off for the programs that link it. */
     .text
 
-/* void weft_ctx_swap_asm(void **from_sp, void *to_sp) */
-    .globl  weft_ctx_swap_asm
-    .hidden weft_ctx_swap_asm
-    .type   weft_ctx_swap_asm, @function
+/* SWAP name, jump: void name(void **from_sp, void *to_sp). Saves the frame above, stores the
+ * stack pointer in *from_sp, loads to_sp and restores its frame; then returns into it with a
+ * ret (jump 0), or with a jump to the saved pc (jump 1; ctx.h says when each is the better
+ * one). The pc is a return address, with no endbr64 there, so the jump is notrack: under IBT
+ * it is exempt from the landing check, as compilers' jump tables are; elsewhere it is a plain
+ * jump. Both save the same frame, so each resumes what the other saved. */
+    .macro SWAP name, jump
+    .globl  \name
+    .hidden \name
+    .type   \name, @function
     .p2align 4
-weft_ctx_swap_asm:
+\name:
     .cfi_startproc
     endbr64
     pushq   %rbp
@@ -81,83 +87,22 @@ weft_ctx_swap_asm:
     popq    %rbp
     .cfi_adjust_cfa_offset -8
     .cfi_restore rbp
-    ret
-    .cfi_endproc
-    .size   weft_ctx_swap_asm, .-weft_ctx_swap_asm
-
-/* void weft_ctx_swap_jmp_asm(void **from_sp, void *to_sp)
- * weft_ctx_swap_asm, leaving by a jump to the saved pc instead of a ret (ctx.h says when each
- * is the better one); the frames are the same. The pc is a return address, with no endbr64
- * there, so the jump is notrack: under IBT it is exempt from the landing check, as compilers'
- * jump tables are; it is a plain jump elsewhere. */
-    .globl  weft_ctx_swap_jmp_asm
-    .hidden weft_ctx_swap_jmp_asm
-    .type   weft_ctx_swap_jmp_asm, @function
-    .p2align 4
-weft_ctx_swap_jmp_asm:
-    .cfi_startproc
-    endbr64
-    pushq   %rbp
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset rbp, 0
-    pushq   %rbx
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset rbx, 0
-    pushq   %r12
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset r12, 0
-    pushq   %r13
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset r13, 0
-    pushq   %r14
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset r14, 0
-    pushq   %r15
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset r15, 0
-    subq    $8, %rsp
-    .cfi_adjust_cfa_offset 8
-    stmxcsr (%rsp)
-    fnstcw  4(%rsp)
-    movl    (%rsp), %eax        /* the control words now, to skip reloading equal ones */
-    movzwl  4(%rsp), %ecx
-    movq    %rsp, (%rdi)
-    movq    %rsi, %rsp          /* the CFI holds on: the frame restored has the same layout */
-    /* Loading MXCSR and the x87 control word stalls the pipeline; nearly every switch finds
-     * them as they are (few tasks change rounding or exception masks), and an equal value
-     * loaded changes nothing, so load only what differs. */
-    cmpl    (%rsp), %eax
-    je      3f
-    ldmxcsr (%rsp)
-3:  cmpw    4(%rsp), %cx
-    je      4f
-    fldcw   4(%rsp)
-4:  addq    $8, %rsp
-    .cfi_adjust_cfa_offset -8
-    popq    %r15
-    .cfi_adjust_cfa_offset -8
-    .cfi_restore r15
-    popq    %r14
-    .cfi_adjust_cfa_offset -8
-    .cfi_restore r14
-    popq    %r13
-    .cfi_adjust_cfa_offset -8
-    .cfi_restore r13
-    popq    %r12
-    .cfi_adjust_cfa_offset -8
-    .cfi_restore r12
-    popq    %rbx
-    .cfi_adjust_cfa_offset -8
-    .cfi_restore rbx
-    popq    %rbp
-    .cfi_adjust_cfa_offset -8
-    .cfi_restore rbp
+    .if \jump
     popq    %rcx
     .cfi_adjust_cfa_offset -8
     .cfi_register rip, rcx
     notrack jmpq *%rcx
+    .else
+    ret
+    .endif
     .cfi_endproc
-    .size   weft_ctx_swap_jmp_asm, .-weft_ctx_swap_jmp_asm
+    .size   \name, .-\name
+    .endm
+
+/* void weft_ctx_swap_asm(void **from_sp, void *to_sp) */
+    SWAP weft_ctx_swap_asm, 0
+/* void weft_ctx_swap_jmp_asm(void **from_sp, void *to_sp) */
+    SWAP weft_ctx_swap_jmp_asm, 1
 
 /* First code of a new context, reached by the swap's ret just past a nop: an unwinder looks a
  * return address up at address - 1, which must fall inside this function, not the one before.
