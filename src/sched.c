@@ -323,7 +323,7 @@ static _Noreturn void task_finish(struct sched *s, struct weft_task *t, void *va
     if (!(t->flags & TF_BACKGROUND) && --s->nalive == 0)
         s->main_due = 1;        /* weft_run may be done, however busy the background is */
     if (!list_empty(&t->joiners))
-        weft_sched_wake_one(s, &t->joiners, 0);
+        weft_sched_wake(s, list_entry(t->joiners.next, struct waiter, link)->task, 0);
     if (t->flags & TF_DETACHED)
         s->dead = t;            /* freed once off its stack; a joinable one, by the join */
     if (t == s->main_joins)
@@ -372,7 +372,7 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
       unsigned flags)
 {
     size_t size = WEFT_STACK_DEFAULT;
-    int detached = 0, now = 0;
+    int now = 0;
     const char *name = NULL;
     if (slow(!fn)) {
         errno = EINVAL;
@@ -391,8 +391,9 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
             }
             size = attr->stack_size;
         }
-        detached = attr->detached != 0;
-        now = attr->run_now != 0;
+        now = attr->run_now;
+        if (attr->detached)
+            flags |= TF_DETACHED;
         if (attr->daemon)
             flags |= TF_DAEMON;
         name = attr->name;
@@ -400,7 +401,8 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
     struct sched *s = weft_sched_get();
     if (slow(!s))
         return NULL;
-    size = (size + weft_page_size - 1) & ~(weft_page_size - 1);
+    if (slow(size != WEFT_STACK_DEFAULT))  /* the default is a page multiple already */
+        size = (size + weft_page_size - 1) & ~(weft_page_size - 1);
     struct stack st;
     if (slow(weft_stack_alloc(&st, size) != 0)) {
         errno = ENOMEM;
@@ -447,7 +449,7 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
     t->wait_events = 0;
     t->wake_err = 0;
     t->wait_kind = WAIT_NONE;
-    t->flags = (unsigned char)(flags | (detached ? TF_DETACHED : 0));
+    t->flags = (unsigned char)flags;
     t->name[0] = '\0';
     if (name) {
         strncpy(t->name, name, WEFT_NAME_MAX - 1);
