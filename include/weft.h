@@ -97,8 +97,7 @@ typedef struct weft_attr {
 #define weft_go(...) weft_spawn_at(NULL, __VA_ARGS__, __FILE__, __LINE__)
 #define weft_spawn(...) weft_spawn_at(__VA_ARGS__, __FILE__, __LINE__)
 /* weft_go with run_now: weft_go_now(fn, arg) runs fn(arg) at once (joinable). C only. */
-#define weft_go_now(...) \
-    weft_spawn_at(&(const weft_attr){ .run_now = 1 }, __VA_ARGS__, __FILE__, __LINE__)
+#define weft_go_now(...) weft_spawn_at(&(weft_attr){ .run_now = 1 }, __VA_ARGS__, __FILE__, __LINE__)
 WEFT_API weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg,
                                   const char *file, int line);
 
