@@ -308,15 +308,18 @@ int weft_runnable(void)
     return s->nrunq > INT_MAX ? INT_MAX : (int)s->nrunq;
 }
 
+int weft_join(weft_task *t, void **value)
+{
+    return weft_join_until(t, value, -1);
+}
+
 /* Is someone joining t already: a task parked on it, or the main context? */
 static int being_joined(const struct sched *s, const struct weft_task *t)
 {
     return !list_empty(&t->joiners) || t == s->main_joins;
 }
 
-/* weft_join_until, inlined into weft_join too (one call less on the common join). */
-static inline __attribute__((always_inline)) int
-join_until(weft_task *h, void **value, int64_t deadline)
+int weft_join_until(weft_task *h, void **value, int64_t deadline)
 {
     struct weft_task *t = task_of(h);
     if (slow(!t))
@@ -353,16 +356,6 @@ join_until(weft_task *h, void **value, int64_t deadline)
         *value = t->result;
     weft_sched_release(s, t);
     return 0;
-}
-
-int weft_join(weft_task *t, void **value)
-{
-    return join_until(t, value, -1);
-}
-
-int weft_join_until(weft_task *h, void **value, int64_t deadline)
-{
-    return join_until(h, value, deadline);
 }
 
 int weft_detach(weft_task *h)
