@@ -444,6 +444,8 @@ START_TEST(deadlock_detector_sees_run_now_tasks_as_any_others)
     ck_assert_int_eq(weft_wg_add(&never, 1), 0);
     ck_assert_ptr_nonnull(weft_go(join_never, NULL));
     ck_assert_fails(weft_run(), EDEADLK);
+    ck_assert_int_eq(weft_wg_done(&never), 0);  /* and they end (CK_FORK=no runs on after) */
+    run_ok();
 }
 END_TEST
 
