@@ -1,7 +1,8 @@
 /* bench/spawn: ns per spawn + run + exit of a trivial task, with the stack pool warm: one at a
  * time (weft_go then weft_join), and in batches (spawn B, then join them all, or spawn B
  * detached and yield once) of 64, which the pool keeps warm (stack.c's POOL_WARM), and of
- * 1000, which it does not. Beside them, the floor: make a context on a reused stack, switch
+ * 1000, which it does not; and with weft_attr.run_now (join_1000_now, detached_now), where
+ * each task runs to its end inside its spawn. Beside them, the floor: make a context on a reused stack, switch
  * to it and back (floor_<arch>.S), the least any spawn can cost. All of it runs inside one
  * driver task, so the pools stay warm from round to round. */
 #include "bench.h"
@@ -11,7 +12,8 @@
 #define BATCH_MAX 1000
 
 static const char usage[] =
-    "Variants (-o): floor, go_join, join_64, detached_64, join_1000, detached_1000.\n"
+    "Variants (-o): floor, go_join, join_64, detached_64, join_1000, detached_1000,\n"
+    "join_1000_now, detached_now (weft_attr.run_now: each task runs before its spawn returns).\n"
     "-n counts tasks (a multiple of 1000 when a batch variant runs).\n"
     "Prints, per variant, the median and best ns per task over the rounds, and the median\n"
     "of its per-round ratio to the floor.\n";
@@ -64,18 +66,23 @@ static double run_go_join(long n)
     return now_ns() - t0;
 }
 
-static double batch_join(long n)
+static double batch_join_attr(long n, const weft_attr *a)
 {
     double t0 = now_ns();
     for (long b = 0; b < n / batch; b++) {
         for (long i = 0; i < batch; i++)
-            if (!(handles[i] = weft_go(nop, NULL)))
+            if (!(handles[i] = weft_spawn(a, nop, NULL)))
                 die("weft_go");
         for (long i = 0; i < batch; i++)
             if (weft_join(handles[i], NULL) != 0)
                 die("weft_join");
     }
     return now_ns() - t0;
+}
+
+static double batch_join(long n)
+{
+    return batch_join_attr(n, NULL);
 }
 
 static double batch_detached(long n)
@@ -91,10 +98,28 @@ static double batch_detached(long n)
     return now_ns() - t0;
 }
 
+/* run_now: each task runs and ends before its spawn returns, so its stack goes back to the
+ * pool hot and the next spawn takes it again. */
+static double batch_detached_now(long n)
+{
+    weft_attr a = { .detached = 1, .run_now = 1 };
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++)
+        if (!weft_spawn(&a, nop, NULL))
+            die("weft_spawn");
+    return now_ns() - t0;
+}
+
 static double run_join_64(long n) { batch = 64; return batch_join(n); }
 static double run_detached_64(long n) { batch = 64; return batch_detached(n); }
 static double run_join_1000(long n) { batch = 1000; return batch_join(n); }
 static double run_detached_1000(long n) { batch = 1000; return batch_detached(n); }
+static double run_join_1000_now(long n)
+{
+    batch = 1000;
+    return batch_join_attr(n, &(weft_attr){ .run_now = 1 });
+}
+static double run_detached_now(long n) { return batch_detached_now(n); }
 
 /* ---- driver ------------------------------------------------------------------------------ */
 
@@ -118,6 +143,8 @@ static void *driver(void *arg)
         { "detached_64", run_detached_64, 64, 0, NULL },
         { "join_1000", run_join_1000, 1000, 0, NULL },
         { "detached_1000", run_detached_1000, 1000, 0, NULL },
+        { "join_1000_now", run_join_1000_now, 1000, 0, NULL },
+        { "detached_now", run_detached_now, 0, 0, NULL },
     };
     enum { NV = sizeof v / sizeof v[0] };
     int on[NV];

@@ -77,17 +77,27 @@ typedef struct weft_attr {
     int detached;          /* nonzero: nobody joins; resources go when the task ends */
     int daemon;            /* nonzero: does not keep weft_run going (see weft_run); the
                               dump marks it "daemon" */
-    int reserved[4];       /* must be zero */
+    int run_now;           /* nonzero, from inside a task: the new task runs at once, and
+                              the spawner goes to the FRONT of the run queue (see below) */
+    int reserved[3];       /* must be zero */
 } weft_attr;
 
 /* Start fn(arg) as a new task; it first runs when the spawner blocks or yields (or, from
  * outside any task, when the scheduler runs). weft_go and weft_spawn record the call site
  * for the task dump. Errors: EINVAL (fn NULL, stack size out of range, reserved not zero),
- * ENOMEM (no memory or no address space for the stack or the task record). */
+ * ENOMEM (no memory or no address space for the stack or the task record).
+ * With attr->run_now set inside a task, the new task runs before the spawn returns: the
+ * spawner is put at the front of the run queue (the dump shows it runnable) and resumes as
+ * soon as the new task blocks, yields or ends, before any other runnable task; nothing
+ * else is reordered. A run-now task may itself spawn run-now (each level holds one stack).
+ * A detached task may have ended, and its handle gone stale, by the time the spawn returns.
+ * From outside any task run_now is ignored: the spawn is the ordinary one. */
 /* Variadic so that a compound literal with commas works as the attribute:
  *   weft_spawn(&(weft_attr){ .name = "w", .detached = 1 }, fn, arg) */
 #define weft_go(...) weft_spawn_at(NULL, __VA_ARGS__, __FILE__, __LINE__)
 #define weft_spawn(...) weft_spawn_at(__VA_ARGS__, __FILE__, __LINE__)
+/* weft_go with run_now: weft_go_now(fn, arg) runs fn(arg) at once (joinable). C only. */
+#define weft_go_now(...) weft_spawn_at(&(weft_attr){ .run_now = 1 }, __VA_ARGS__, __FILE__, __LINE__)
 WEFT_API weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg,
                                   const char *file, int line);
 
@@ -196,8 +206,8 @@ WEFT_API int weft_main_attr(const weft_attr *attr, void *(*fn)(void *), void *ar
 typedef struct weft_gen weft_gen;
 
 /* Make a generator; fn starts at the first send (whose value is ignored: fn has arg) and
- * never before. attr: stack size and name as for weft_spawn (NULL: defaults); its detached
- * and daemon fields are ignored: a generator is never joined, and does not keep weft_run
+ * never before. attr: stack size and name as for weft_spawn (NULL: defaults); its detached,
+ * daemon and run_now fields are ignored: a generator is never joined, and does not keep weft_run
  * going (when only generators and daemons are left, weft_run cancels them: a pending yield
  * fails with ECANCELED and the generator ends). Records the call site for the dump.
  * Errors: EINVAL (fn NULL, bad attr), ENOMEM. */
@@ -550,6 +560,7 @@ WEFT_API int weft_group_init(weft_group *g, const char *name);
 WEFT_API int weft_group_destroy(weft_group *g);
 /* Spawn fn(arg) as a member (as weft_spawn does; always detached: the group waits for it,
  * nobody joins it; the handle is valid until it ends). From a task or the main context.
+ * attr->run_now: the member runs at once, as weft_spawn's, once it counts in the group.
  * Errors: those of weft_spawn, EINVAL also for g NULL or destroyed, ECANCELED (the group
  * has failed or been cancelled: nothing is spawned). */
 #define weft_group_spawn(g, ...) weft_group_spawn_at((g), __VA_ARGS__, __FILE__, __LINE__)

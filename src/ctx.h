@@ -1,5 +1,6 @@
 /* The context layer: prepare a stack to run a function, and switch between two contexts.
- * Each backend (ctx_ucontext.c, ctx_x86_64.S, ctx_aarch64.S) provides ctx_make and ctx_swap;
+ * Each backend (ctx_ucontext.c, ctx_x86_64.S, ctx_aarch64.S) provides ctx_make and ctx_swap
+ * (x86-64 also a one-way jump for a context that has ended);
  * this header adds the AddressSanitizer and ThreadSanitizer fiber annotations that both
  * backends need. Stacks,
  * tasks and scheduling are other layers' business. */
@@ -38,6 +39,11 @@ static inline void ctx_swap(struct ctx *from, struct ctx *to) { swapcontext(&fro
  * pointer in *from_sp, load to_sp and restore. No syscall. (ctx_x86_64.S, ctx_aarch64.S) */
 void weft_ctx_swap_asm(void **from_sp, void *to_sp);
 static inline void ctx_swap(struct ctx *from, struct ctx *to) { weft_ctx_swap_asm(&from->sp, to->sp); }
+#endif
+#if defined(WEFT_CTX_ASM) && defined(__x86_64__)
+/* Switch to 'to' for good: the current context is not saved (ctx_x86_64.S). */
+_Noreturn void weft_ctx_jump_asm(void *to_sp);
+#define CTX_HAVE_JUMP 1
 #endif
 
 /* ctx_swap for a direct hand-off between two contexts that switch from places of their own
@@ -158,7 +164,12 @@ static inline void ctx_release(struct ctx *c)
 #else
 static inline void ctx_switch_how(struct ctx *from, struct ctx *to, int leaving, int direct)
 {
+#if defined(CTX_HAVE_JUMP)
+    if (leaving)
+        weft_ctx_jump_asm(to->sp);
+#else
     (void)leaving;
+#endif
     CTX_SWAP(direct, from, to);
 }
 static inline void ctx_entered(struct ctx *prev) { (void)prev; }

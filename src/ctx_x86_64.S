@@ -58,6 +58,7 @@
     movzwl  4(%rsp), %ecx
     movq    %rsp, (%rdi)
     movq    %rsi, %rsp          /* the CFI holds on: the frame restored has the same layout */
+.L\name\()_restore:            /* weft_ctx_jump_asm joins here: eax, ecx as above */
     /* Loading MXCSR and the x87 control word stalls the pipeline; nearly every switch finds
      * them as they are (few tasks change rounding or exception masks), and an equal value
      * loaded changes nothing, so load only what differs. */
@@ -103,6 +104,26 @@
     SWAP weft_ctx_swap_asm, 0
 /* void weft_ctx_swap_jmp_asm(void **from_sp, void *to_sp) */
     SWAP weft_ctx_swap_jmp_asm, 1
+
+/* void weft_ctx_jump_asm(void *to_sp): the swap's second half alone, for a context that is
+ * never resumed (a task that has ended): nothing is saved, so a task's last switch pays no
+ * register stores. The control words are read (below the stack pointer, in the red zone) to
+ * compare them as the swap does. */
+    .globl  weft_ctx_jump_asm
+    .hidden weft_ctx_jump_asm
+    .type   weft_ctx_jump_asm, @function
+    .p2align 4
+weft_ctx_jump_asm:
+    .cfi_startproc
+    endbr64
+    stmxcsr -8(%rsp)
+    fnstcw  -4(%rsp)
+    movl    -8(%rsp), %eax
+    movzwl  -4(%rsp), %ecx
+    movq    %rdi, %rsp
+    jmp     .Lweft_ctx_swap_asm_restore
+    .cfi_endproc
+    .size   weft_ctx_jump_asm, .-weft_ctx_jump_asm
 
 /* First code of a new context, reached by the swap's ret just past a nop: an unwinder looks a
  * return address up at address - 1, which must fall inside this function, not the one before.

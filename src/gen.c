@@ -115,6 +115,7 @@ weft_gen *weft_gen_make_at(const weft_attr *attr, void *(*fn)(void *), void *arg
     weft_attr a = attr ? *attr : (weft_attr){ 0 };
     a.detached = 1;
     a.daemon = 1;
+    a.run_now = 0;
     g->fn = fn;
     g->arg = arg;
     g->status = GS_NEW;

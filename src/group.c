@@ -107,6 +107,8 @@ weft_task *weft_group_spawn_at(weft_group *g, const weft_attr *attr, void *(*fn)
     }
     weft_attr a = attr ? *attr : (weft_attr){ 0 };
     a.detached = 1;
+    int now = a.run_now;
+    a.run_now = 0;              /* the member runs once its record is filled in, below */
     weft_task *h = weft_spawn_at(&a, member_main, mb, file, line);
     if (!h) {
         int e = errno;
@@ -120,6 +122,10 @@ weft_task *weft_group_spawn_at(weft_group *g, const weft_attr *attr, void *(*fn)
     mb->task = h;
     list_push_back(members(g), &mb->link);
     g->n_++;
+    if (now) {
+        struct sched *s = weft_sched_tls;
+        weft_sched_run_now(s, handle_rec(s, h));
+    }
     return h;
 }
 

@@ -323,7 +323,7 @@ static _Noreturn void task_finish(struct sched *s, struct weft_task *t, void *va
     if (!(t->flags & TF_BACKGROUND) && --s->nalive == 0)
         s->main_due = 1;        /* weft_run may be done, however busy the background is */
     if (!list_empty(&t->joiners))
-        weft_sched_wake_one(s, &t->joiners, 0);
+        weft_sched_wake(s, list_entry(t->joiners.next, struct waiter, link)->task, 0);
     if (t->flags & TF_DETACHED)
         s->dead = t;            /* freed once off its stack; a joinable one, by the join */
     if (t == s->main_joins)
@@ -341,22 +341,46 @@ static void task_entry(void)
     task_finish(s, t, t->fn(t->arg));
 }
 
-/* weft_spawn_at with extra task flags (TF_SYSTEM); the record, or NULL and errno. Inlined
+/* Run t, runnable and on no queue, from the running task cur at once: cur goes to the front
+ * of the run queue, so it resumes as soon as t blocks, yields or ends. */
+static inline __attribute__((always_inline)) void
+run_now(struct sched *s, struct weft_task *cur, struct weft_task *t)
+{
+    sched_canary_check(cur);
+    cur->state = TS_RUNNABLE;
+    list_push_front(&s->runq, &cur->rq);
+    s->nrunq++;
+    sched_switch_in(s, t);
+    ctx_switch(&cur->ctx, &t->ctx, 0);
+    sched_after_switch(s);
+}
+
+void weft_sched_run_now(struct sched *s, struct weft_task *t)
+{
+    struct weft_task *cur = s->cur;
+    if (!cur || t->state != TS_RUNNABLE || t == cur)
+        return;
+    list_remove(&t->rq);
+    s->nrunq--;
+    run_now(s, cur, t);
+}
+
+/* weft_spawn_at with extra task flags (TF_SYSTEM); the handle, or NULL and errno. Inlined
  * into both callers: spawn is on the hot path. */
-static inline __attribute__((always_inline)) struct weft_task *
+static inline __attribute__((always_inline)) weft_task *
 spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, int line,
       unsigned flags)
 {
     size_t size = WEFT_STACK_DEFAULT;
-    int detached = 0;
+    int now = 0;
     const char *name = NULL;
     if (slow(!fn)) {
         errno = EINVAL;
         return NULL;
     }
     if (attr) {
-        _Static_assert(sizeof attr->reserved == 4 * sizeof(int), "weft_attr.reserved: 4 ints");
-        if (slow(attr->reserved[0] | attr->reserved[1] | attr->reserved[2] | attr->reserved[3])) {
+        _Static_assert(sizeof attr->reserved == 3 * sizeof(int), "weft_attr.reserved: 3 ints");
+        if (slow(attr->reserved[0] | attr->reserved[1] | attr->reserved[2])) {
             errno = EINVAL;
             return NULL;
         }
@@ -367,7 +391,9 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
             }
             size = attr->stack_size;
         }
-        detached = attr->detached != 0;
+        now = attr->run_now;
+        if (attr->detached)
+            flags |= TF_DETACHED;
         if (attr->daemon)
             flags |= TF_DAEMON;
         name = attr->name;
@@ -375,7 +401,8 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
     struct sched *s = weft_sched_get();
     if (slow(!s))
         return NULL;
-    size = (size + weft_page_size - 1) & ~(weft_page_size - 1);
+    if (slow(size != WEFT_STACK_DEFAULT))  /* the default is a page multiple already */
+        size = (size + weft_page_size - 1) & ~(weft_page_size - 1);
     struct stack st;
     if (slow(weft_stack_alloc(&st, size) != 0)) {
         errno = ENOMEM;
@@ -422,7 +449,7 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
     t->wait_events = 0;
     t->wake_err = 0;
     t->wait_kind = WAIT_NONE;
-    t->flags = (unsigned char)(flags | (detached ? TF_DETACHED : 0));
+    t->flags = (unsigned char)flags;
     t->name[0] = '\0';
     if (name) {
         strncpy(t->name, name, WEFT_NAME_MAX - 1);
@@ -435,21 +462,23 @@ spawn(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, i
     if (!(flags & TF_BACKGROUND))
         s->nalive++;
     t->state = TS_RUNNABLE;
-    sched_runq_push(s, t);
-    return t;
+    weft_task *h = t->handle;   /* t may be gone once a run-now task has ended */
+    if (slow(now) && s->cur)
+        run_now(s, s->cur, t);
+    else
+        sched_runq_push(s, t);
+    return h;
 }
 
 weft_task *weft_spawn_at(const weft_attr *attr, void *(*fn)(void *), void *arg, const char *file, int line)
 {
-    struct weft_task *t = spawn(attr, fn, arg, file, line, 0);
-    return fast(t != NULL) ? t->handle : NULL;
+    return spawn(attr, fn, arg, file, line, 0);
 }
 
 weft_task *weft_spawn_system(void *(*fn)(void *), void *arg, const char *name)
 {
     weft_attr a = { .detached = 1, .name = name };
-    struct weft_task *t = spawn(&a, fn, arg, __FILE__, __LINE__, TF_SYSTEM);
-    return t ? t->handle : NULL;
+    return spawn(&a, fn, arg, __FILE__, __LINE__, TF_SYSTEM);
 }
 
 int weft_yield(void)

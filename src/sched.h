@@ -279,6 +279,10 @@ int weft_sched_wake_one(struct sched *s, struct list *queue, int err);
  * are kept as for any switch; the run queue and the poll of switch_next are skipped, so a
  * caller and generator handing values to each other are, to the others, one busy task. */
 int weft_sched_switch_to(struct sched *s, int kind, int64_t deadline, struct weft_task *to);
+/* Run t at once from the running task (run_now's spawn): t must be runnable on the run queue
+ * (spawned, not yet started); the caller goes to the run queue's front and this returns when
+ * it runs again. Nothing happens outside a task or when t is not runnable. */
+void weft_sched_run_now(struct sched *s, struct weft_task *t);
 /* Run tasks from the main context until 'until' ends or the deadline passes; 'until' NULL:
  * until no task is alive, background ones aside, and when 'drain', nothing is runnable
  * either. Returns 0, ETIMEDOUT, or EDEADLK when nothing could ever wake anyone. */
