@@ -24,6 +24,7 @@
 #include <weft.h>
 
 #include "resp.h"
+#include "shutdown.h"
 
 #define IN_SMALL (16 * 1024)
 #define OUT_SMALL (16 * 1024)
@@ -1156,7 +1157,9 @@ static struct fconn *fconn_new(void)
     struct fconn *fc = calloc(1, sizeof *fc + (size_t)threads * sizeof fc->b[0]);
     if (!fc)
         return NULL;
-    if (!(fc->done = weft_chan_make_shared(1, (size_t)threads))) {
+    if (!(fc->done = weft_chan_make_shared(1, (size_t)threads)) || weft_chan_set_name(fc->done, "replies")) {
+        if (fc->done)
+            weft_chan_free(fc->done);
         free(fc);
         return NULL;
     }
@@ -1304,14 +1307,21 @@ static void run_batch(struct batch *b)
     }
 }
 
-/* The shard task of each thread (with --threads > 1): runs the batches other threads send. */
+/* The shard task of each thread (with --threads > 1): runs the batches other threads send.
+ * Cancelled (a daemon, once the server has stopped: every connection has ended), it still
+ * runs what is queued, so that no batch, and no connection's buffers, is left behind. */
 static void *shard_loop(void *arg)
 {
     (void)arg;
+    int64_t deadline = -1;
     for (;;) {
         struct batch *b;
-        if (weft_chan_recv(inbox[me], &b, -1) != 0) {
-            if (errno == ECANCELED || errno == EPIPE)
+        if (weft_chan_recv(inbox[me], &b, deadline) != 0) {
+            if (errno == ECANCELED) {
+                deadline = 0;   /* drain what is there without waiting, then end */
+                continue;
+            }
+            if (errno == ETIMEDOUT || errno == EPIPE)
                 return NULL;
             continue;
         }
@@ -1362,6 +1372,10 @@ static int round_end(struct fconn *fc, struct out *o)
     for (; sent > 0; sent--)
         if (weft_chan_recv(fc->done, NULL, -1) != 0)
             return -1;
+    for (int k = 0; k < threads; k++)
+        o->oom |= fc->b[k].rep.oom;     /* a batch cut short: its replies cannot be merged */
+    if (o->oom)
+        goto reset;
     struct out *m = &fc->m;
     m->len = 0;
     size_t lpos = 0;
@@ -1410,8 +1424,6 @@ static int round_end(struct fconn *fc, struct out *o)
     }
     o->len = 0;
     add(o, m->p, m->len);
-    for (int k = 0; k < threads; k++)
-        o->oom |= fc->b[k].rep.oom;
     o->oom |= m->oom;
 reset:
     fc->ns = fc->mark = fc->bytes = 0;
@@ -1581,10 +1593,16 @@ static void *serve(void *arg)
     p.max_args = max_args;
     int quit = 0;
     struct fconn *fc = NULL;    /* --threads > 1: for commands on keys of other threads */
+    struct conn c;
+    conn_enter(&c);
     while (!quit) {
+        if (srv.idle_ms > 0)    /* --idle-timeout: the read, and the answer, under it */
+            weft_set_task_deadline(conn_idle_deadline(weft_now()));
+        conn_busy(&c, 0);       /* waiting for a request: stopping ends this read */
         ssize_t n = weft_read(fd, in + len, cap - len);
         if (n <= 0)
-            break;          /* closed, reset, or a read error: nothing to answer to */
+            break;          /* closed, reset, a read error, idle too long, or stopping */
+        conn_busy(&c, 1);
         len += (size_t)n;
         size_t off = 0;
         int rc = RESP_MORE;
@@ -1652,6 +1670,7 @@ out:
         while (weft_read(fd, in, cap) > 0)
             ;
     }
+    conn_leave(&c);
     weft_close(fd);
     if (fc)
         fconn_unref(fc);
@@ -1663,73 +1682,22 @@ out:
     return NULL;
 }
 
-static void *accept_loop(void *arg)
+/* Each thread's loop, before it accepts: its table, its expiry task and (--threads > 1) its
+ * shard task, both daemons: they run while the loop's connections do, and are cancelled once
+ * only they are left (shutdown.h's server task ends last, after every thread's connections). */
+static void thread_start(int index)
 {
-    int lfd = *(int *)arg;
+    me = index;
     if (db_init() != 0) {
         fprintf(stderr, "kv: out of memory\n");
         exit(1);
     }
-    weft_attr sys = { .stack_size = 64 * 1024, .detached = 1, .name = "expire" };
-    if (!weft_spawn(&sys, expire_loop, NULL)) {
+    weft_attr ex = { .stack_size = 64 * 1024, .detached = 1, .daemon = 1, .name = "expire" };
+    weft_attr sh = { .stack_size = 64 * 1024, .detached = 1, .daemon = 1, .name = "shard" };
+    if (!weft_spawn(&ex, expire_loop, NULL) || (threads > 1 && !weft_spawn(&sh, shard_loop, NULL))) {
         perror("kv: spawn");
         exit(1);
     }
-    weft_attr sh = { .stack_size = 64 * 1024, .detached = 1, .name = "shard" };
-    if (threads > 1 && !weft_spawn(&sh, shard_loop, NULL)) {
-        perror("kv: spawn");
-        exit(1);
-    }
-    weft_attr conn = { .stack_size = 64 * 1024, .detached = 1, .name = "conn" };
-    for (;;) {
-        int fd = weft_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                weft_sleep(50);     /* out of fds or memory: let connections finish first */
-            } else if (errno != ECONNABORTED && errno != EINTR && errno != EPROTO) {
-                perror("kv: accept");
-                exit(1);
-            }
-            continue;
-        }
-        if (!weft_spawn(&conn, serve, (void *)(intptr_t)fd)) {
-            weft_close(fd);         /* no memory for a task: drop this one */
-            weft_sleep(50);
-        }
-    }
-    return NULL;
-}
-
-static int *lfd;
-static pthread_barrier_t listening;
-
-/* Thread i > 0: its own listener on thread 0's port (made here: weft keeps a thread's fds in
- * that thread's table), then its loop. */
-static int listen_on(int i)
-{
-    lfd[i] = weft_tcp_listen(host, i ? weft_local_port(lfd[0]) : port, 4096,
-                             WEFT_NODELAY | (threads > 1 ? WEFT_REUSEPORT : 0));
-    if (lfd[i] < 0) {
-        fprintf(stderr, "kv: listen on %s:%d: %s\n", host, port, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static void *thread_main(void *arg)
-{
-    int i = (int)(intptr_t)arg;
-    me = i;
-    if (i > 0) {
-        if (listen_on(i) != 0)
-            exit(1);
-        pthread_barrier_wait(&listening);
-    }
-    if (weft_main(accept_loop, &lfd[i]) != 0) {
-        perror("kv: weft_main");
-        exit(1);
-    }
-    return NULL;
 }
 
 static long long size_arg(const char *s)
@@ -1741,51 +1709,44 @@ static long long size_arg(const char *s)
 
 int main(int argc, char **argv)
 {
+    srv_conf.idle_ms = 0;       /* as redis's timeout 0: a client may idle for ever */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             port = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
-        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc && (threads = atoi(argv[++i])) >= 1 &&
-                   threads <= 1024) {
         } else if (strcmp(argv[i], "--max-bulk") == 0 && i + 1 < argc && (max_bulk = size_arg(argv[++i])) > 0 &&
                    max_bulk <= MAX_REQUEST / 2) {
         } else if (strcmp(argv[i], "--max-args") == 0 && i + 1 < argc && (max_args = size_arg(argv[++i])) > 0 &&
                    max_args <= INT_MAX / 2) {
-        } else {
+        } else if (!server_option(argc, argv, &i)) {
             fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--threads N] [--max-bulk BYTES] "
-                            "[--max-args N]\n", argv[0]);
+                            "[--max-args N] [--grace MS] [--idle-timeout MS]\n", argv[0]);
             return 2;
         }
     }
     if (getrandom(&hash_seed, sizeof hash_seed, 0) != sizeof hash_seed)
         hash_seed = (uint64_t)weft_now() * 0x9e3779b97f4a7c15ULL;
+    threads = srv_conf.nthreads;
     crc_init();
-    lfd = calloc((size_t)threads, sizeof *lfd);
     inbox = calloc((size_t)threads, sizeof *inbox);
     for (int i = 0; inbox && i < threads && threads > 1; i++)
-        if (!(inbox[i] = weft_chan_make_shared(sizeof(struct batch *), 1024))) {
-            perror("kv");
-            return 1;
-        }
-    if (!lfd || !inbox || pthread_barrier_init(&listening, NULL, (unsigned)threads) != 0) {
+        if (!(inbox[i] = weft_chan_make_shared(sizeof(struct batch *), 1024)) ||
+            weft_chan_set_name(inbox[i], "inbox") != 0)
+            inbox = NULL;
+    if (!inbox) {
         perror("kv");
         return 1;
     }
-    if (listen_on(0) != 0)
+    int lfd = server_listen(host, port, 4096, WEFT_NODELAY);
+    if (lfd < 0) {
+        fprintf(stderr, "kv: listen on %s:%d: %s\n", host, port, strerror(errno));
         return 1;
-    for (int i = 1; i < threads; i++) {
-        pthread_t t;
-        int e = pthread_create(&t, NULL, thread_main, (void *)(intptr_t)i);
-        if (e) {
-            fprintf(stderr, "kv: pthread_create: %s\n", strerror(e));
-            return 1;
-        }
     }
-    pthread_barrier_wait(&listening);
     const char *br = strchr(host, ':') ? "[" : "";
-    printf("kv listening on %s%s%s:%d\n", br, host, *br ? "]" : "", weft_local_port(lfd[0]));
+    printf("kv listening on %s%s%s:%d\n", br, host, *br ? "]" : "", weft_local_port(lfd));
     fflush(stdout);
-    thread_main((void *)0);
-    return 0;
+    srv_conf.thread_start = thread_start;
+    weft_attr conn = { .stack_size = 64 * 1024, .name = "conn" };
+    return server_main("kv", lfd, serve, &conn);
 }
