@@ -1025,7 +1025,7 @@ static void c_config(struct req *r)
 }
 
 /* The command r names, or NULL after an error reply (unknown, or the wrong arity). */
-static const struct cmd *lookup(struct req *r)
+static inline __attribute__((always_inline)) const struct cmd *lookup(struct req *r)
 {
     char name[16];
     size_t n = L(0);
@@ -1628,10 +1628,10 @@ static void *serve(void *arg)
             if (o.oom)
                 break;
             if ((o.len >= OUT_FLUSH || (fc && fc->bytes >= OUT_FLUSH)) &&
-                (round_end(fc, &o) != 0 || !flush(fd, &o)))
+                ((fc && round_end(fc, &o) != 0) || !flush(fd, &o)))
                 goto out;
         }
-        if (round_end(fc, &o) != 0)
+        if (fc && round_end(fc, &o) != 0)
             goto out;
         if (o.oom) {        /* out of memory: say so, as redis does, and drop the client */
             o.len = 0;
