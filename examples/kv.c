@@ -7,8 +7,13 @@
  * deadline ten times a second, as redis does).
  *
  * --threads N runs N loops, each on its own thread with its own listener on the same port
- * (SO_REUSEPORT) and its own table: a key lives in the table of the thread whose connection
- * wrote it, so N threads are N independent cache shards behind one port, not one database. */
+ * (SO_REUSEPORT), and they are one database: each key has an owner thread (the Redis Cluster
+ * key slot, CRC16 of the key or of its {hash tag} mod 16384, mod N), only the owner's table
+ * holds it, and a connection on any thread sees every key. Commands on keys of the
+ * connection's own thread run at once, as with one thread; the others are forwarded to their
+ * owner in one batch per owner and read (over shared channels, see "shards" below) and the
+ * replies merged back in request order. Multi-key commands split by owner; KEYS, SCAN, DBSIZE
+ * and FLUSHALL cover every shard. SIGINT or SIGTERM stops it (examples/shutdown.h). */
 #include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
