@@ -1690,10 +1690,22 @@ out:
 /* Each thread's loop, before it accepts: its table, its expiry task and (--threads > 1) its
  * shard task, both daemons: they run while the loop's connections do, and are cancelled once
  * only they are left (shutdown.h's server task ends last, after every thread's connections). */
+static pthread_key_t db_key;
+
+/* At the end of thread i > 0 (after its loop): free its table, which nothing else can reach. */
+static void db_free(void *unused)
+{
+    (void)unused;
+    db_flush();
+    free(db.b);
+    free(db.xs);
+    db = (struct db){ 0 };
+}
+
 static void thread_start(int index)
 {
     me = index;
-    if (db_init() != 0) {
+    if (db_init() != 0 || pthread_setspecific(db_key, &db) != 0) {
         fprintf(stderr, "kv: out of memory\n");
         exit(1);
     }
@@ -1734,6 +1746,10 @@ int main(int argc, char **argv)
         hash_seed = (uint64_t)weft_now() * 0x9e3779b97f4a7c15ULL;
     threads = srv_conf.nthreads;
     crc_init();
+    if ((errno = pthread_key_create(&db_key, db_free)) != 0) {
+        perror("kv");
+        return 1;
+    }
     inbox = calloc((size_t)threads, sizeof *inbox);
     for (int i = 0; inbox && i < threads && threads > 1; i++)
         if (!(inbox[i] = weft_chan_make_shared(sizeof(struct batch *), 1024)) ||
