@@ -956,7 +956,7 @@ struct cmd {
     enum route route;
 };
 
-static const struct cmd cmds[] = {
+static const struct cmd cmds[] = {      /* get first: MGET forwards its keys as GETs, cmds[0] */
     { "get", 3, 2, c_get, R_KEY },          { "set", 3, -3, c_set, R_KEY },
     { "ping", 4, -1, c_ping, R_NONE },      { "echo", 4, 2, c_echo, R_NONE },
     { "del", 3, -2, c_del, R_SUM },         { "exists", 6, -2, c_exists, R_SUM },
@@ -1085,7 +1085,7 @@ static void dispatch(struct req *r)
  * command (a copy of its arguments) to the batch of the owner, and a list of slots says where
  * each reply goes among the local ones. Once the requests in hand are done (or the replies
  * pass OUT_FLUSH) it sends each owner's batch, all at once, over that owner's inbox (a shared
- * channel), and waits on its own "done" shared channel for them; the owner's shard task runs
+ * channel), and waits on its own "replies" shared channel for them; the owner's shard task runs
  * each command whole and appends its reply to the batch. Then the replies are merged in
  * request order. The buffers are the connection's, made on its first forward and reused, so a
  * forward allocates nothing once warm. They are reference-counted (the connection and each
@@ -1113,7 +1113,7 @@ struct slot {
 
 struct fconn {
     _Atomic int refs;
-    weft_chan *done;        /* one byte per batch done; room for one per shard */
+    weft_chan *done;        /* "replies": one byte per batch done; room for one per shard */
     struct slot *s;
     size_t ns, cs;
     size_t mark;            /* the connection's reply bytes before this are in slots */
