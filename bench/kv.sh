@@ -9,7 +9,11 @@
 # Settings (environment or make variables): BENCH_REQUESTS (per run at -P 1, default
 # 200000; deeper pipelines get BENCH_REQUESTS * depth / 4, at least as many), BENCH_PAIRS (3),
 # BENCH_PIPELINE ("1 16"), BENCH_CLIENTS ("50 1000"), BENCH_TESTS ("set get"), BENCH_KV
-# (another kv binary), BENCH_OUT (results directory).
+# (another kv binary), BENCH_OUT (results directory), BENCH_KEYSPACE (redis-benchmark -r N:
+# random keys out of N; default none, redis-benchmark's one key), BENCH_KV_THREADS (N > 1:
+# also run "kvN", kv --threads N on CPUs $BENCH_KV_THREADS_CPUS, default
+# "$BENCH_SERVER_CPU,$BENCH_CLIENT_CPU", in the interleaving, and report it against kv and
+# redis-server; on a 2-core machine it then shares a CPU with redis-benchmark).
 set -u
 B=${WEFT_BUILDDIR:-$(pwd)}
 REQUESTS=${BENCH_REQUESTS:-200000}
@@ -21,6 +25,10 @@ SCPU=${BENCH_SERVER_CPU:-0}
 CCPU=${BENCH_CLIENT_CPU:-1}
 OUT=${BENCH_OUT:-$B/bench-kv}
 KV=${BENCH_KV:-$B/examples/kv}
+KEYSPACE=${BENCH_KEYSPACE:-}
+KVT=${BENCH_KV_THREADS:-}
+KVTCPU=${BENCH_KV_THREADS_CPUS:-$SCPU,$CCPU}
+[ -z "$KVT" ] || [ "$KVT" -gt 1 ] 2>/dev/null || die "BENCH_KV_THREADS=$KVT: give a number above 1"
 HZ=$(getconf CLK_TCK)
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -47,8 +55,10 @@ ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 # start NAME LOG: the server NAME on CPU $SCPU; sets PID and port.
 start() {
     case $1 in
-    kv)
-        taskset -c "$SCPU" "$KV" --port 0 >"$2" 2>&1 &
+    kv | kv[0-9]*)
+        if [ "$1" = kv ]; then taskset -c "$SCPU" "$KV" --port 0 >"$2" 2>&1 &
+        else taskset -c "$KVTCPU" "$KV" --port 0 --threads "${1#kv}" >"$2" 2>&1 &
+        fi
         PID=$!
         i=0
         while ! grep -q " listening on " "$2" 2>/dev/null; do
@@ -91,7 +101,7 @@ run() {
         raw="$OUT/raw/$name-$t-P$p-c$c-$pair.csv"
         t0=$(ticks $PID)
         timeout 600 taskset -c "$CCPU" redis-benchmark -h 127.0.0.1 -p "$port" -t "$t" -n "$n" -c "$c" \
-            -P "$p" --csv >"$raw" 2>&1
+            -P "$p" ${KEYSPACE:+-r "$KEYSPACE"} --csv >"$raw" 2>&1
         t1=$(ticks $PID)
         awk -F '","' -v name="$name" -v t="$t" -v p="$p" -v c="$c" -v pair="$pair" -v n="$n" \
             -v dt=$((t1 - t0)) -v hz="$HZ" '
@@ -109,6 +119,9 @@ run() {
 
 COMMAND="BENCH_REQUESTS=$REQUESTS BENCH_PAIRS=$PAIRS BENCH_PIPELINE=\"$PIPELINE\" BENCH_CLIENTS=\"$CLIENTS\""
 [ -n "${BENCH_TESTS:-}" ] && COMMAND="$COMMAND BENCH_TESTS=\"$TESTS\""
+[ -n "$KEYSPACE" ] && COMMAND="$COMMAND BENCH_KEYSPACE=$KEYSPACE"
+[ -n "$KVT" ] && COMMAND="$COMMAND BENCH_KV_THREADS=$KVT"
+[ -n "${BENCH_KV_THREADS_CPUS:-}" ] && COMMAND="$COMMAND BENCH_KV_THREADS_CPUS=$KVTCPU"
 COMMAND="$COMMAND make bench-kv"
 echo "bench-kv: $COMMAND"
 echo "bench-kv: $(redis-server --version | sed 's/ sha=.*//'); servers on CPU $SCPU, redis-benchmark on CPU $CCPU; results in $OUT"
@@ -117,14 +130,23 @@ for p in $PIPELINE; do
     for c in $CLIENTS; do
         pair=1
         while [ $pair -le "$PAIRS" ]; do
-            if [ $((pair % 2)) -eq 1 ]; then run kv "$p" "$c" $pair; run redis "$p" "$c" $pair
-            else run redis "$p" "$c" $pair; run kv "$p" "$c" $pair; fi
+            if [ -z "$KVT" ]; then
+                if [ $((pair % 2)) -eq 1 ]; then run kv "$p" "$c" $pair; run redis "$p" "$c" $pair
+                else run redis "$p" "$c" $pair; run kv "$p" "$c" $pair; fi
+            else    # three servers: each order in turn (kv kvN redis, kvN redis kv, redis kv kvN)
+                case $((pair % 3)) in
+                1) order="kv kv$KVT redis" ;;
+                2) order="kv$KVT redis kv" ;;
+                0) order="redis kv kv$KVT" ;;
+                esac
+                for name in $order; do run "$name" "$p" "$c" $pair; done
+            fi
             pair=$((pair + 1))
         done
     done
 done
 
-awk -F '\t' -v cmd="$COMMAND" '
+awk -F '\t' -v cmd="$COMMAND" -v kvt="$KVT" -v kvtcpu="$KVTCPU" -v scpu="$SCPU" -v ccpu="$CCPU" '
     function median(list,   a, n, i, j, t) {
         n = split(list, a, " ")
         for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
@@ -154,4 +176,22 @@ awk -F '\t' -v cmd="$COMMAND" '
         }
         print ""
         print "Ratios are medians over the pairs of interleaved runs (targets at -P 1, 50 clients: req/s >= 0.95, CPU/req <= 1.05). Command: " cmd
+        if (kvt == "") exit
+        t = "kv" kvt
+        print ""
+        print "| test | -P | clients | " t " req/s | " t "/kv req/s | " t "/redis req/s | " t " CPU/req | " t "/kv CPU/req |"
+        print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        for (i = 1; i <= nk; i++) {
+            k = keys[i]; split(k, f, SUBSEP); ra = rb = ca = ""
+            for (p = 1; p <= np; p++)
+                if (((t, k, p) in R) && (("kv", k, p) in R) && (("redis", k, p) in R) && R["kv", k, p] > 0 &&
+                    R["redis", k, p] > 0 && C["kv", k, p] > 0) {
+                    ra = ra " " R[t, k, p] / R["kv", k, p]; rb = rb " " R[t, k, p] / R["redis", k, p]
+                    ca = ca " " C[t, k, p] / C["kv", k, p]
+                }
+            printf "| %s | %s | %s | %.0f | %.3f | %.3f | %.2f us | %.3f |\n", toupper(f[1]), f[2], f[3],
+                median(rps[t, k]), median(ra), median(rb), median(cpu[t, k]), median(ca)
+        }
+        print ""
+        print t " is kv --threads " kvt " on CPUs " kvtcpu " (kv and redis-server on CPU " scpu ", redis-benchmark on CPU " ccpu "); CPU/req counts every thread of the server."
     }' "$OUT/results.tsv" | tee "$OUT/table.md"

@@ -7,10 +7,16 @@
  * deadline ten times a second, as redis does).
  *
  * --threads N runs N loops, each on its own thread with its own listener on the same port
- * (SO_REUSEPORT) and its own table: a key lives in the table of the thread whose connection
- * wrote it, so N threads are N independent cache shards behind one port, not one database. */
+ * (SO_REUSEPORT), and they are one database: each key has an owner thread (the Redis Cluster
+ * key slot, CRC16 of the key or of its {hash tag} mod 16384, mod N), only the owner's table
+ * holds it, and a connection on any thread sees every key. Commands on keys of the
+ * connection's own thread run at once, as with one thread; the others are forwarded to their
+ * owner in one batch per owner and read (over shared channels, see "shards" below) and the
+ * replies merged back in request order. Multi-key commands split by owner; KEYS, SCAN, DBSIZE
+ * and FLUSHALL cover every shard. SIGINT or SIGTERM stops it (examples/shutdown.h). */
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -23,6 +29,7 @@
 #include <weft.h>
 
 #include "resp.h"
+#include "shutdown.h"
 
 #define IN_SMALL (16 * 1024)
 #define OUT_SMALL (16 * 1024)
@@ -33,6 +40,8 @@ static const char *host = "127.0.0.1";
 static int port = 6379;
 static long long max_bulk = 16 * 1024 * 1024, max_args = 1024 * 1024;
 static uint64_t hash_seed;
+static int threads = 1;                 /* --threads: the shards, one per thread */
+static _Thread_local int me;            /* this thread's shard, 0..threads-1 */
 
 /* ---- the table ----------------------------------------------------------------------------- */
 
@@ -280,15 +289,16 @@ struct out {
 static char *out_room(struct out *o, size_t n)
 {
     if (o->cap - o->len < n) {
-        size_t cap = o->cap * 2;
+        size_t cap = o->cap ? o->cap * 2 : 4096;
         while (cap - o->len < n)
             cap *= 2;
-        char *p = o->p == o->small ? malloc(cap) : realloc(o->p, cap);
+        int small = o->small && o->p == o->small;     /* small NULL: a heap buffer from the start */
+        char *p = small ? malloc(cap) : realloc(o->p, cap);
         if (!p) {
             o->oom = 1;
             return NULL;
         }
-        if (o->p == o->small)
+        if (small)
             memcpy(p, o->small, o->len);
         o->p = p;
         o->cap = cap;
@@ -747,6 +757,23 @@ static int glob(const char *pat, size_t pn, const char *s, size_t sn)
     return p == pe;
 }
 
+/* Rewrite the placeholder array header of hdr bytes at o->p + at with the count n. */
+static void arr_fix(struct out *o, size_t at, size_t hdr, long long n)
+{
+    if (o->oom)
+        return;
+    char h[24];
+    h[0] = '*';
+    size_t k = 1 + fmt_ll(h + 1, n);
+    h[k++] = '\r';
+    h[k++] = '\n';
+    if (!out_room(o, k))
+        return;
+    memmove(o->p + at + k, o->p + at + hdr, o->len - at - hdr);
+    memcpy(o->p + at, h, k);
+    o->len += k - hdr;
+}
+
 static void c_keys(struct req *r)
 {
     size_t at = r->o->len;
@@ -770,18 +797,7 @@ static void c_keys(struct req *r)
             pp = &e->next;
         }
     }
-    if (r->o->oom)
-        return;
-    char h[24];
-    h[0] = '*';
-    size_t k = 1 + fmt_ll(h + 1, n);
-    h[k++] = '\r';
-    h[k++] = '\n';
-    if (!out_room(r->o, k))
-        return;
-    memmove(r->o->p + at + k, r->o->p + at + hdr, r->o->len - at - hdr);
-    memcpy(r->o->p + at, h, k);
-    r->o->len += k - hdr;
+    arr_fix(r->o, at, hdr, n);
 }
 
 static uint64_t rev(uint64_t v)
@@ -846,7 +862,7 @@ static void c_scan(struct req *r)
         r->o->oom = 1;
         return;
     }
-    uint64_t m = db.mask, v = cur;
+    uint64_t m = db.mask, v = cur / (unsigned)threads;   /* the cursor: inner * threads + shard */
     long long visited = 0;
     int64_t now = weft_now();
     do {
@@ -879,6 +895,7 @@ static void c_scan(struct req *r)
     } while (v && visited < cnt);
     add_arr(r->o, 2);
     char num[24];
+    v = v ? v * (unsigned)threads + (unsigned)me : me + 1 < threads ? (uint64_t)me + 1 : 0;
     add_bulk(r->o, num, fmt_ll(num, (long long)v));
     add_arr(r->o, (long long)nk);
     for (size_t i = 0; i < nk; i++)
@@ -918,23 +935,41 @@ static void c_quit(struct req *r)
 static void c_config(struct req *r);
 static void c_command(struct req *r);
 
+/* How a command meets the shards (--threads N; see "sharding" below). */
+enum route {
+    R_NONE,     /* no key: runs where it is asked */
+    R_KEY,      /* one key, A(1): runs on its owner */
+    R_MGET,     /* each key on its owner, the values gathered in order */
+    R_SUM,      /* DEL, EXISTS: the keys split by owner, the counts added */
+    R_MSET,     /* the pairs split by owner, one OK */
+    R_ALLSUM,   /* DBSIZE: every shard, the counts added */
+    R_ALLOK,    /* FLUSHALL, FLUSHDB: every shard, one OK */
+    R_ALLCAT,   /* KEYS: every shard, the arrays joined */
+    R_SCAN,     /* the shard the cursor names */
+};
+
 struct cmd {
     const char *name;
     size_t len;
     int arity;      /* redis's convention: n exactly, -n at least n (the name counts) */
     void (*fn)(struct req *);
+    enum route route;
 };
 
-static const struct cmd cmds[] = {
-    { "get", 3, 2, c_get },          { "set", 3, -3, c_set },          { "ping", 4, -1, c_ping },
-    { "echo", 4, 2, c_echo },        { "del", 3, -2, c_del },          { "exists", 6, -2, c_exists },
-    { "incr", 4, 2, c_incr },        { "decr", 4, 2, c_decr },         { "incrby", 6, 3, c_incrby },
-    { "decrby", 6, 3, c_decrby },    { "mget", 4, -2, c_mget },        { "mset", 4, -3, c_mset },
-    { "expire", 6, -3, c_expire },   { "pexpire", 7, -3, c_pexpire },  { "ttl", 3, 2, c_ttl },
-    { "pttl", 4, 2, c_pttl },        { "persist", 7, 2, c_persist },   { "keys", 4, 2, c_keys },
-    { "scan", 4, -2, c_scan },       { "dbsize", 6, 1, c_dbsize },     { "flushall", 8, -1, c_flushall },
-    { "flushdb", 7, -1, c_flushall }, { "select", 6, 2, c_select },    { "quit", 4, -1, c_quit },
-    { "command", 7, -1, c_command }, { "config", 6, -2, c_config },
+static const struct cmd cmds[] = {      /* get first: MGET forwards its keys as GETs, cmds[0] */
+    { "get", 3, 2, c_get, R_KEY },          { "set", 3, -3, c_set, R_KEY },
+    { "ping", 4, -1, c_ping, R_NONE },      { "echo", 4, 2, c_echo, R_NONE },
+    { "del", 3, -2, c_del, R_SUM },         { "exists", 6, -2, c_exists, R_SUM },
+    { "incr", 4, 2, c_incr, R_KEY },        { "decr", 4, 2, c_decr, R_KEY },
+    { "incrby", 6, 3, c_incrby, R_KEY },    { "decrby", 6, 3, c_decrby, R_KEY },
+    { "mget", 4, -2, c_mget, R_MGET },      { "mset", 4, -3, c_mset, R_MSET },
+    { "expire", 6, -3, c_expire, R_KEY },   { "pexpire", 7, -3, c_pexpire, R_KEY },
+    { "ttl", 3, 2, c_ttl, R_KEY },          { "pttl", 4, 2, c_pttl, R_KEY },
+    { "persist", 7, 2, c_persist, R_KEY },  { "keys", 4, 2, c_keys, R_ALLCAT },
+    { "scan", 4, -2, c_scan, R_SCAN },      { "dbsize", 6, 1, c_dbsize, R_ALLSUM },
+    { "flushall", 8, -1, c_flushall, R_ALLOK }, { "flushdb", 7, -1, c_flushall, R_ALLOK },
+    { "select", 6, 2, c_select, R_NONE },   { "quit", 4, -1, c_quit, R_NONE },
+    { "command", 7, -1, c_command, R_NONE }, { "config", 6, -2, c_config, R_NONE },
 };
 #define NCMDS (sizeof cmds / sizeof cmds[0])
 
@@ -994,7 +1029,8 @@ static void c_config(struct req *r)
             }
 }
 
-static void dispatch(struct req *r)
+/* The command r names, or NULL after an error reply (unknown, or the wrong arity). */
+static inline __attribute__((always_inline)) const struct cmd *lookup(struct req *r)
 {
     char name[16];
     size_t n = L(0);
@@ -1023,13 +1059,517 @@ static void dispatch(struct req *r)
         }
         add_err(r->o, "unknown command '%.*s', with args beginning with: %s",
                 (int)(n > 128 ? 128 : n), A(0), args);
-        return;
+        return NULL;
     }
     if ((c->arity > 0 && r->argc != c->arity) || r->argc < -c->arity) {
         add_err(r->o, "wrong number of arguments for '%s' command", c->name);
+        return NULL;
+    }
+    return c;
+}
+
+static void dispatch(struct req *r)
+{
+    const struct cmd *c = lookup(r);
+    if (c)
+        c->fn(r);
+}
+
+/* ---- shards (--threads N) ------------------------------------------------------------------ *
+ *
+ * Every key has one owner thread, and only the owner's table holds it: owner = slot % N, with
+ * slot the Redis Cluster key slot (CRC16-XMODEM of the key's bytes, or of its hash tag, the
+ * bytes between the first '{' and the next '}' when there are any, mod 16384). A connection
+ * runs a command whose keys its own thread owns at once, as with one thread. Any other it
+ * forwards: while it answers one read's worth of pipelined requests it appends each forwarded
+ * command (a copy of its arguments) to the batch of the owner, and a list of slots says where
+ * each reply goes among the local ones. Once the requests in hand are done (or the replies
+ * pass OUT_FLUSH) it sends each owner's batch, all at once, over that owner's inbox (a shared
+ * channel), and waits on its own "replies" shared channel for them; the owner's shard task runs
+ * each command whole and appends its reply to the batch. Then the replies are merged in
+ * request order. The buffers are the connection's, made on its first forward and reused, so a
+ * forward allocates nothing once warm. They are reference-counted (the connection and each
+ * batch in flight), so a connection that goes away mid-batch leaves the owner to finish it and
+ * the last one out frees them. */
+
+struct fconn;
+
+struct batch {              /* one connection's commands for one owner, and their replies */
+    struct fconn *fc;
+    char *req;              /* per command: u16 command index, u32 argc, (u32 length, bytes)* */
+    size_t rlen, rcap;
+    struct out rep;         /* per reply: u32 length, the reply */
+    size_t rpos;            /* where the merge reads rep */
+    int n;                  /* commands in req */
+};
+
+enum { S_LOCAL, S_PART, S_SUM, S_OK, S_CAT };
+
+struct slot {
+    int kind;
+    int owner;              /* S_PART: whose batch holds the reply */
+    size_t n;               /* S_LOCAL: bytes of the connection's own replies; else parts */
+};
+
+struct fconn {
+    _Atomic int refs;
+    weft_chan *done;        /* "replies": one byte per batch done; room for one per shard */
+    struct slot *s;
+    size_t ns, cs;
+    size_t mark;            /* the connection's reply bytes before this are in slots */
+    size_t bytes;           /* forwarded request bytes not yet sent */
+    struct out m;           /* the merge's buffer */
+    struct batch b[];       /* one per shard */
+};
+
+static weft_chan **inbox;   /* thread i's shard task receives batches (struct batch *) here */
+static uint16_t crc_tab[256];
+
+static void crc_init(void)
+{
+    for (unsigned i = 0; i < 256; i++) {
+        unsigned c = i << 8;
+        for (int k = 0; k < 8; k++)
+            c = (c & 0x8000) ? (c << 1) ^ 0x1021 : c << 1;
+        crc_tab[i] = (uint16_t)c;
+    }
+}
+
+static int owner(const char *k, size_t n)
+{
+    const char *l = memchr(k, '{', n);
+    if (l) {
+        const char *r = memchr(l + 1, '}', n - (size_t)(l + 1 - k));
+        if (r && r > l + 1) {
+            k = l + 1;
+            n = (size_t)(r - k);
+        }
+    }
+    unsigned crc = 0;
+    for (size_t i = 0; i < n; i++)
+        crc = ((crc << 8) ^ crc_tab[((crc >> 8) ^ (unsigned char)k[i]) & 0xff]) & 0xffff;
+    return (int)((crc & 16383) % (unsigned)threads);
+}
+
+static void out_drop(struct out *o)
+{
+    free(o->p);
+    *o = (struct out){ 0 };
+}
+
+static struct fconn *fconn_new(void)
+{
+    struct fconn *fc = calloc(1, sizeof *fc + (size_t)threads * sizeof fc->b[0]);
+    if (!fc)
+        return NULL;
+    if (!(fc->done = weft_chan_make_shared(1, (size_t)threads)) || weft_chan_set_name(fc->done, "replies")) {
+        if (fc->done)
+            weft_chan_free(fc->done);
+        free(fc);
+        return NULL;
+    }
+    atomic_init(&fc->refs, 1);
+    for (int i = 0; i < threads; i++)
+        fc->b[i].fc = fc;
+    return fc;
+}
+
+/* Drop a reference; the last one frees (on whichever thread drops it). */
+static void fconn_unref(struct fconn *fc)
+{
+    if (atomic_fetch_sub_explicit(&fc->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    weft_chan_free(fc->done);
+    for (int i = 0; i < threads; i++) {
+        free(fc->b[i].req);
+        out_drop(&fc->b[i].rep);
+    }
+    out_drop(&fc->m);
+    free(fc->s);
+    free(fc);
+}
+
+static int slot_add(struct fconn *fc, int kind, int own, size_t n)
+{
+    if (fc->ns == fc->cs) {
+        size_t cs = fc->cs ? fc->cs * 2 : 64;
+        struct slot *s = realloc(fc->s, cs * sizeof *s);
+        if (!s)
+            return -1;
+        fc->s = s;
+        fc->cs = cs;
+    }
+    fc->s[fc->ns++] = (struct slot){ kind, own, n };
+    return 0;
+}
+
+/* The connection's replies since the last slot become a slot of their own. */
+static int close_local(struct fconn *fc, struct out *o)
+{
+    if (o->len == fc->mark)
+        return 0;
+    size_t n = o->len - fc->mark;
+    fc->mark = o->len;
+    return slot_add(fc, S_LOCAL, 0, n);
+}
+
+static size_t rep_begin(struct out *o)
+{
+    uint32_t z = 0;
+    size_t at = o->len;
+    add(o, &z, sizeof z);
+    return at;
+}
+
+static void rep_end(struct out *o, size_t at)
+{
+    if (o->oom)
+        return;
+    uint32_t n = (uint32_t)(o->len - at - sizeof n);
+    memcpy(o->p + at, &n, sizeof n);
+}
+
+static int req_put(struct batch *b, const void *p, size_t n)
+{
+    if (b->rcap - b->rlen < n) {
+        size_t cap = b->rcap ? b->rcap : 4096;
+        while (cap - b->rlen < n)
+            cap *= 2;
+        char *q = realloc(b->req, cap);
+        if (!q)
+            return -1;
+        b->req = q;
+        b->rcap = cap;
+    }
+    memcpy(b->req + b->rlen, p, n);
+    b->rlen += n;
+    return 0;
+}
+
+/* Command c with arguments av/lv, for shard k, its reply in slot order: run at once into this
+ * thread's batch when k is this thread (a part of a command split over shards), else copied
+ * into k's batch. Out of memory sets o->oom. */
+static void part(struct fconn *fc, struct out *o, const struct cmd *c, int k, int argc, char **av,
+                 size_t *lv)
+{
+    struct batch *b = &fc->b[k];
+    if (close_local(fc, o) != 0 || slot_add(fc, S_PART, k, 0) != 0) {
+        o->oom = 1;
         return;
     }
-    c->fn(r);
+    if (k == me) {
+        size_t at = rep_begin(&b->rep);
+        struct req r = { .argc = argc, .argv = av, .len = lv, .o = &b->rep };
+        c->fn(&r);
+        rep_end(&b->rep, at);
+        return;
+    }
+    uint16_t idx = (uint16_t)(c - cmds);
+    uint32_t n = (uint32_t)argc;
+    int bad = req_put(b, &idx, sizeof idx) || req_put(b, &n, sizeof n);
+    for (int i = 0; i < argc && !bad; i++) {
+        n = (uint32_t)lv[i];
+        bad = req_put(b, &n, sizeof n) || req_put(b, av[i], lv[i]);
+        fc->bytes += lv[i] + 8;
+    }
+    if (bad)
+        o->oom = 1;
+    b->n++;
+}
+
+/* Run a batch that came over this thread's inbox, each reply appended to b->rep. */
+static void run_batch(struct batch *b)
+{
+    size_t pos = 0;
+    while (pos < b->rlen && !b->rep.oom) {
+        uint16_t idx;
+        uint32_t argc, n;
+        memcpy(&idx, b->req + pos, sizeof idx);
+        memcpy(&argc, b->req + pos + sizeof idx, sizeof argc);
+        pos += sizeof idx + sizeof argc;
+        char *av0[RESP_INLINE_ARGS], **av = av0;
+        size_t lv0[RESP_INLINE_ARGS], *lv = lv0;
+        if (argc > RESP_INLINE_ARGS &&
+            (!(av = malloc(argc * sizeof *av)) || !(lv = malloc(argc * sizeof *lv)))) {
+            free(av == av0 ? NULL : av);
+            b->rep.oom = 1;
+            return;
+        }
+        for (uint32_t i = 0; i < argc; i++) {
+            memcpy(&n, b->req + pos, sizeof n);
+            av[i] = b->req + pos + sizeof n;
+            lv[i] = n;
+            pos += sizeof n + n;
+        }
+        size_t at = rep_begin(&b->rep);
+        struct req r = { .argc = (int)argc, .argv = av, .len = lv, .o = &b->rep };
+        cmds[idx].fn(&r);
+        rep_end(&b->rep, at);
+        if (av != av0) {
+            free(av);
+            free(lv);
+        }
+    }
+}
+
+/* The shard task of each thread (with --threads > 1): runs the batches other threads send.
+ * Cancelled (a daemon, once the server has stopped: every connection has ended), it still
+ * runs what is queued, so that no batch, and no connection's buffers, is left behind. */
+static void *shard_loop(void *arg)
+{
+    (void)arg;
+    int64_t deadline = -1;
+    for (;;) {
+        struct batch *b;
+        if (weft_chan_recv(inbox[me], &b, deadline) != 0) {
+            if (errno == ECANCELED) {
+                deadline = 0;   /* drain what is there without waiting, then end */
+                continue;
+            }
+            if (errno == ETIMEDOUT || errno == EPIPE)
+                return NULL;
+            continue;
+        }
+        run_batch(b);
+        struct fconn *fc = b->fc;           /* b is the connection's again once done is sent */
+        char x = 0;
+        weft_chan_send(fc->done, &x, -1);   /* room for one per shard: never waits */
+        fconn_unref(fc);
+    }
+    return NULL;
+}
+
+static void rep_next(struct batch *b, const char **p, size_t *n)
+{
+    uint32_t len;
+    memcpy(&len, b->rep.p + b->rpos, sizeof len);
+    *p = b->rep.p + b->rpos + sizeof len;
+    *n = len;
+    b->rpos += sizeof len + len;
+}
+
+/* Send the batches, wait for them, and leave the replies in o in request order. 0, or -1
+ * when the wait failed (the connection must go; the owners finish without it). */
+static int round_end(struct fconn *fc, struct out *o)
+{
+    if (!fc || fc->ns == 0)
+        return 0;
+    if (o->oom)
+        goto reset;
+    if (close_local(fc, o) != 0) {
+        o->oom = 1;
+        goto reset;
+    }
+    int sent = 0;
+    for (int k = 0; k < threads; k++) {
+        struct batch *b = &fc->b[k];
+        if (k == me || b->n == 0)
+            continue;
+        b->rep.len = 0;
+        b->rep.oom = 0;
+        atomic_fetch_add_explicit(&fc->refs, 1, memory_order_relaxed);
+        if (weft_chan_send(inbox[k], &b, -1) != 0) {
+            fconn_unref(fc);
+            return -1;
+        }
+        sent++;
+    }
+    for (; sent > 0; sent--)
+        if (weft_chan_recv(fc->done, NULL, -1) != 0)
+            return -1;
+    for (int k = 0; k < threads; k++)
+        o->oom |= fc->b[k].rep.oom;     /* a batch cut short: its replies cannot be merged */
+    if (o->oom)
+        goto reset;
+    struct out *m = &fc->m;
+    m->len = 0;
+    size_t lpos = 0;
+    for (size_t i = 0; i < fc->ns; i++) {
+        struct slot *s = &fc->s[i];
+        const char *p;
+        size_t n;
+        if (s->kind == S_LOCAL) {
+            add(m, o->p + lpos, s->n);
+            lpos += s->n;
+        } else if (s->kind == S_PART) {
+            rep_next(&fc->b[s->owner], &p, &n);
+            add(m, p, n);
+        } else {
+            long long sum = 0, cnt;
+            const char *err = NULL;
+            size_t errn = 0, at = m->len, hdr = 0;
+            if (s->kind == S_CAT) {
+                add_arr(m, 0);
+                hdr = m->len - at;
+            }
+            for (size_t j = 1; j <= s->n; j++) {
+                rep_next(&fc->b[fc->s[i + j].owner], &p, &n);
+                const char *nl = memchr(p, '\r', n);
+                int num = nl && (p[0] == ':' || p[0] == '*') && resp_ll(p + 1, (size_t)(nl - p - 1), &cnt);
+                if (s->kind == S_CAT && num && p[0] == '*') {
+                    sum += cnt;
+                    add(m, nl + 2, n - (size_t)(nl + 2 - p));
+                } else if (s->kind == S_SUM && num && p[0] == ':') {
+                    sum += cnt;
+                } else if (!(s->kind == S_OK && n == 5 && memcmp(p, "+OK\r\n", 5) == 0) && !err) {
+                    err = p;
+                    errn = n;
+                }
+            }
+            if (s->kind == S_CAT)
+                arr_fix(m, at, hdr, sum);
+            else if (err)
+                add(m, err, errn);
+            else if (s->kind == S_SUM)
+                add_int(m, sum);
+            else
+                add_ok(m);
+            i += s->n;
+        }
+    }
+    o->len = 0;
+    add(o, m->p, m->len);
+    o->oom |= m->oom;
+reset:
+    fc->ns = fc->mark = fc->bytes = 0;
+    for (int k = 0; k < threads; k++) {
+        struct batch *b = &fc->b[k];
+        b->n = 0;
+        b->rlen = b->rpos = b->rep.len = 0;
+        b->rep.oom = 0;
+        if (b->rcap > 4 * OUT_FLUSH) {          /* a big request's buffers go once used */
+            free(b->req);
+            b->req = NULL;
+            b->rcap = 0;
+        }
+        if (b->rep.cap > 4 * OUT_FLUSH)
+            out_drop(&b->rep);
+    }
+    if (fc->m.cap > 4 * OUT_FLUSH)
+        out_drop(&fc->m);
+    fc->m.oom = 0;
+    return 0;
+}
+
+/* SCAN's cursor is inner * threads + shard; its shard, or -1 for a bad cursor (the command
+ * then runs here and says so). */
+static int scan_owner(const struct req *r)
+{
+    unsigned long long cur = 0;
+    if (L(1) == 0 || L(1) > 20)
+        return -1;
+    for (size_t i = 0; i < L(1); i++) {
+        unsigned d = (unsigned)(A(1)[i] - '0');
+        if (d > 9 || cur > (~0ULL - d) / 10)
+            return -1;
+        cur = cur * 10 + d;
+    }
+    return (int)(cur % (unsigned)threads);
+}
+
+/* Run r where its keys live (--threads > 1): at once when this thread owns them all, else
+ * through *fcp (made on first use). */
+static void route(struct req *r, struct fconn **fcp)
+{
+    const struct cmd *c = lookup(r);
+    if (!c)
+        return;
+    int k = me, step = c->route == R_MSET ? 2 : 1, all = 1;
+    int ow0[RESP_INLINE_ARGS], *ow = ow0;
+    switch (c->route) {
+    case R_NONE:
+        break;
+    case R_KEY:
+        k = owner(A(1), L(1));
+        break;
+    case R_SCAN:
+        k = scan_owner(r);
+        k = k < 0 ? me : k;
+        break;
+    case R_MGET:
+    case R_SUM:
+    case R_MSET:
+        if (c->route == R_MSET && r->argc % 2 == 0)
+            break;      /* the wrong arity: c_mset says so */
+        if (r->argc > RESP_INLINE_ARGS && !(ow = malloc((size_t)r->argc * sizeof *ow))) {
+            r->o->oom = 1;
+            return;
+        }
+        for (int i = 1; i < r->argc; i += step)
+            all &= (ow[i] = owner(A(i), L(i))) == me;
+        k = all ? me : -1;
+        break;
+    default:
+        k = -1;     /* every shard */
+    }
+    if (k == me) {
+        c->fn(r);
+        goto done;
+    }
+    struct fconn *fc = *fcp ? *fcp : (*fcp = fconn_new());
+    if (!fc) {
+        r->o->oom = 1;
+        goto done;
+    }
+    struct out *o = r->o;
+    if (c->route == R_KEY || c->route == R_SCAN) {
+        part(fc, o, c, k, r->argc, r->argv, r->len);
+    } else if (c->route == R_MGET) {
+        add_arr(o, r->argc - 1);
+        for (int i = 1; i < r->argc; i++) {
+            /* GET A(i): its arguments are argv[i - 1], argv[i]; c_get reads only A(1) */
+            struct req g = { .argc = 2, .argv = r->argv + i - 1, .len = r->len + i - 1, .o = o };
+            if (ow[i] == me)
+                c_get(&g);
+            else
+                part(fc, o, &cmds[0], ow[i], 2, g.argv, g.len);
+        }
+    } else if (c->route == R_SUM || c->route == R_MSET) {
+        /* one part per owner holding some of the keys, the keys in their order */
+        char *av0[RESP_INLINE_ARGS], **av = av0;
+        size_t lv0[RESP_INLINE_ARGS], *lv = lv0, nparts = 0;
+        if (r->argc > RESP_INLINE_ARGS &&
+            (!(av = malloc((size_t)r->argc * sizeof *av)) || !(lv = malloc((size_t)r->argc * sizeof *lv)))) {
+            if (av != av0)
+                free(av);
+            o->oom = 1;
+            goto done;
+        }
+        for (int s = 0; s < threads; s++)
+            for (int i = 1; i < r->argc; i += step)
+                if (ow[i] == s) {
+                    nparts++;
+                    break;
+                }
+        if (close_local(fc, o) != 0 || slot_add(fc, c->route == R_SUM ? S_SUM : S_OK, 0, nparts) != 0)
+            o->oom = 1;
+        for (int s = 0; s < threads && !o->oom; s++) {
+            int n = 1;
+            av[0] = A(0);
+            lv[0] = L(0);
+            for (int i = 1; i < r->argc; i += step)
+                if (ow[i] == s)
+                    for (int j = 0; j < step; j++) {
+                        av[n] = A(i + j);
+                        lv[n++] = L(i + j);
+                    }
+            if (n > 1)
+                part(fc, o, c, s, n, av, lv);
+        }
+        if (av != av0) {
+            free(av);
+            free(lv);
+        }
+    } else {        /* every shard: DBSIZE, FLUSHALL, KEYS */
+        int kind = c->route == R_ALLSUM ? S_SUM : c->route == R_ALLOK ? S_OK : S_CAT;
+        if (close_local(fc, o) != 0 || slot_add(fc, kind, 0, (size_t)threads) != 0)
+            o->oom = 1;
+        for (int s = 0; s < threads && !o->oom; s++)
+            part(fc, o, c, s, r->argc, r->argv, r->len);
+    }
+done:
+    if (ow != ow0)
+        free(ow);
 }
 
 /* ---- connections --------------------------------------------------------------------------- */
@@ -1057,10 +1597,17 @@ static void *serve(void *arg)
     p.max_bulk = max_bulk;
     p.max_args = max_args;
     int quit = 0;
+    struct fconn *fc = NULL;    /* --threads > 1: for commands on keys of other threads */
+    struct conn c;
+    conn_enter(&c);
     while (!quit) {
+        if (srv.idle_ms > 0)    /* --idle-timeout: the read, and the answer, under it */
+            weft_set_task_deadline(conn_idle_deadline(weft_now()));
+        conn_busy(&c, 0);       /* waiting for a request: stopping ends this read */
         ssize_t n = weft_read(fd, in + len, cap - len);
         if (n <= 0)
-            break;          /* closed, reset, or a read error: nothing to answer to */
+            break;          /* closed, reset, a read error, idle too long, or stopping */
+        conn_busy(&c, 1);
         len += (size_t)n;
         size_t off = 0;
         int rc = RESP_MORE;
@@ -1074,7 +1621,10 @@ static void *serve(void *arg)
                 for (int i = 0; i < p.argc; i++)
                     av[i] = in + off + p.off[i];
                 struct req r = { .argc = p.argc, .argv = av, .len = p.len, .o = &o };
-                dispatch(&r);
+                if (threads == 1)
+                    dispatch(&r);
+                else
+                    route(&r, &fc);
                 quit = r.quit;
                 if (av != argv)
                     free(av);
@@ -1082,9 +1632,12 @@ static void *serve(void *arg)
             off += p.used;
             if (o.oom)
                 break;
-            if (o.len >= OUT_FLUSH && !flush(fd, &o))
+            if ((o.len >= OUT_FLUSH || (fc && fc->bytes >= OUT_FLUSH)) &&
+                ((fc && round_end(fc, &o) != 0) || !flush(fd, &o)))
                 goto out;
         }
+        if (fc && round_end(fc, &o) != 0)
+            goto out;
         if (o.oom) {        /* out of memory: say so, as redis does, and drop the client */
             o.len = 0;
             o.oom = 0;
@@ -1122,7 +1675,10 @@ out:
         while (weft_read(fd, in, cap) > 0)
             ;
     }
+    conn_leave(&c);
     weft_close(fd);
+    if (fc)
+        fconn_unref(fc);
     if (in != small)
         free(in);
     if (o.p != o.small)
@@ -1131,67 +1687,34 @@ out:
     return NULL;
 }
 
-static void *accept_loop(void *arg)
+/* Each thread's loop, before it accepts: its table, its expiry task and (--threads > 1) its
+ * shard task, both daemons: they run while the loop's connections do, and are cancelled once
+ * only they are left (shutdown.h's server task ends last, after every thread's connections). */
+static pthread_key_t db_key;
+
+/* At the end of thread i > 0 (after its loop): free its table, which nothing else can reach. */
+static void db_free(void *unused)
 {
-    int lfd = *(int *)arg;
-    if (db_init() != 0) {
+    (void)unused;
+    db_flush();
+    free(db.b);
+    free(db.xs);
+    db = (struct db){ 0 };
+}
+
+static void thread_start(int index)
+{
+    me = index;
+    if (db_init() != 0 || pthread_setspecific(db_key, &db) != 0) {
         fprintf(stderr, "kv: out of memory\n");
         exit(1);
     }
-    weft_attr sys = { .stack_size = 64 * 1024, .detached = 1, .name = "expire" };
-    if (!weft_spawn(&sys, expire_loop, NULL)) {
+    weft_attr ex = { .stack_size = 64 * 1024, .detached = 1, .daemon = 1, .name = "expire" };
+    weft_attr sh = { .stack_size = 64 * 1024, .detached = 1, .daemon = 1, .name = "shard" };
+    if (!weft_spawn(&ex, expire_loop, NULL) || (threads > 1 && !weft_spawn(&sh, shard_loop, NULL))) {
         perror("kv: spawn");
         exit(1);
     }
-    weft_attr conn = { .stack_size = 64 * 1024, .detached = 1, .name = "conn" };
-    for (;;) {
-        int fd = weft_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                weft_sleep(50);     /* out of fds or memory: let connections finish first */
-            } else if (errno != ECONNABORTED && errno != EINTR && errno != EPROTO) {
-                perror("kv: accept");
-                exit(1);
-            }
-            continue;
-        }
-        if (!weft_spawn(&conn, serve, (void *)(intptr_t)fd)) {
-            weft_close(fd);         /* no memory for a task: drop this one */
-            weft_sleep(50);
-        }
-    }
-    return NULL;
-}
-
-static int threads = 1, *lfd;
-static pthread_barrier_t listening;
-
-/* Thread i > 0: its own listener on thread 0's port (made here: weft keeps a thread's fds in
- * that thread's table), then its loop. */
-static int listen_on(int i)
-{
-    lfd[i] = weft_tcp_listen(host, i ? weft_local_port(lfd[0]) : port, 4096,
-                             WEFT_NODELAY | (threads > 1 ? WEFT_REUSEPORT : 0));
-    if (lfd[i] < 0) {
-        fprintf(stderr, "kv: listen on %s:%d: %s\n", host, port, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static void *thread_main(void *arg)
-{
-    int i = (int)(intptr_t)arg;
-    if (i > 0) {
-        if (listen_on(i) != 0)
-            exit(1);
-        pthread_barrier_wait(&listening);
-    }
-    if (weft_main(accept_loop, &lfd[i]) != 0) {
-        perror("kv: weft_main");
-        exit(1);
-    }
-    return NULL;
 }
 
 static long long size_arg(const char *s)
@@ -1203,44 +1726,48 @@ static long long size_arg(const char *s)
 
 int main(int argc, char **argv)
 {
+    srv_conf.idle_ms = 0;       /* as redis's timeout 0: a client may idle for ever */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             port = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
-        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc && (threads = atoi(argv[++i])) >= 1 &&
-                   threads <= 1024) {
         } else if (strcmp(argv[i], "--max-bulk") == 0 && i + 1 < argc && (max_bulk = size_arg(argv[++i])) > 0 &&
                    max_bulk <= MAX_REQUEST / 2) {
         } else if (strcmp(argv[i], "--max-args") == 0 && i + 1 < argc && (max_args = size_arg(argv[++i])) > 0 &&
                    max_args <= INT_MAX / 2) {
-        } else {
+        } else if (!server_option(argc, argv, &i)) {
             fprintf(stderr, "usage: %s [--host ADDR] [--port PORT] [--threads N] [--max-bulk BYTES] "
-                            "[--max-args N]\n", argv[0]);
+                            "[--max-args N] [--grace MS] [--idle-timeout MS]\n", argv[0]);
             return 2;
         }
     }
     if (getrandom(&hash_seed, sizeof hash_seed, 0) != sizeof hash_seed)
         hash_seed = (uint64_t)weft_now() * 0x9e3779b97f4a7c15ULL;
-    lfd = calloc((size_t)threads, sizeof *lfd);
-    if (!lfd || pthread_barrier_init(&listening, NULL, (unsigned)threads) != 0) {
+    threads = srv_conf.nthreads;
+    crc_init();
+    if ((errno = pthread_key_create(&db_key, db_free)) != 0) {
         perror("kv");
         return 1;
     }
-    if (listen_on(0) != 0)
+    inbox = calloc((size_t)threads, sizeof *inbox);
+    for (int i = 0; inbox && i < threads && threads > 1; i++)
+        if (!(inbox[i] = weft_chan_make_shared(sizeof(struct batch *), 1024)) ||
+            weft_chan_set_name(inbox[i], "inbox") != 0)
+            inbox = NULL;
+    if (!inbox) {
+        perror("kv");
         return 1;
-    for (int i = 1; i < threads; i++) {
-        pthread_t t;
-        int e = pthread_create(&t, NULL, thread_main, (void *)(intptr_t)i);
-        if (e) {
-            fprintf(stderr, "kv: pthread_create: %s\n", strerror(e));
-            return 1;
-        }
     }
-    pthread_barrier_wait(&listening);
+    int lfd = server_listen(host, port, 4096, WEFT_NODELAY);
+    if (lfd < 0) {
+        fprintf(stderr, "kv: listen on %s:%d: %s\n", host, port, strerror(errno));
+        return 1;
+    }
     const char *br = strchr(host, ':') ? "[" : "";
-    printf("kv listening on %s%s%s:%d\n", br, host, *br ? "]" : "", weft_local_port(lfd[0]));
+    printf("kv listening on %s%s%s:%d\n", br, host, *br ? "]" : "", weft_local_port(lfd));
     fflush(stdout);
-    thread_main((void *)0);
-    return 0;
+    srv_conf.thread_start = thread_start;
+    weft_attr conn = { .stack_size = 64 * 1024, .name = "conn" };
+    return server_main("kv", lfd, serve, &conn);
 }

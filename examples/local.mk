@@ -71,6 +71,6 @@ EXTRA_DIST += tests/prun.test
 # kv: a Redis-protocol key-value server (tests/kv.test with redis-cli; bench/kv.sh against
 # redis-server). examples/resp.h is its request parser, header-only so a fuzzer can use it.
 noinst_PROGRAMS += examples/kv
-examples_kv_SOURCES = examples/kv.c examples/resp.h
+examples_kv_SOURCES = examples/kv.c examples/resp.h examples/shutdown.h
 examples_kv_LDADD = libweft.la
 examples_kv_LDFLAGS = $(AM_LDFLAGS) -no-install

@@ -6,7 +6,8 @@
  * then (weft_group_wait does), and prints what happened and a task dump to stderr, which
  * shows no task but main. The server's own code only spawns connections with server_spawn,
  * marks them with conn_enter / conn_busy / conn_leave, and asks server_stopping() between
- * requests. --idle-timeout MS (default 60 s, 0: none) is the servers' idle deadline: each
+ * requests; srv_conf.thread_start, when set, runs first in each thread's loop (kv starts its
+ * per-thread tasks there, as daemons, which the dump then shows). --idle-timeout MS (default 60 s, 0: none) is the servers' idle deadline: each
  * puts its waits for a client under conn_idle_deadline (the task's deadline scope), so a
  * connection that stays quiet that long fails its read with ETIMEDOUT and is closed.
  * --threads N (default 1, at most SERVER_THREADS_MAX): one weft loop per thread, share
@@ -57,6 +58,7 @@ struct server_conf {
     int64_t grace_ms;
     int64_t idle_ms;            /* --idle-timeout; 0: connections may idle for ever */
     void *(*serve)(void *);     /* a connection's task: serve((void *)(intptr_t)fd) */
+    void (*thread_start)(int index);    /* optional: run in each loop before it accepts */
     weft_attr conn_attr;
     int nthreads;               /* --threads */
     int lfd[SERVER_THREADS_MAX];    /* thread i's listener */
@@ -171,6 +173,8 @@ static void *server_task(void *arg)
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
+    if (srv_conf.thread_start)
+        srv_conf.thread_start(srv.index);
     weft_task *acceptor = weft_spawn(&(weft_attr){ .name = "accept" }, accept_loop, NULL);
     if (!acceptor) {
         perror("weft_spawn");

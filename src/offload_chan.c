@@ -194,6 +194,7 @@ static int task_wait(struct xchan *c, struct xwait *w, struct sched *s, const ch
     } else {
         weft_port_release(p);
     }
+    port_unref(p);      /* wait_on's reference: the reaper may have left with the run */
     t->wait_obj = NULL;
     t->wait_info = NULL;
     return e;
@@ -245,6 +246,8 @@ static int wait_on(struct xchan *c, struct list *q, void *elem, const char *op,
         if (!p)
             return errno;
         weft_port_hold(p);
+        atomic_fetch_add(&p->refs, 1);     /* a daemon cancelled as weft_run ends may wake
+                                             * after the reaper has left and dropped its own */
         w.port = p;
         w.msg.reap = reaped;
         w.msg.waiter = w.t;
@@ -257,6 +260,7 @@ static int wait_on(struct xchan *c, struct list *q, void *elem, const char *op,
             pthread_mutex_unlock(&c->mu);
             post_all(posts);
             weft_port_release(p);
+            port_unref(p);
             return e;
         }
         list_push_back(q, &w.link);

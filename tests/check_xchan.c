@@ -2,7 +2,8 @@
  * order; many producers on several threads into consumers on several loops, every element
  * received once, buffered and unbuffered; a plain thread feeding a loop; timeouts and
  * cancels racing with completions, losing and duplicating nothing; close from another
- * thread; free while waited on; a peer thread that leaves; an idle loop, not EDEADLK. */
+ * thread; free while waited on; a peer thread that leaves; an idle loop, not EDEADLK; a daemon
+ * parked on one when the run ends. */
 #include "iotest.h"
 
 #include <pthread.h>
@@ -428,6 +429,37 @@ TASK_TEST(cancel_of_a_parked_receive_is_ecanceled)
     ck_assert_ok(weft_chan_free(c));
 }
 
+static void *parked_daemon(void *p)
+{
+    int v;
+    weft_chan_recv(p, &v, -1);      /* cancelled once only background tasks are left */
+    return NULL;
+}
+
+static void *leave_a_daemon_parked(void *p)
+{
+    int v;
+    /* a wait that times out: this thread's port, and its reaper, exist from here on, so the
+     * reaper comes before the daemon in the order weft_run cancels them */
+    ck_assert_int_eq(weft_chan_recv(p, &v, weft_now() + 10), -1);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    weft_attr a = { .daemon = 1, .detached = 1, .name = "parked" };
+    ck_assert_ptr_nonnull(weft_spawn(&a, parked_daemon, p));
+    settle();
+    return NULL;
+}
+
+/* The reaper ends with the run; the daemon's wait, cancelled after it, must not touch the
+ * port the reaper leaves (the sanitizer builds see a use after free). */
+START_TEST(a_daemon_parked_on_a_shared_channel_ends_cleanly_with_the_run)
+{
+    weft_chan *c = mks(sizeof(int), 0);
+    ck_assert_ptr_nonnull(weft_go(leave_a_daemon_parked, c));
+    ck_assert_int_eq(weft_run(), 0);
+    ck_assert_ok(weft_chan_free(c));    /* nobody waits on it any more */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("xchan");
@@ -441,5 +473,6 @@ int main(void)
     ADD_TEST(s, close_from_another_thread_wakes_every_waiter_with_epipe, 30);
     ADD_TEST(s, a_lone_wait_times_out_and_the_loop_idles_rather_than_deadlocks, 30);
     ADD_TEST(s, cancel_of_a_parked_receive_is_ecanceled, 10);
+    ADD_TEST(s, a_daemon_parked_on_a_shared_channel_ends_cleanly_with_the_run, 10);
     return test_run(s);
 }

@@ -1,7 +1,8 @@
 /* tcpclient: the raw-socket client of the example servers' tests (tests/NAME.test): sends its
  * standard input to HOST:PORT (in chunks with pauses if asked), half-closes unless -k, and
  * copies what it receives to standard output until the server closes. Plain sockets, no weft;
- * every wait bounded (-t seconds, then exit status 3). */
+ * every wait bounded (-t seconds, then exit status 3). With -r it resets the connection once
+ * its input is sent (SO_LINGER 0), whatever the server still has to say. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -25,20 +26,22 @@ static long long now_ms(void)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: tcpclient [-t SECS] [-k] [-c CHUNK -d MS] HOST PORT < input > output\n"
+    fprintf(stderr, "usage: tcpclient [-t SECS] [-k | -r] [-c CHUNK -d MS] HOST PORT < input > output\n"
                     "  -k  keep the write side open (no half-close): wait for the server to close\n"
+                    "  -r  reset the connection as soon as the input is sent\n"
                     "  -c, -d  send CHUNK bytes at a time, MS milliseconds apart\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    int opt, keep = 0;
+    int opt, keep = 0, reset = 0;
     long secs = 10, chunk = 0, delay = 0;
-    while ((opt = getopt(argc, argv, "t:kc:d:")) != -1) {
+    while ((opt = getopt(argc, argv, "t:krc:d:")) != -1) {
         switch (opt) {
         case 't': secs = atol(optarg); break;
         case 'k': keep = 1; break;
+        case 'r': reset = 1; break;
         case 'c': chunk = atol(optarg); break;
         case 'd': delay = atol(optarg); break;
         default: usage();
@@ -71,6 +74,12 @@ int main(int argc, char **argv)
     int shut = 0;
     char buf[65536];
     for (;;) {
+        if (sent == len && reset) {
+            struct linger l = { .l_onoff = 1, .l_linger = 0 };
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+            close(fd);
+            return fflush(stdout) == 0 ? 0 : 1;
+        }
         if (sent == len && !shut && !keep) {
             shutdown(fd, SHUT_WR);
             shut = 1;
