@@ -112,7 +112,9 @@ static void global_init(void)
 static int guard_faults(const char *map)
 {
     int p[2];
-    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
+    /* The pipe is made and closed by direct syscalls, both: ThreadSanitizer, seeing libc's
+     * pipe2 but not the close, took another thread's next fd of the same number for a race. */
+    if (weft_sys_pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
         return -1;
     ssize_t w = weft_sys_write(p[1], map, 1);
     int e = errno;

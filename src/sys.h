@@ -92,6 +92,11 @@ static inline int weft_sys_close(int fd)
     return (int)syscall(SYS_close, (long)fd);
 }
 
+static inline int weft_sys_pipe2(int fds[2], int flags)
+{
+    return (int)syscall(SYS_pipe2, fds, (long)flags);
+}
+
 /* Commands whose argument is an int or a pointer of the kernel's layout (64-bit: all). */
 static inline int weft_sys_fcntl(int fd, int cmd, unsigned long arg)
 {
