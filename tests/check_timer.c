@@ -1,6 +1,8 @@
-/* The timer heap (src/timer.c, 4-ary, keys in the slots) on its own, built into this test with its source: order
- * against a sorted reference over random adds, cancels and pops, ties in insertion order,
- * a million timers, and running out of memory. Which task a timer wakes is check_sched's. */
+/* The timers (src/timer.c: a timing wheel and a 4-ary heap beside it) on their own, built
+ * into this test with their source: order against a sorted reference over random adds,
+ * cancels, re-keys and pops, ties in arming order, level boundaries and cascades, far and
+ * past deadlines, a million timers, and running out of memory. Which task a timer wakes is
+ * check_sched's. */
 #include "config.h"
 #include "timer.h"
 #include "testutil.h"
@@ -31,11 +33,13 @@ static uint64_t rnd(void)
     return rng;
 }
 
-/* Every slot knows its place and keeps its timer's key, and no child comes before its
- * parent (four children a slot). */
-static void check_heap(const struct timers *ts)
+/* The structure holds together: every heap slot knows its place and keeps its timer's key,
+ * no child comes before its parent (four children a slot); every wheel entry is in the
+ * slot its deadline and base give, due at or after base, and either live (its id names its
+ * timer, armed on the wheel with that key) or counted stale; n counts the armed timers. */
+static void check_timers(const struct timers *ts)
 {
-    for (size_t i = 0; i < ts->n; i++) {
+    for (size_t i = 0; i < ts->hn; i++) {
         const struct timer *t = ts->heap[i].tm;
         test_require(ts->heap[i].when == t->when && ts->heap[i].seq == t->seq,
                      "slot %zu keeps a key its timer does not have", i);
@@ -48,6 +52,41 @@ static void check_heap(const struct timers *ts)
                           (long long)p->when, (unsigned long long)p->seq);
         }
     }
+    size_t live = 0, stale = 0;
+    if (ts->wheel) {
+        uint64_t base = (uint64_t)ts->base ^ ((uint64_t)1 << 63);
+        for (unsigned lv = 0; lv < TIMER_LEVELS; lv++) {
+            for (unsigned s = 0; s < TIMER_SLOTS; s++) {
+                const struct timer_run *r = &ts->wheel->slot[lv * TIMER_SLOTS + s];
+                int bit = (ts->wheel->bits[lv][s / 64] >> (s % 64)) & 1;
+                test_require(bit == (r->n != 0), "level %u slot %u: bit %d, %zu entries", lv, s,
+                             bit, r->n);
+                for (size_t j = 0; j < r->n; j++) {
+                    const struct timer_entry *e = &r->e[j];
+                    uint64_t k = (uint64_t)e->when ^ ((uint64_t)1 << 63);
+                    test_require(k >= base, "entry %lld before base %lld", (long long)e->when,
+                                 (long long)ts->base);
+                    unsigned l = (unsigned)(63 - __builtin_clzll((k ^ base) | 1)) / TIMER_BITS;
+                    test_require(l == lv && ((k >> (TIMER_BITS * l)) & (TIMER_SLOTS - 1)) == s,
+                                 "entry %lld on level %u slot %u, belongs on level %u",
+                                 (long long)e->when, lv, s, l);
+                    test_require(e->id < ts->nids, "entry with id %zu of %zu", e->id, ts->nids);
+                    if (ts->ids[e->id].seq == e->seq) {
+                        const struct timer *t = ts->ids[e->id].tm;
+                        test_require(t->idx == (TIMER_WHEEL | e->id) && t->when == e->when &&
+                                     t->seq == e->seq, "live entry %lld: its timer disagrees",
+                                     (long long)e->when);
+                        live++;
+                    } else {
+                        stale++;
+                    }
+                }
+            }
+        }
+    }
+    test_require(live + ts->hn == ts->n, "%zu on the wheel and %zu in the heap, n %zu", live,
+                 ts->hn, ts->n);
+    test_require(stale == ts->stale, "%zu stale entries, counted %zu", stale, ts->stale);
 }
 
 START_TEST(empty_heap_has_nothing_due)
@@ -91,7 +130,7 @@ START_TEST(equal_deadlines_pop_in_insertion_order)
         t[i].idx = 0;
         ck_assert_int_eq(weft_timer_add(&ts, &t[i], 10 + (int64_t)((i * 7) % 3)), 0);
     }
-    check_heap(&ts);
+    check_timers(&ts);
     for (int64_t when = 10; when <= 12; when++) {
         int last = -1;
         struct timer *p;
@@ -120,13 +159,13 @@ START_TEST(cancel_removes_root_middle_and_last)
     ck_assert_ptr_eq(root, &t[N - 1]);
     weft_timer_cancel(&ts, root);
     ck_assert(!timer_armed(root));
-    struct timer *last = ts.heap[ts.n - 1].tm;
+    struct timer *last = &t[0];             /* the latest deadline */
     weft_timer_cancel(&ts, last);
-    struct timer *mid = ts.heap[ts.n / 2].tm;
+    struct timer *mid = &t[N / 2];
     weft_timer_cancel(&ts, mid);
     weft_timer_cancel(&ts, mid);            /* twice: the second does nothing */
     ck_assert_int_eq(ts.n, N - 3);
-    check_heap(&ts);
+    check_timers(&ts);
     int64_t prev = INT64_MIN;
     struct timer *p;
     size_t popped = 0;
@@ -161,7 +200,9 @@ static size_t ref_find(const struct ref *r, size_t n, int64_t when, uint64_t ord
     return lo;
 }
 
-START_TEST(random_adds_cancels_and_pops_match_a_sorted_reference)
+/* far: deadlines and time steps across wheel levels (cascades), and re-keys; first_every:
+ * how often weft_timer_first is checked (it cascades too, so not after every op). */
+static void random_mix(int far, int first_every)
 {
     enum { POOL = 2000, OPS = 300000 };
     static struct timer t[POOL];
@@ -172,7 +213,7 @@ START_TEST(random_adds_cancels_and_pops_match_a_sorted_reference)
     int64_t now = 1000;
     struct timers ts = { 0 };
     memset(t, 0, sizeof t);
-    size_t adds = 0, cancels = 0, pops = 0, middle_cancels = 0;
+    size_t adds = 0, cancels = 0, pops = 0, middle_cancels = 0, rekeys = 0;
 
     for (int op = 0; op < OPS; op++) {
         unsigned k = (unsigned)(rnd() % 100);
@@ -182,6 +223,8 @@ START_TEST(random_adds_cancels_and_pops_match_a_sorted_reference)
             if (timer_armed(tm))
                 continue;
             int64_t when = now + (int64_t)(rnd() % 64) - 4;     /* some already due */
+            if (far && k % 3 == 0)
+                when = now + (int64_t)(rnd() % (k % 2 ? 300000 : 5000)) - 100;
             test_require(weft_timer_add(&ts, tm, when) == 0, "op %d: add failed", op);
             order_of[i] = order;
             size_t at = ref_find(ref, nref, when, order);
@@ -191,17 +234,32 @@ START_TEST(random_adds_cancels_and_pops_match_a_sorted_reference)
             adds++;
         } else if (k < 70) {                    /* cancel, wherever it is in the heap */
             int armed = timer_armed(tm);
-            if (armed && tm->idx > 1 && tm->idx < ts.n)
-                middle_cancels++;
             weft_timer_cancel(&ts, tm);
             test_require(!timer_armed(tm), "op %d: cancelled timer still armed", op);
             if (armed) {
                 size_t at = ref_find(ref, nref, tm->when, order_of[i]);
                 test_require(at < nref && ref[at].tm == tm, "op %d: reference lost timer %d", op, i);
+                if (at > 0 && at + 1 < nref)
+                    middle_cancels++;
                 memmove(&ref[at], &ref[at + 1], (nref - at - 1) * sizeof ref[0]);
                 nref--;
                 cancels++;
             }
+        } else if (far && k < 75) {             /* re-key: cancel and add, in one */
+            if (!timer_armed(tm))
+                continue;
+            size_t at = ref_find(ref, nref, tm->when, order_of[i]);
+            test_require(at < nref && ref[at].tm == tm, "op %d: reference lost timer %d", op, i);
+            memmove(&ref[at], &ref[at + 1], (nref - at - 1) * sizeof ref[0]);
+            nref--;
+            int64_t when = now + (int64_t)(rnd() % (k % 2 ? 20000 : 64)) - 8;
+            weft_timer_rekey(&ts, tm, when);
+            order_of[i] = order;
+            at = ref_find(ref, nref, when, order);
+            memmove(&ref[at + 1], &ref[at], (nref - at) * sizeof ref[0]);
+            ref[at] = (struct ref){ tm, when, order++ };
+            nref++;
+            rekeys++;
         } else if (k < 95) {                    /* pop what is due */
             struct timer *p = weft_timer_pop_due(&ts, now);
             if (nref && ref[0].when <= now) {
@@ -216,13 +274,17 @@ START_TEST(random_adds_cancels_and_pops_match_a_sorted_reference)
             }
         } else {                                /* time passes */
             now += (int64_t)(rnd() % 8);
+            if (far && k == 99)
+                now += (int64_t)(rnd() % 3000);
         }
-        test_require(ts.n == nref, "op %d: heap holds %zu, reference %zu", op, ts.n, nref);
-        test_require(weft_timer_first(&ts) == (nref ? ref[0].tm : NULL), "op %d: wrong first", op);
+        test_require(ts.n == nref, "op %d: %zu armed, reference %zu", op, ts.n, nref);
+        if (op % first_every == 0)
+            test_require(weft_timer_first(&ts) == (nref ? ref[0].tm : NULL), "op %d: wrong first",
+                         op);
         if (op % 4096 == 0)
-            check_heap(&ts);
+            check_timers(&ts);
     }
-    check_heap(&ts);
+    check_timers(&ts);
     /* Drain: what is left comes out in the reference's order. */
     for (size_t j = 0; j < nref; j++)
         test_require(weft_timer_pop_due(&ts, INT64_MAX) == ref[j].tm, "drain %zu out of order", j);
@@ -232,7 +294,20 @@ START_TEST(random_adds_cancels_and_pops_match_a_sorted_reference)
     ck_assert_int_gt(cancels, OPS / 100);
     ck_assert_int_gt(middle_cancels, OPS / 200);
     ck_assert_int_gt(pops, OPS / 10);
+    if (far)
+        ck_assert_int_gt(rekeys, OPS / 100);
     weft_timers_free(&ts);
+}
+
+START_TEST(random_adds_cancels_and_pops_match_a_sorted_reference)
+{
+    random_mix(0, 1);
+}
+END_TEST
+
+START_TEST(random_far_deadlines_rekeys_and_time_jumps_match_a_sorted_reference)
+{
+    random_mix(1, 7);
 }
 END_TEST
 
@@ -292,14 +367,14 @@ START_TEST(add_fails_enomem_when_the_heap_cannot_grow)
     do {
         ck_assert_int_eq(weft_timer_add(&ts, &t[i], (int64_t)(N - i)), 0);
         i++;
-    } while (ts.n < ts.cap && i < N);
-    ck_assert_int_eq(ts.n, ts.cap);
+    } while (ts.n < ts.hcap && i < N);
+    ck_assert_int_eq(ts.n, ts.hcap);
     realloc_fails = 1;
     ck_assert_fails(weft_timer_add(&ts, &t[i], 0), ENOMEM);
     realloc_fails = 0;
     ck_assert(!timer_armed(&t[i]));
     ck_assert_int_eq(ts.n, i);
-    check_heap(&ts);
+    check_timers(&ts);
     /* Nothing was lost, and the heap grows once memory is back. */
     ck_assert_int_eq(weft_timer_add(&ts, &t[i], 0), 0);
     ck_assert_ptr_eq(weft_timer_pop_due(&ts, 0), &t[i]);
@@ -319,6 +394,7 @@ START_TEST(freed_heap_is_empty_and_usable_again)
     weft_timer_cancel(&ts, &a);
     weft_timers_free(&ts);
     ck_assert_ptr_null(ts.heap);
+    ck_assert_ptr_null(ts.wheel);
     ck_assert_int_eq(ts.n, 0);
     ck_assert_int_eq(weft_timer_add(&ts, &b, 2), 0);
     ck_assert_ptr_eq(weft_timer_pop_due(&ts, 2), &b);
@@ -359,9 +435,9 @@ START_TEST(rekey_moves_a_timer_either_way_and_keeps_ties_in_order)
         key[i][1] = order++;
         test_require(timer_armed(&t[i]) && t[i].when == when, "op %d: not re-keyed", op);
         if (op % 4096 == 0)
-            check_heap(&ts);
+            check_timers(&ts);
     }
-    check_heap(&ts);
+    check_timers(&ts);
     qsort(key, N, sizeof key[0], by_when_then_order);
     for (int j = 0; j < N; j++)
         test_require(weft_timer_pop_due(&ts, INT64_MAX) == &t[key[j][2]], "pop %d out of order", j);
@@ -382,6 +458,7 @@ static Suite *timer_suite(void)
     tcase_add_test(tc, freed_heap_is_empty_and_usable_again);
     tc = test_case(s, "random", 60);
     tcase_add_test(tc, random_adds_cancels_and_pops_match_a_sorted_reference);
+    tcase_add_test(tc, random_far_deadlines_rekeys_and_time_jumps_match_a_sorted_reference);
     tcase_add_test(tc, a_million_timers_pop_in_deadline_order);
     tcase_add_test(tc, rekey_moves_a_timer_either_way_and_keeps_ties_in_order);
     return s;
