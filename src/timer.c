@@ -1,22 +1,22 @@
-/* Deadlines: a hierarchical timing wheel over the 1 ms tick of weft_now(), 11 levels of 64
- * slots, each slot an intrusive list in arming order, plus a 4-ary heap for the timers armed
- * for before the wheel's time (base). Add and cancel are O(1); a timer cascades at most once
- * a level on its way down, and a level-0 slot holds a single deadline, so popping its head
- * gives the (deadline, arming order) order exactly, with no sort. What a timer wakes is the
- * scheduler's business.
+/* Deadlines: a hierarchical timing wheel over weft_now()'s 1 ms tick (11 levels of 64 slots),
+ * beside a 4-ary heap. A slot is an array of entries (key, id, timer); arming appends one,
+ * cancelling only marks it stale (its id freed), so both are O(1); the earliest non-empty
+ * slot of the lowest level cascades to the levels below, copying entries without reading a
+ * timer, and a level-0 slot (one deadline) comes due into the heap, which orders it exactly:
+ * (deadline, arming order), the earliest timer exact, none early. The heap also holds the
+ * timers armed for before the wheel's time (base) and any a slot had no memory for. What a
+ * timer wakes is the scheduler's business.
  *
- * Why not the heap alone (measured with callgrind --cache-sim=yes, a 4 MiB last level, on
- * bench/timers' fire loop, 256-byte records): at 1,000 timers a 4-ary heap with keys in its
- * slots costs 433 instructions and 3.9 L1 misses a timer, no LL miss; at 1,000,000, 746
- * instructions and 9.2 LL misses a timer: 2.7 reading heap keys as a pop sifts down and 4.7
- * writing each moved timer's record (its heap index), one record a level. The wheel touches
- * a record once when armed and once a cascade, and a cascade walks a slot whose records the
- * cascade above brought in not long before.
- *
- * Order: every slot's list is in arming (seq) order. An add appends the newest seq; a
- * cascade empties the earliest non-empty slot of the lowest non-empty level into the levels
- * below it, all empty then, walking it in order. Every wheel timer is due at or after base,
- * every heap timer before it, so the heap's top, when there is one, is the earliest. */
+ * Measured (callgrind --cache-sim=yes with a 4 MiB last level, bench/timers' fire loop, each
+ * timer in a 256-byte record): the 4-ary heap alone cost 433 instructions and no LL miss a
+ * timer at 1,000 timers, 746 and 9.2 LL misses at 1,000,000: 2.7 reading keys as pops sift
+ * down, 4.7 writing moved timers' heap indices into their records, one record a level. A
+ * wheel of intrusive lists through the records cut that to 2.7 misses, but 1.7 of them were
+ * dependent loads walking a cascading slot's records, and it was no faster in wall time at
+ * 1,000,000. Arrays cascade by streaming, and ids keep a stale entry from ever reading its
+ * timer (whose record may be freed): 556 and 576 instructions a timer at the two sizes, the
+ * misses left mostly sequential (arming, copying) plus the one record write as a timer comes
+ * due, fetched ahead when a small slot cascades to level 0. */
 #include "config.h"
 #include "compiler.h"
 #include "timer.h"
@@ -118,14 +118,13 @@ static inline void bit_clear(struct timer_wheel *w, unsigned lv, unsigned s)
 /* Is e its timer's entry, armed on the wheel? */
 static inline int live(const struct timers *ts, const struct timer_entry *e)
 {
-    return ts->ids[e->id].seq == e->seq;
+    return ts->ids[e->id] == e->seq;
 }
 
 /* Give id back: its entries go stale. */
 static inline void id_free(struct timers *ts, size_t id)
 {
-    ts->ids[id].seq = TIMER_GONE;
-    ts->ids[id].next = ts->free_id;
+    ts->ids[id] = TIMER_FREE | ts->free_id;
     ts->free_id = id;
 }
 
@@ -160,7 +159,7 @@ static inline void heap_push(struct timers *ts, struct timer_slot e)
 static inline void entry_to_heap(struct timers *ts, const struct timer_entry *e)
 {
     if (live(ts, e)) {
-        heap_push(ts, (struct timer_slot){ e->when, e->seq, ts->ids[e->id].tm });
+        heap_push(ts, (struct timer_slot){ e->when, e->seq, e->tm });
         id_free(ts, e->id);
     } else {
         ts->stale--;
@@ -178,6 +177,8 @@ static inline void run_emptied(struct timer_run *r)
     }
 }
 
+#define CASCADE_WARM 256        /* entries cascaded into level 0 whose lines fit a cache */
+
 /* Slot s of level lv > 0 is the earliest non-empty one and starts at 'start': move base
  * there and its entries to the levels below (empty: nothing is due before it). The
  * entries are copied, their timers not read. */
@@ -187,6 +188,11 @@ static void cascade(struct timers *ts, unsigned lv, unsigned s, uint64_t start)
     struct timer_run *r = &w->slot[lv * TIMER_SLOTS + s];
     bit_clear(w, lv, s);
     ts->base = unkey(start);
+    if (lv == 1 && r->n <= CASCADE_WARM)        /* they come due soon: fetch what that reads */
+        for (size_t j = 0; j < r->n; j++) {
+            __builtin_prefetch(&ts->ids[r->e[j].id]);
+            __builtin_prefetch(r->e[j].tm, 1);
+        }
     for (size_t j = 0; j < r->n; j++) {
         if (slow(wheel_put(ts, r->e[j]) != 0))      /* no memory: the heap has room */
             entry_to_heap(ts, &r->e[j]);
@@ -276,9 +282,15 @@ static struct timer *earliest(struct timers *ts, uint64_t limit)
 {
     for (;;) {
         uint64_t top = ts->hn ? key(ts->heap[0].when) : UINT64_MAX, k;
-        if (ts->hn && top < key(ts->base))
-            break;
+        if (ts->hn && top < key(ts->base)) {
+            if (top <= limit)
+                break;
+            ts->lo = unkey(top);
+            return NULL;
+        }
         int s = wheel_first(ts, limit < top ? limit : top, &k);
+        if (slow(ts->hn && key(ts->heap[0].when) < top))
+            top = key(ts->heap[0].when);    /* a cascade without memory put timers there */
         if (s < 0) {
             if (ts->hn && top <= limit)
                 break;
@@ -296,10 +308,9 @@ static void attach(struct timers *ts, struct timer *tm)
 {
     size_t id = ts->free_id;
     if (fast(tm->when >= ts->base) &&
-        fast(wheel_put(ts, (struct timer_entry){ tm->when, tm->seq, id }) == 0)) {
-        ts->free_id = ts->ids[id].next;
-        ts->ids[id].tm = tm;
-        ts->ids[id].seq = tm->seq;
+        fast(wheel_put(ts, (struct timer_entry){ tm->when, tm->seq, id, tm }) == 0)) {
+        ts->free_id = ts->ids[id] & ~TIMER_FREE;
+        ts->ids[id] = tm->seq;
         tm->idx = TIMER_WHEEL | id;
     } else {
         heap_push(ts, (struct timer_slot){ tm->when, tm->seq, tm });
@@ -331,14 +342,13 @@ static int reserve(struct timers *ts)
     }
     if (slow(ts->n + 1 >= ts->nids)) {      /* a free id for every armed timer, and one more */
         size_t cap = ts->nids ? ts->nids * 2 : 256;
-        struct timer_id *ids = realloc(ts->ids, cap * sizeof *ids);
+        uint64_t *ids = realloc(ts->ids, cap * sizeof *ids);
         if (!ids)
             return ENOMEM;
         if (!ts->nids)
-            ts->free_id = SIZE_MAX;         /* the end of the free list */
+            ts->free_id = TIMER_FREE - 1;   /* the end of the free list (never reached) */
         for (size_t i = cap; i-- > ts->nids;) {
-            ids[i].seq = TIMER_GONE;
-            ids[i].next = ts->free_id;
+            ids[i] = TIMER_FREE | ts->free_id;
             ts->free_id = i;
         }
         ts->ids = ids;

@@ -30,24 +30,19 @@ struct timer_slot {
     struct timer *tm;
 };
 
-/* A timer on the wheel has an id while it is there: the timer, and the seq it was armed
- * with (TIMER_GONE once it has left). A free id links to the next free one. */
-#define TIMER_GONE UINT64_MAX
-struct timer_id {
-    union {
-        struct timer *tm;
-        size_t next;
-    };
-    uint64_t seq;
-};
+/* A timer on the wheel has an id while it is there, ids[id] holding the seq it was armed
+ * with; a free id holds TIMER_FREE | the next free one (no seq reaches that bit). */
+#define TIMER_FREE ((uint64_t)1 << 63)
 
-/* A wheel entry: the key and the id, never the timer (whose record may be gone). It is
- * stale once its id no longer has its seq (the timer cancelled, re-keyed): dropped when its
- * slot comes due, or when stale entries outnumber the armed timers. */
+/* A wheel entry: the key, the id, and the timer, which is only read once the id says the
+ * entry is still its timer's (the record may be gone). It is stale once its id no longer
+ * has its seq (the timer cancelled, re-keyed): dropped when its slot comes due, or when
+ * stale entries outnumber the armed timers. */
 struct timer_entry {
     int64_t when;
     uint64_t seq;
     size_t id;
+    struct timer *tm;
 };
 
 /* The entries of one wheel slot, in no order. */
@@ -73,7 +68,7 @@ struct timers {
     uint64_t seq;
     size_t stale;               /* wheel entries whose timer has gone */
     struct timer_wheel *wheel;  /* made at the first add */
-    struct timer_id *ids;       /* more than n of them, so a re-key never fails */
+    uint64_t *ids;              /* more than n of them, so a re-key never fails */
     size_t nids, free_id;       /* free_id: the first free one */
     struct timer_slot *heap;    /* room for n timers is kept, so a re-key never fails */
     size_t hn, hcap;

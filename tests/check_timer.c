@@ -71,8 +71,8 @@ static void check_timers(const struct timers *ts)
                                  "entry %lld on level %u slot %u, belongs on level %u",
                                  (long long)e->when, lv, s, l);
                     test_require(e->id < ts->nids, "entry with id %zu of %zu", e->id, ts->nids);
-                    if (ts->ids[e->id].seq == e->seq) {
-                        const struct timer *t = ts->ids[e->id].tm;
+                    if (ts->ids[e->id] == e->seq) {
+                        const struct timer *t = e->tm;
                         test_require(t->idx == (TIMER_WHEEL | e->id) && t->when == e->when &&
                                      t->seq == e->seq, "live entry %lld: its timer disagrees",
                                      (long long)e->when);
@@ -446,6 +446,214 @@ START_TEST(rekey_moves_a_timer_either_way_and_keeps_ties_in_order)
 }
 END_TEST
 
+/* Deadlines on and around the wheel's level boundaries (64, 4096, 262144, 16777216 ms),
+ * with ties, armed in a jumbled order: as time steps 1 ms at a time, each fires at exactly
+ * its tick, after the cascades that bring it down, ties in arming order. */
+START_TEST(timers_on_level_boundaries_cascade_and_fire_at_their_tick)
+{
+    static const int64_t at[] = { 0, 1, 62, 63, 64, 65, 127, 128, 4095, 4096, 4097, 262143,
+                                  262144, 262145, 16777215, 16777216, 16777217 };
+    enum { NAT = sizeof at / sizeof at[0], N = 3 * NAT };
+    static struct timer t[N];
+    static int64_t key[N][3];
+    struct timers ts = { 0 };
+    weft_timers_start(&ts, 0);
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < N; i++) {
+        int64_t when = at[(i * 7) % NAT];
+        ck_assert_int_eq(weft_timer_add(&ts, &t[i], when), 0);
+        key[i][0] = when;
+        key[i][1] = i;
+        key[i][2] = i;
+    }
+    check_timers(&ts);
+    qsort(key, N, sizeof key[0], by_when_then_order);
+    int j = 0;
+    for (int64_t now = 0; now <= 16777300; now++) {
+        struct timer *p;
+        while ((p = weft_timer_pop_due(&ts, now)) != NULL) {
+            test_require(p == &t[key[j][2]], "at %lld: popped %d, expected %d (due %lld)",
+                         (long long)now, (int)(p - t), (int)key[j][2], (long long)key[j][0]);
+            test_require(p->when == now, "timer due %lld fired at %lld", (long long)p->when,
+                         (long long)now);
+            j++;
+            check_timers(&ts);
+        }
+    }
+    ck_assert_int_eq(j, N);
+    ck_assert_int_eq(ts.n, 0);
+    weft_timers_free(&ts);
+}
+END_TEST
+
+/* Years ahead, INT64_MAX, the past (before the wheel's time: the heap's), negative and
+ * INT64_MIN: one order for all, nothing early, and the earliest always known exactly. */
+START_TEST(far_past_and_extreme_deadlines_keep_one_order)
+{
+    const int64_t now = 1000000000000;              /* about 31 years of milliseconds */
+    const int64_t year = 365LL * 24 * 3600 * 1000;
+    const int64_t when[] = { INT64_MAX, now + 10 * year, now - 5, INT64_MIN, 0, now,
+                             now + 1, -1, INT64_MAX, now + 10 * year, now - 5, now + year };
+    enum { N = sizeof when / sizeof when[0] };
+    static struct timer t[N];
+    static int64_t key[N][3];
+    struct timers ts = { 0 };
+    weft_timers_start(&ts, now);
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(weft_timer_add(&ts, &t[i], when[i]), 0);
+        key[i][0] = when[i];
+        key[i][1] = i;
+        key[i][2] = i;
+    }
+    check_timers(&ts);
+    qsort(key, N, sizeof key[0], by_when_then_order);
+    ck_assert_ptr_eq(weft_timer_first(&ts), &t[3]);         /* INT64_MIN */
+    int j = 0;
+    struct timer *p;
+    while ((p = weft_timer_pop_due(&ts, now)) != NULL) {
+        test_require(p == &t[key[j][2]], "popped %lld, expected %lld", (long long)p->when,
+                     (long long)key[j][0]);
+        j++;
+    }
+    ck_assert_int_eq(key[j][0], now + 1);                   /* everything due by now, no more */
+    ck_assert_ptr_eq(weft_timer_first(&ts), &t[key[j][2]]);
+    /* Armed now for before the wheel's time: the earliest, and it fires first. */
+    struct timer late = { 0 };
+    ck_assert_int_eq(weft_timer_add(&ts, &late, now - 100), 0);
+    ck_assert_ptr_eq(weft_timer_first(&ts), &late);
+    ck_assert_ptr_eq(weft_timer_pop_due(&ts, now), &late);
+    ck_assert_ptr_null(weft_timer_pop_due(&ts, now));
+    for (int64_t step = now + 1; j < N; step += year / 2 > INT64_MAX - step ? INT64_MAX - step : year / 2) {
+        while ((p = weft_timer_pop_due(&ts, step)) != NULL) {
+            test_require(p == &t[key[j][2]], "popped %lld, expected %lld", (long long)p->when,
+                         (long long)key[j][0]);
+            test_require(p->when <= step, "popped %lld early at %lld", (long long)p->when,
+                         (long long)step);
+            j++;
+            check_timers(&ts);
+        }
+        if (step == INT64_MAX)
+            break;
+    }
+    ck_assert_int_eq(j, N);
+    weft_timers_free(&ts);
+}
+END_TEST
+
+/* The earliest timer, as weft_timer_first gives it, is exactly the next to fire: not due
+ * a millisecond before its deadline, due at it (the loop's timeout rests on this). */
+START_TEST(first_is_exact_never_early_and_due_at_its_deadline)
+{
+    enum { N = 20000 };
+    static struct timer t[N];
+    struct timers ts = { 0 };
+    memset(t, 0, sizeof t);
+    weft_timers_start(&ts, 5000);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(weft_timer_add(&ts, &t[i], 5000 + (int64_t)(rnd() % 10000000)), 0);
+    int64_t prev = 0;
+    for (int i = 0; i < N; i++) {
+        struct timer *f = weft_timer_first(&ts);
+        ck_assert_ptr_nonnull(f);
+        test_require(f->when >= prev, "first %lld after %lld", (long long)f->when, (long long)prev);
+        test_require(weft_timer_pop_due(&ts, f->when - 1) == NULL, "due before %lld",
+                     (long long)f->when);
+        test_require(weft_timer_pop_due(&ts, f->when) == f, "first %lld not due at its time",
+                     (long long)f->when);
+        prev = f->when;
+    }
+    ck_assert_ptr_null(weft_timer_first(&ts));
+    weft_timers_free(&ts);
+}
+END_TEST
+
+/* A wheel slot that cannot grow (no memory) sends the timer to the heap, which has room
+ * for all of them, both when arming and when a cascade brings timers down: the order holds. */
+START_TEST(a_wheel_slot_without_memory_sends_timers_to_the_heap)
+{
+    enum { N = 600 };
+    static struct timer t[N];
+    static int64_t key[N][3];
+    struct timers ts = { 0 };
+    memset(t, 0, sizeof t);
+    weft_timers_start(&ts, 0);
+    int i = 0;
+    for (; i < 300; i++) {                  /* far ones: they cascade later */
+        key[i][0] = 100000 + (int64_t)(rnd() % 300000);
+        ck_assert_int_eq(weft_timer_add(&ts, &t[i], key[i][0]), 0);
+    }
+    realloc_fails = 1;                      /* heap and ids have room for 512 already */
+    for (; i < 500; i++) {
+        key[i][0] = (int64_t)(rnd() % 500000);
+        ck_assert_int_eq(weft_timer_add(&ts, &t[i], key[i][0]), 0);
+    }
+    ck_assert_int_gt(ts.hn, 0);
+    check_timers(&ts);
+    for (int k = 0; k < 500; k++) {
+        key[k][1] = k;
+        key[k][2] = k;
+    }
+    qsort(key, 500, sizeof key[0], by_when_then_order);
+    int j = 0;
+    for (int64_t now = 0; now < 500000 + 97; now += 97) {
+        struct timer *p;
+        while ((p = weft_timer_pop_due(&ts, now)) != NULL) {
+            test_require(p == &t[key[j][2]], "popped %lld, expected %lld", (long long)p->when,
+                         (long long)key[j][0]);
+            j++;
+        }
+        if (now % 9700 == 0)
+            check_timers(&ts);
+    }
+    realloc_fails = 0;
+    ck_assert_int_eq(j, 500);
+    weft_timers_free(&ts);
+}
+END_TEST
+
+/* Cancelled and re-keyed timers leave stale entries behind, never read through their
+ * timers (whose records may be freed: ASan and Valgrind would tell), and never more of
+ * them than the armed timers and a small slack. */
+START_TEST(stale_entries_stay_bounded_and_never_read_a_freed_timer)
+{
+    enum { N = 5000, OPS = 200000 };
+    struct timer **t = calloc(N, sizeof *t);
+    ck_assert_ptr_nonnull(t);
+    struct timers ts = { 0 };
+    int64_t now = 0;
+    for (int op = 0; op < OPS; op++) {
+        int i = (int)(rnd() % N);
+        unsigned k = (unsigned)(rnd() % 8);
+        if (!t[i]) {
+            t[i] = calloc(1, sizeof *t[i]);
+            ck_assert_ptr_nonnull(t[i]);
+            ck_assert_int_eq(weft_timer_add(&ts, t[i], now + 30000 + (int64_t)(rnd() % 1000)), 0);
+        } else if (k < 5 && timer_armed(t[i])) {
+            weft_timer_rekey(&ts, t[i], now + 30000 + (int64_t)(rnd() % 1000));
+        } else {
+            weft_timer_cancel(&ts, t[i]);
+            free(t[i]);                     /* gone: its stale entries must not be read */
+            t[i] = NULL;
+        }
+        test_require(ts.stale <= ts.n + 1024, "op %d: %zu stale entries for %zu timers", op,
+                     ts.stale, ts.n);
+        if (op % 64 == 0)
+            now += 1 + (int64_t)(rnd() % 400);      /* slots come due, with stale entries */
+        struct timer *p;
+        while ((p = weft_timer_pop_due(&ts, now)) != NULL)
+            test_require(!timer_armed(p) && p->when <= now, "op %d: bad pop", op);
+        if (op % 8192 == 0)
+            check_timers(&ts);
+    }
+    check_timers(&ts);
+    for (int i = 0; i < N; i++)
+        free(t[i]);
+    weft_timers_free(&ts);
+    free(t);
+}
+END_TEST
+
 static Suite *timer_suite(void)
 {
     Suite *s = suite_create("timer");
@@ -461,6 +669,12 @@ static Suite *timer_suite(void)
     tcase_add_test(tc, random_far_deadlines_rekeys_and_time_jumps_match_a_sorted_reference);
     tcase_add_test(tc, a_million_timers_pop_in_deadline_order);
     tcase_add_test(tc, rekey_moves_a_timer_either_way_and_keeps_ties_in_order);
+    tcase_add_test(tc, first_is_exact_never_early_and_due_at_its_deadline);
+    tcase_add_test(tc, stale_entries_stay_bounded_and_never_read_a_freed_timer);
+    tc = test_case(s, "wheel", 60);
+    tcase_add_test(tc, timers_on_level_boundaries_cascade_and_fire_at_their_tick);
+    tcase_add_test(tc, far_past_and_extreme_deadlines_keep_one_order);
+    tcase_add_test(tc, a_wheel_slot_without_memory_sends_timers_to_the_heap);
     return s;
 }
 
