@@ -386,6 +386,43 @@ START_TEST(add_fails_enomem_when_the_heap_cannot_grow)
 }
 END_TEST
 
+/* The wheel and the ids are made, and grown, when arming too: a failure there is ENOMEM
+ * with nothing changed, and arming works again once memory is back. */
+START_TEST(add_fails_enomem_when_the_wheel_or_its_ids_cannot_be_made)
+{
+    enum { N = 400 };
+    static struct timer t[N];
+    struct timers ts = { 0 };
+    memset(t, 0, sizeof t);
+    realloc_fails = 1;
+    ck_assert_fails(weft_timer_add(&ts, &t[0], 5), ENOMEM);
+    realloc_fails = 0;
+    ck_assert(!timer_armed(&t[0]));
+    ck_assert_int_eq(ts.n, 0);
+    ck_assert_ptr_null(weft_timer_first(&ts));
+    size_t i = 0;
+    for (; ts.n + 1 < ts.nids || i == 0; i++)       /* up to the ids' next growth */
+        ck_assert_int_eq(weft_timer_add(&ts, &t[i], (int64_t)(i % 7)), 0);
+    realloc_fails = 1;
+    ck_assert_fails(weft_timer_add(&ts, &t[i], 0), ENOMEM);
+    realloc_fails = 0;
+    ck_assert(!timer_armed(&t[i]));
+    ck_assert_int_eq(ts.n, i);
+    check_timers(&ts);
+    ck_assert_int_eq(weft_timer_add(&ts, &t[i], 0), 0);
+    size_t popped = 0;
+    int64_t prev = INT64_MIN;
+    struct timer *p;
+    while ((p = weft_timer_pop_due(&ts, INT64_MAX)) != NULL) {
+        ck_assert_int_ge(p->when, prev);
+        prev = p->when;
+        popped++;
+    }
+    ck_assert_int_eq(popped, i + 1);
+    weft_timers_free(&ts);
+}
+END_TEST
+
 START_TEST(freed_heap_is_empty_and_usable_again)
 {
     struct timers ts = { 0 };
@@ -663,6 +700,7 @@ static Suite *timer_suite(void)
     tcase_add_test(tc, equal_deadlines_pop_in_insertion_order);
     tcase_add_test(tc, cancel_removes_root_middle_and_last);
     tcase_add_test(tc, add_fails_enomem_when_the_heap_cannot_grow);
+    tcase_add_test(tc, add_fails_enomem_when_the_wheel_or_its_ids_cannot_be_made);
     tcase_add_test(tc, freed_heap_is_empty_and_usable_again);
     tc = test_case(s, "random", 60);
     tcase_add_test(tc, random_adds_cancels_and_pops_match_a_sorted_reference);
