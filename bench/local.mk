@@ -97,8 +97,9 @@ bench-idle: examples/httpd$(EXEEXT) bench/idleload$(EXEEXT)
 BENCH_PROGS += bench/xchan
 bench_xchan_SOURCES = bench/xchan.c bench/floors.c bench/bench.h bench/floor.S
 bench_xchan_LDADD = libweft.la -lpthread
-# Timers at scale (bench/timers.c): the heap alone at 1,000 to 1,000,000 timers beside the
-# binary pointer heap it replaced, then sleeping tasks and delayed calls end to end.
+# Timers at scale (bench/timers.c): the timing wheel alone at 1,000 to 1,000,000 timers beside
+# the two heaps it replaced, then sleeping tasks and delayed calls end to end.
 BENCH_PROGS += bench/timers
-bench_timers_SOURCES = bench/timers.c bench/timers_binheap.h bench/bench.h src/timer.c
+bench_timers_SOURCES = bench/timers.c bench/timers_binheap.h bench/timers_keyed4.h bench/bench.h \
+	src/timer.c
 bench_timers_LDADD = libweft.la

@@ -1,6 +1,8 @@
-/* bench/timers: timers at scale. First the timer heap alone (src/timer.c, "keyed4", beside
- * the binary heap of timer pointers it replaced, "binheap", bench/timers_binheap.h), at
- * 1,000 to 1,000,000 armed timers, each timer in a record of its own as a task's is:
+/* bench/timers: timers at scale. First the timer structure alone (src/timer.c's timing wheel,
+ * "wheel", beside the two heaps it replaced: the 4-ary heap with keys in its slots, "keyed4",
+ * bench/timers_keyed4.h, and the binary heap of timer pointers before it, "binheap",
+ * bench/timers_binheap.h), at 1,000 to 1,000,000 armed timers, each timer in a record of its
+ * own as a task's is:
  *   fire: arm N timers with random deadlines, then pop them as time passes;
  *   idle: N armed idle deadlines (a server's), most pushed back or cancelled before they
  *         fire: park again (cancel + add), re-key in place, cancel; a few short ones fire.
@@ -16,14 +18,15 @@
 
 #include "timer.h"
 #include "timers_binheap.h"
+#include "timers_keyed4.h"
 #include "weft.h"
 
 static const char usage[] =
-    "Variants (-o): fire, idle (the heap alone), sleep, after (end to end).\n"
+    "Variants (-o): fire, idle (the structure alone), sleep, after (end to end).\n"
     "-n is the largest size (default 1000000): sizes 1000, 10000, ... up to it.\n"
     "Prints medians over the rounds (interleaved) of ns per timer (fire, sleep, after) or per\n"
-    "operation (idle), the binheap/keyed4 ratio, and the ratio of the cost at the largest\n"
-    "size to the cost at 1000 (1.00 is flat).\n";
+    "operation (idle), the keyed4/wheel and binheap/wheel ratios, and the ratio of the cost\n"
+    "at the largest size to the cost at 1000 (1.00 is flat).\n";
 
 static void fail(const char *what)
 {
@@ -52,19 +55,25 @@ struct heap_ops {
     void (*release)(void *h);
 };
 
-static int k_add(void *h, struct timer *tm, int64_t when) { return weft_timer_add(h, tm, when); }
-static void k_rekey(void *h, struct timer *tm, int64_t when) { weft_timer_rekey(h, tm, when); }
-static void k_cancel(void *h, struct timer *tm) { weft_timer_cancel(h, tm); }
-static struct timer *k_pop(void *h, int64_t now) { return weft_timer_pop_due(h, now); }
-static void k_release(void *h) { weft_timers_free(h); }
+static int w_add(void *h, struct timer *tm, int64_t when) { return weft_timer_add(h, tm, when); }
+static void w_rekey(void *h, struct timer *tm, int64_t when) { weft_timer_rekey(h, tm, when); }
+static void w_cancel(void *h, struct timer *tm) { weft_timer_cancel(h, tm); }
+static struct timer *w_pop(void *h, int64_t now) { return weft_timer_pop_due(h, now); }
+static void w_release(void *h) { weft_timers_free(h); }
+static int k_add(void *h, struct timer *tm, int64_t when) { return k4_add(h, tm, when); }
+static void k_rekey(void *h, struct timer *tm, int64_t when) { k4_rekey(h, tm, when); }
+static void k_cancel(void *h, struct timer *tm) { k4_cancel(h, tm); }
+static struct timer *k_pop(void *h, int64_t now) { return k4_pop_due(h, now); }
+static void k_release(void *h) { k4_free(h); }
 static int b_add(void *h, struct timer *tm, int64_t when) { return bh_add(h, tm, when); }
 static void b_rekey(void *h, struct timer *tm, int64_t when) { bh_rekey(h, tm, when); }
 static void b_cancel(void *h, struct timer *tm) { bh_cancel(h, tm); }
 static struct timer *b_pop(void *h, int64_t now) { return bh_pop_due(h, now); }
 static void b_release(void *h) { bh_free(h); }
 
-enum { KEYED, BIN, NHEAP };
+enum { WHEEL, KEYED, BIN, NHEAP };
 static const struct heap_ops heaps[NHEAP] = {
+    [WHEEL] = { "wheel", w_add, w_rekey, w_cancel, w_pop, w_release },
     [KEYED] = { "keyed4", k_add, k_rekey, k_cancel, k_pop, k_release },
     [BIN] = { "binheap", b_add, b_rekey, b_cancel, b_pop, b_release },
 };
@@ -78,8 +87,8 @@ struct rec {
 
 static struct rec *recs;
 
-/* A fresh heap of either kind (both start zeroed). */
-static union { struct timers k; struct binheap b; } heap_mem;
+/* A fresh structure of any kind (all start zeroed). */
+static union { struct timers w; struct keyed4 k; struct binheap b; } heap_mem;
 
 #define UNITS 1000000L          /* timers (fire) or operations (idle) per measurement, at least */
 
@@ -334,12 +343,16 @@ int main(int argc, char **argv)
         if (!on[v])
             continue;
         for (int s = 0; s < nsizes; s++) {
-            for (int r = 0; r < o.rounds; r++)
-                tmp[r] = ns[v][s][BIN][r] / ns[v][s][KEYED][r];
-            double ratio = median(tmp, o.rounds);
-            printf("heap  %-5s %8ld  keyed4 %7.1f ns  binheap %7.1f ns  binheap/keyed4 %5.2f\n",
-                   vname[v], sizes[s], median(ns[v][s][KEYED], o.rounds),
-                   median(ns[v][s][BIN], o.rounds), ratio);
+            double ratio[NHEAP];
+            for (int hp = KEYED; hp < NHEAP; hp++) {
+                for (int r = 0; r < o.rounds; r++)
+                    tmp[r] = ns[v][s][hp][r] / ns[v][s][WHEEL][r];
+                ratio[hp] = median(tmp, o.rounds);
+            }
+            printf("heap  %-5s %8ld  wheel %6.1f ns  keyed4 %6.1f ns  binheap %6.1f ns  "
+                   "keyed4/wheel %5.2f  binheap/wheel %5.2f\n", vname[v], sizes[s],
+                   median(ns[v][s][WHEEL], o.rounds), median(ns[v][s][KEYED], o.rounds),
+                   median(ns[v][s][BIN], o.rounds), ratio[KEYED], ratio[BIN]);
         }
         for (int hp = 0; hp < NHEAP; hp++) {
             for (int r = 0; r < o.rounds; r++)

@@ -1010,8 +1010,8 @@ WEFT_API int weft_signal_waitinfo(const sigset_t *set, struct signalfd_siginfo *
  * weft_after(ms, fn, arg) arms a timer that, once ms have passed, runs fn(arg) as a new
  * detached task (named "timer"; its spawn site is the weft_after call; fn's result is
  * dropped); weft_at(deadline, fn, arg) is the same for an absolute weft_now() deadline. An
- * armed timer is an entry in the scheduler's timer heap, not a task: arming, pushing back
- * and stopping cost O(log n) and no stack, so one per connection (an idle timeout pushed
+ * armed timer is an entry in the scheduler's timing wheel, not a task: arming, pushing back
+ * and stopping cost O(1) and no stack, so one per connection (an idle timeout pushed
  * back at each request) is cheap. Each fires at most once per arming; weft_timer_reset arms
  * it again, fired or not. The timer belongs to the thread that armed it, and fires only
  * while that thread runs its scheduler (weft_run): from outside any task (main before

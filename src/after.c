@@ -1,6 +1,6 @@
 /* Delayed calls (weft_after, weft_at): a timer that, when due, runs fn(arg) as a new task.
- * An armed timer is one entry of the scheduler's call heap (struct sched_call), not a task:
- * no stack until it fires, and pushing it back re-keys the entry in place. The heap and
+ * An armed timer is one entry of the scheduler's call timers (struct sched_call), not a task:
+ * no stack until it fires, and pushing it back re-keys the entry. The timers and
  * its firing are the scheduler's; this file owns the records and their states. */
 #include "config.h"
 #include "sched.h"

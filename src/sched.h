@@ -148,7 +148,7 @@ struct reactor;
 struct sched;
 
 /* A timer that calls a function instead of waking a task: the delayed calls' (after.c).
- * They have a heap of their own (s->calls), so a task's deadline stays a bare timer and the
+ * They have timers of their own (s->calls), so a task's deadline stays a bare timer and the
  * task timers' firing loop is unchanged. fire runs when the timer is due, from the loop or
  * from a busy poll between two switches: it may spawn tasks and arm timers, never switch. */
 struct sched_call {

@@ -83,6 +83,8 @@ struct sched *weft_sched_make(void)
     s->free_head = s->free_tail = SLOT_NONE;
     s->next_id = 1;
     s->loop_now = weft_now();
+    weft_timers_start(&s->timers, s->loop_now);     /* the wheels begin at the present */
+    weft_timers_start(&s->calls, s->loop_now);
     s->main_deadline = -1;
     weft_stack_set_overflow_hook(weft_task_overflow_report);
     if (weft_stack_thread_init() != 0) {

@@ -1,6 +1,6 @@
 /* The scheduler through its public API: run order, sleep and deadlines, join/detach/cancel
  * and each of their errors, calls made outside any task, names and ids, deadlock detection,
- * scale, and one scheduler per thread. The timer heap alone is check_timer's; stacks are
+ * scale, and one scheduler per thread. The timers alone are check_timer's; stacks are
  * check_stack's; register and FP state across switches is check_ctx's. */
 #include "config.h"
 #include "testutil.h"
