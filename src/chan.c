@@ -161,7 +161,7 @@ static inline __attribute__((always_inline)) int try_send(weft_chan *c, const vo
             give_lone(c, w, e);
             return 0;
         }
-        if (live(w) || (w = first_live(&c->recvq)) != NULL) {
+        if (fast(live(w)) || (w = first_live(&c->recvq)) != NULL) {
             give(c, w, e);
             return 0;
         }
@@ -195,7 +195,7 @@ static inline __attribute__((always_inline)) int try_recv(weft_chan *c, void *e)
                 take_lone(c, w, p);
                 return 0;
             }
-            if (live(w) || (w = first_live(&c->sendq)) != NULL) {
+            if (fast(live(w)) || (w = first_live(&c->sendq)) != NULL) {
                 take(c, w, p);
                 return 0;
             }
@@ -209,7 +209,7 @@ static inline __attribute__((always_inline)) int try_recv(weft_chan *c, void *e)
             take_lone(c, w, e);
             return 0;
         }
-        if (live(w) || (w = first_live(&c->sendq)) != NULL) {
+        if (fast(live(w)) || (w = first_live(&c->sendq)) != NULL) {
             take(c, w, e);
             return 0;
         }
