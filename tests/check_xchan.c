@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/mman.h>
 
 static long scale(long n, long under_valgrind)
 {
@@ -970,6 +971,50 @@ TASK_TEST(a_parked_select_on_shared_channels_is_cancelled_and_times_out)
     ck_assert_ok(weft_chan_free(c));
 }
 
+static char *dump_string(void)
+{
+    int m = memfd_create("dump", MFD_CLOEXEC);
+    ck_assert_int_ge(m, 0);
+    ck_assert_int_eq(weft_dump(m, WEFT_DUMP_NO_BACKTRACE), 0);
+    off_t len = lseek(m, 0, SEEK_END);
+    ck_assert_int_ge(len, 0);
+    char *s = malloc((size_t)len + 1);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(pread(m, s, (size_t)len, 0), len);
+    s[len] = '\0';
+    close(m);
+    return s;
+}
+
+static void *select_until_closed(void *p)
+{
+    int v;
+    weft_chan *loc = weft_chan_make(sizeof(int), 0);
+    weft_chan_clause cl[2] = { { loc, WEFT_CHAN_RECV, &v, 0 }, { p, WEFT_CHAN_RECV, &v, 0 } };
+    int r = weft_chan_select(cl, 2, -1);
+    weft_chan_free(loc);
+    return (void *)(intptr_t)(r == 1 && cl[1].err == EPIPE);
+}
+
+TASK_TEST(the_dump_shows_a_select_on_a_shared_channel)
+{
+    weft_chan *c = mks(sizeof(int), 0);
+    ck_assert_ok(weft_chan_set_name(c, "jobs"));
+    weft_task *t = weft_spawn(&(weft_attr){ .name = "xsel" }, select_until_closed, c);
+    ck_assert_ptr_nonnull(t);
+    settle();
+    char *text = dump_string();
+    ck_assert_msg(strstr(text, "\"xsel\" [chan-wait select \"jobs [shared]\", ") != NULL,
+                  "%s", text);
+    free(text);
+    ck_assert_fails(weft_chan_free(c), EBUSY);
+    ck_assert_ok(weft_chan_close(c));
+    void *ok;
+    ck_assert_ok(weft_join(t, &ok));
+    ck_assert_int_eq((int)(intptr_t)ok, 1);
+    ck_assert_ok(weft_chan_free(c));
+}
+
 int main(void)
 {
     Suite *s = suite_create("xchan");
@@ -990,5 +1035,6 @@ int main(void)
     ADD_TEST(s, select_timeouts_and_cancels_race_peers_on_other_threads, 300);
     ADD_TEST(s, close_from_another_thread_wakes_a_select_with_epipe_for_its_clause, 60);
     ADD_TEST(s, a_parked_select_on_shared_channels_is_cancelled_and_times_out, 30);
+    ADD_TEST(s, the_dump_shows_a_select_on_a_shared_channel, 30);
     return test_run(s);
 }
