@@ -198,11 +198,15 @@ int weft_xchan_select(weft_chan_clause *cl, int n, int64_t deadline)
         lk = (struct xchan **)(void *)(w + n);
     }
     int nlk = 0, nlocal = 0;
+    struct xchan *shown = NULL;     /* the dump's: the first shared clause's channel */
     for (int i = 0; i < n; i++) {
-        if (shared(&cl[i]))
-            lk[nlk++] = X(cl[i].chan);
-        else
+        if (!shared(&cl[i])) {
             nlocal++;
+            continue;
+        }
+        lk[nlk++] = X(cl[i].chan);
+        if (!shown)
+            shown = X(cl[i].chan);
     }
     qsort(lk, (size_t)nlk, sizeof *lk, addr_cmp);
     int m = 0;
@@ -255,7 +259,7 @@ int weft_xchan_select(weft_chan_clause *cl, int n, int64_t deadline)
     }
     link_all(cl, n, rec, w, &sel, s, t, p);
     unlock_all(lk, nlk);
-    e = t ? task_park(cl, n, w, &sel, s, t, lk[0], deadline) : thread_park(&sel, deadline);
+    e = t ? task_park(cl, n, w, &sel, s, t, shown, deadline) : thread_park(&sel, deadline);
 
     /* End the select: win the claim (no clause completes), or learn which clause did. */
     int want = SEL_WAITING;
@@ -280,7 +284,7 @@ int weft_xchan_select(weft_chan_clause *cl, int n, int64_t deadline)
         pthread_cond_destroy(&sel.cv);
         pthread_mutex_destroy(&sel.mu);
     } else if (sent) {
-        await_message(s, t, &rec[pick], lk[0]);
+        await_message(s, t, &rec[pick], shown);
     } else {
         weft_port_release(p);
     }

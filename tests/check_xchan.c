@@ -967,6 +967,19 @@ TASK_TEST(a_parked_select_on_shared_channels_is_cancelled_and_times_out)
     x = 0;
     ck_assert_int_eq(weft_chan_select(two, 2, 0), 1);
     ck_assert_int_eq(x, 5);
+    /* More clauses than fit on the stack, one channel in several of them. */
+    weft_chan *d = mks(sizeof(int), 1);
+    weft_chan_clause many[7];
+    for (int i = 0; i < 7; i++)
+        many[i] = (weft_chan_clause){ i % 2 ? c : loc, WEFT_CHAN_RECV, &x, 0 };
+    many[6] = (weft_chan_clause){ d, WEFT_CHAN_RECV, &x, 0 };
+    ck_assert_fails(weft_chan_select(many, 7, weft_now() + 20), ETIMEDOUT);
+    x = 9;
+    ck_assert_ok(weft_chan_send(d, &x, 0));
+    x = 0;
+    ck_assert_int_eq(weft_chan_select(many, 7, weft_now() + 20), 6);
+    ck_assert_int_eq(x, 9);
+    ck_assert_ok(weft_chan_free(d));
     ck_assert_ok(weft_chan_free(loc));
     ck_assert_ok(weft_chan_free(c));
 }
