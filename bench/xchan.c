@@ -2,8 +2,8 @@
  * on two threads, beside a pthread mutex+condvar ping-pong and a blocking eventfd one, in
  * interleaved rounds; prints each one's median and the median of per-round ratios to the
  * mutex+condvar baseline; then, in the same rounds, a loop's task receiving from another
- * loop over buffered shared channels: weft_chan_select over two of them beside a plain
- * weft_chan_recv from one, with the median of per-round ratios.
+ * loop over buffered shared channels: weft_chan_select over two of them (8 elements each)
+ * beside a plain weft_chan_recv from one (16), with the median of per-round ratios.
  * usage: bench/xchan [ROUNDS [MESSAGES]] */
 #include "bench.h"
 
@@ -163,8 +163,9 @@ static void *x_take(void *a)
 static double run_xsel(int sel)
 {
     xsel = sel;
-    xa = weft_chan_make_shared(sizeof(long), 16);
-    xb = weft_chan_make_shared(sizeof(long), 16);
+    /* The same room in all: 16 elements in one channel, or 8 in each of two. */
+    xa = weft_chan_make_shared(sizeof(long), sel ? 8 : 16);
+    xb = weft_chan_make_shared(sizeof(long), 8);
     pthread_t th;
     double t0 = now_ns();
     pthread_create(&th, NULL, x_feed_loop, NULL);
