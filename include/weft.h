@@ -650,10 +650,22 @@ typedef struct weft_chan_clause {
  * call still returns its index). When several can complete, one is chosen uniformly at
  * random (a xorshift generator per thread), so no clause starves. A channel may appear in
  * several clauses. On a timeout or a cancel no clause has completed: nothing was sent or
- * received. Deadlines as for send and receive. Errors: EINVAL (clauses NULL, n < 1 or above
- * WEFT_CHAN_SELECT_MAX, a clause with chan NULL, an unknown op, or a send with elem NULL),
- * ETIMEDOUT, ECANCELED, EPERM, ENOMEM (more than 8 clauses and no memory for their
- * waits). */
+ * received. Deadlines as for send and receive.
+ *
+ * Clauses may be on shared channels (below), in any mix with channels of the calling thread:
+ * the same rules hold, and a peer on another thread that completes a clause (a send, a
+ * receive, a close) does so for exactly one select, even when the select's deadline passes,
+ * it is cancelled or another of its clauses completes at the same moment: then either that
+ * peer's transfer happened, and the select returns its clause, or it did not, and the peer's
+ * element stays where it was for the next waiter. A task's wait on a shared clause counts as
+ * external, as a shared send's does (no EDEADLK). Outside any task, a select whose clauses
+ * are all on shared channels blocks the thread, with the same deadlines; one with a clause on
+ * a channel of the thread that cannot complete at once fails with EPERM. Errors: EINVAL
+ * (clauses NULL, n < 1 or above WEFT_CHAN_SELECT_MAX, a clause with chan NULL, an unknown op,
+ * or a send with elem NULL), ETIMEDOUT, ECANCELED, EPERM, ENOMEM (more than 8 clauses, or
+ * more than 4 with one on a shared channel, and no memory for their waits); in a task, a
+ * select that waits on a shared channel may also fail with an error of eventfd(2), which its
+ * thread's first wait on a shared channel makes. */
 WEFT_API int weft_chan_select(weft_chan_clause *clauses, int n, int64_t deadline);
 
 /* ---- shared channels: the way between threads ------------------------------------------ *
@@ -668,10 +680,11 @@ WEFT_API int weft_chan_select(weft_chan_clause *clauses, int n, int64_t deadline
  * wait idles rather than failing with EDEADLK); outside any task it blocks the thread, with
  * the same deadlines, instead of failing with EPERM, so a plain thread can feed a loop. A
  * task of another thread is woken through its loop's eventfd. The dump shows a task waiting
- * here as chan-wait, its channel's name followed by [shared]. weft_chan_select does not take
- * shared channels yet: a clause on one fails with EINVAL. A channel made by weft_chan_make
- * stays its thread's: using it from another thread is a bug, and so is a select that mixes
- * channels of several threads. */
+ * here as chan-wait, its channel's name followed by [shared] (a select: the channel of its
+ * first shared clause). weft_chan_select takes shared channels too, in any mix with the
+ * thread's own (see there). A channel made by weft_chan_make stays its thread's: using it
+ * from another thread is a bug, and so is a select that mixes channels made by
+ * weft_chan_make on several threads. */
 
 /* A new shared channel (see above); freed with weft_chan_free. Errors: EINVAL (elem_size 0
  * or above WEFT_CHAN_ELEM_MAX, or a buffer of elem_size * capacity bytes that no address space

@@ -31,14 +31,8 @@ struct weft_chan {
  * (so sendq not empty means count == cap), receivers only when it is empty (recvq not empty
  * means count == 0), and nobody parks on a closed channel. */
 
-/* What a parked task waits with, on its stack (t->wait_arg). A lone send or receive waits
- * with its one clause, its node t->wait[0]: wait_arg is the clause itself. A select waits
- * with a struct chan_wait: its clauses, clause i's node t->extra[i] (t->nextra of them), and
- * which clause completed, set by whoever wakes it with a result (0 or EPIPE). */
-struct chan_wait {
-    weft_chan_clause *cl;
-    int fired;
-};
+/* What a parked task waits with, on its stack (t->wait_arg): a lone send or receive waits
+ * with its one clause, its node t->wait[0]; a select with a struct chan_wait (chan.h). */
 
 /* ---- parked waiters --------------------------------------------------------------------- */
 
@@ -74,6 +68,34 @@ static inline void fire(struct sched *s, struct waiter *w, int err)
     weft_sched_wake(s, t, err);
 }
 
+/* May a waker of this thread complete the parked select node w (not a lone waiter, which
+ * it always may)? Yes, but for the node of a select that waits on shared channels too and has
+ * been claimed meanwhile by a waker of another thread, or has given up: that node is stale,
+ * left on the queue until its task runs. A select of this thread's channels only pays one
+ * test; one with shared clauses a compare-and-swap; lone waiters nothing (see first). */
+static inline int live(struct waiter *w)
+{
+    struct weft_task *t = w->task;
+    struct chan_wait *cw = t->wait_arg;
+    if (fast(cw->claim == NULL))
+        return 1;
+    int want = SEL_WAITING;
+    return atomic_compare_exchange_strong(cw->claim, &want, (int)(w - t->extra));
+}
+
+/* The first waiter on q that a waker may complete, dropping the stale nodes before it; NULL
+ * when there is none. Out of line: stale nodes are rare. */
+static __attribute__((noinline)) struct waiter *first_live(struct list *q)
+{
+    while (!list_empty(q)) {
+        struct waiter *w = node_waiter(q->next);
+        if (lone(w) || live(w))
+            return w;
+        list_remove(&w->link);
+    }
+    return NULL;
+}
+
 /* ---- the hand-offs ------------------------------------------------------------------------- */
 
 /* Copy one element: the common sizes inline (a call to memcpy costs a message ~10%). */
@@ -87,6 +109,46 @@ static inline void copy_elem(void *to, const void *from, size_t n)
     }
 }
 
+/* Hand the element at e to the parked receiver w / take the element of the parked sender w
+ * into e (NULL: drop it), and wake it. */
+static inline __attribute__((always_inline)) void give(weft_chan *c, struct waiter *w,
+                                                       const void *e)
+{
+    void *to = node_clause(w)->elem;
+    if (to)
+        copy_elem(to, e, c->elem);
+    fire(weft_sched_tls, w, 0);
+}
+
+static inline __attribute__((always_inline)) void take(weft_chan *c, struct waiter *w, void *e)
+{
+    if (e)
+        copy_elem(e, node_clause(w)->elem, c->elem);
+    fire(weft_sched_tls, w, 0);
+}
+
+/* The same for a lone waiter w, known to be one. The hand-offs test for a lone waiter first,
+ * in a branch of its own, so that it costs what it did before selects took shared channels;
+ * a select's node may be stale (see live). */
+static inline __attribute__((always_inline)) void give_lone(weft_chan *c, struct waiter *w,
+                                                            const void *e)
+{
+    struct weft_task *t = w->task;
+    void *to = ((weft_chan_clause *)t->wait_arg)->elem;
+    if (to)
+        copy_elem(to, e, c->elem);
+    sched_wake_queued(weft_sched_tls, t, 0);
+}
+
+static inline __attribute__((always_inline)) void take_lone(weft_chan *c, struct waiter *w,
+                                                            void *e)
+{
+    struct weft_task *t = w->task;
+    if (e)
+        copy_elem(e, ((weft_chan_clause *)t->wait_arg)->elem, c->elem);
+    sched_wake_queued(weft_sched_tls, t, 0);
+}
+
 /* Send the element at e now if that can be done: to the first parked receiver, else into
  * the ring. Returns 0, EPIPE (closed) or EAGAIN (it would have to wait). */
 static inline __attribute__((always_inline)) int try_send(weft_chan *c, const void *e)
@@ -95,11 +157,14 @@ static inline __attribute__((always_inline)) int try_send(weft_chan *c, const vo
         return EPIPE;
     if (!list_empty(&c->recvq)) {
         struct waiter *w = node_waiter(c->recvq.next);
-        void *to = node_clause(w)->elem;
-        if (to)
-            copy_elem(to, e, c->elem);
-        fire(weft_sched_tls, w, 0);
-        return 0;
+        if (fast(lone(w))) {
+            give_lone(c, w, e);
+            return 0;
+        }
+        if (fast(live(w)) || (w = first_live(&c->recvq)) != NULL) {
+            give(c, w, e);
+            return 0;
+        }
     }
     if (c->count < c->cap) {
         size_t tail = c->head + c->count;
@@ -123,28 +188,38 @@ static inline __attribute__((always_inline)) int try_recv(weft_chan *c, void *e)
             copy_elem(e, p, c->elem);
         if (++c->head == c->cap)
             c->head = 0;
+        /* A parked sender means the ring is full: its tail is the place just read. */
         if (!list_empty(&c->sendq)) {
-            /* The ring is full, so its tail is the place just read. */
             struct waiter *w = node_waiter(c->sendq.next);
-            copy_elem(p, node_clause(w)->elem, c->elem);
-            fire(weft_sched_tls, w, 0);
-        } else {
-            c->count--;
+            if (fast(lone(w))) {
+                take_lone(c, w, p);
+                return 0;
+            }
+            if (fast(live(w)) || (w = first_live(&c->sendq)) != NULL) {
+                take(c, w, p);
+                return 0;
+            }
         }
+        c->count--;
         return 0;
     }
     if (!list_empty(&c->sendq)) {
         struct waiter *w = node_waiter(c->sendq.next);
-        if (e)
-            copy_elem(e, node_clause(w)->elem, c->elem);
-        fire(weft_sched_tls, w, 0);
-        return 0;
+        if (fast(lone(w))) {
+            take_lone(c, w, e);
+            return 0;
+        }
+        if (fast(live(w)) || (w = first_live(&c->sendq)) != NULL) {
+            take(c, w, e);
+            return 0;
+        }
     }
     return c->closed ? EPIPE : EAGAIN;
 }
 
-/* Could clause cl complete now (successfully or with EPIPE)? */
-static inline int ready(const weft_chan_clause *cl)
+/* Could clause cl complete now (successfully or with EPIPE)? A stale node (see live) may make
+ * it look so: completing it then gives EAGAIN, and drops the node. */
+static inline __attribute__((always_inline)) int ready(const weft_chan_clause *cl)
 {
     const weft_chan *c = cl->chan;
     if (cl->op == WEFT_CHAN_SEND)
@@ -308,11 +383,13 @@ int weft_chan_close(weft_chan *c)
         return fail(EPIPE);
     c->closed = 1;
     struct sched *s = weft_sched_tls;
-    /* Each wake takes the task's nodes off every queue, so the loops end. */
-    while (!list_empty(&c->recvq))
-        fire(s, node_waiter(c->recvq.next), EPIPE);
-    while (!list_empty(&c->sendq))
-        fire(s, node_waiter(c->sendq.next), EPIPE);
+    /* Each wake takes the task's nodes off every queue, and first_live drops stale ones, so
+     * the loops end. */
+    struct waiter *w;
+    while ((w = first_live(&c->recvq)) != NULL)
+        fire(s, w, EPIPE);
+    while ((w = first_live(&c->sendq)) != NULL)
+        fire(s, w, EPIPE);
     return 0;
 }
 
@@ -348,10 +425,36 @@ static uint32_t rand_below(uint32_t n)
     return (uint32_t)(((x >> 32) * (uint64_t)n) >> 32);
 }
 
-static int clauses_valid(const weft_chan_clause *cl, int n)
+uint32_t chan_rand_below(uint32_t n)
 {
-    if (!cl || n < 1 || n > WEFT_CHAN_SELECT_MAX)
-        return 0;
+    return rand_below(n);
+}
+
+static int clause_bad(const weft_chan_clause *cl)
+{
+    return !cl->chan || (cl->op != WEFT_CHAN_SEND && cl->op != WEFT_CHAN_RECV) ||
+           (cl->op == WEFT_CHAN_SEND && !cl->elem);
+}
+
+/* A clause on a shared channel was seen: check them all, then let the shared channels' side
+ * run the select (offload_select.c). Out of line, to keep the local select as it was. */
+static __attribute__((noinline)) int select_shared(weft_chan_clause *cl, int n,
+                                                   int64_t deadline)
+{
+    const struct chan_ops *ops = NULL;
+    for (int i = 0; i < n; i++) {
+        if (clause_bad(&cl[i]))
+            return fail(EINVAL);
+        if (!ops)
+            ops = cl[i].chan->ops;
+    }
+    return ops->select(cl, n, deadline);
+}
+
+/* 1 when the clauses are good and all on this thread's channels; 0 when some clause is bad
+ * or on a shared channel (select_shared tells which). */
+static int clauses_local(const weft_chan_clause *cl, int n)
+{
     for (int i = 0; i < n; i++) {
         if (!cl[i].chan || cl[i].chan->ops || (cl[i].op != WEFT_CHAN_SEND && cl[i].op != WEFT_CHAN_RECV) ||
             (cl[i].op == WEFT_CHAN_SEND && !cl[i].elem))
@@ -360,17 +463,36 @@ static int clauses_valid(const weft_chan_clause *cl, int n)
     return 1;
 }
 
-static int complete(weft_chan_clause *cl)
+static inline __attribute__((always_inline)) int complete(weft_chan_clause *cl)
 {
     return cl->op == WEFT_CHAN_SEND ? try_send(cl->chan, cl->elem) : try_recv(cl->chan, cl->elem);
 }
 
+int chan_local_ready(const weft_chan_clause *cl)
+{
+    return ready(cl);
+}
+
+int chan_local_complete(weft_chan_clause *cl)
+{
+    return complete(cl);
+}
+
+void chan_local_link(const weft_chan_clause *cl, struct waiter *w)
+{
+    weft_chan *c = cl->chan;
+    list_push_back(cl->op == WEFT_CHAN_SEND ? &c->sendq : &c->recvq, &w->link);
+}
+
 int weft_chan_select(weft_chan_clause *cl, int n, int64_t deadline)
 {
-    if (slow(!clauses_valid(cl, n)))
+    if (slow(!cl || n < 1 || n > WEFT_CHAN_SELECT_MAX))
         return fail(EINVAL);
+    if (slow(!clauses_local(cl, n)))
+        return select_shared(cl, n, deadline);
     /* One pass: each ready clause replaces the choice with probability 1/(ready so far),
      * which leaves every ready clause equally likely. */
+again:;
     int pick = -1;
     uint32_t nready = 0;
     for (int i = 0; i < n; i++) {
@@ -378,7 +500,10 @@ int weft_chan_select(weft_chan_clause *cl, int n, int64_t deadline)
             pick = i;
     }
     if (pick >= 0) {
-        cl[pick].err = complete(&cl[pick]);    /* 0 or EPIPE: it was ready */
+        int e = complete(&cl[pick]);    /* 0 or EPIPE: it was ready */
+        if (slow(e == EAGAIN))
+            goto again;                 /* only stale nodes made it look so: look again */
+        cl[pick].err = e;
         return pick;
     }
     struct sched *s = weft_sched_tls;
@@ -396,7 +521,7 @@ int weft_chan_select(weft_chan_clause *cl, int n, int64_t deadline)
     }
     t->extra = w;
     t->nextra = n;
-    struct chan_wait cw = { cl, -1 };
+    struct chan_wait cw = { cl, -1, NULL };
     e = park(s, t, NULL, cl[0].chan, &cw, deadline);
     int fired = cw.fired;
     for (int i = 0; i < n; i++)

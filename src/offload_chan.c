@@ -10,58 +10,28 @@
 #include "chan.h"
 #include "offload_impl.h"
 
-#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 #include <time.h>
 
-#define XNAME_MAX 32
-
-struct xwait {
-    struct job msg;             /* the port's message; msg.waiter is the parked task */
-    struct list link;           /* on the channel's sendq or recvq */
-    struct xwait *post;         /* the waker's list of messages to post after unlocking */
-    void *elem;                 /* send: the element; receive: where it goes (NULL: drop) */
-    struct weft_task *t;        /* NULL: a thread outside any task, blocked on cv */
-    struct sched *s;
-    struct port *port;
-    pthread_cond_t cv;
-    int done, err, sent;        /* under the channel's mutex */
-};
-
-struct xchan {
-    const struct chan_ops *ops; /* first: see chan.h */
-    pthread_mutex_t mu;
-    struct list sendq, recvq;
-    size_t elem, cap, head, count;
-    int closed;
-    _Atomic long nwait;         /* for the dump, which takes no lock */
-    char name[XNAME_MAX + 10];  /* "NAME [shared]", for the dump */
-    unsigned char ring[];
-};
-
-static inline struct xchan *X(weft_chan *c)
-{
-    return (struct xchan *)(void *)c;
-}
-
-static int fail(int e)
-{
-    errno = e;
-    return -1;
-}
-
 /* ---- completing a waiter (under the mutex) ---------------------------------------------- */
 
 /* Take w off its queue with result err; a task of another thread is told after the unlock
- * (post_all), with a reference on its port held until then. */
+ * (weft_xchan_post), with a reference on its port held until then. */
 static void complete(struct xchan *c, struct xwait *w, int err, struct xwait **posts)
 {
     list_remove(&w->link);
     atomic_fetch_sub(&c->nwait, 1);
     w->err = err;
     w->done = 1;
-    if (!w->t) {
+    if (!w->t && w->sel) {
+        /* Under the select's mutex, so that its thread, which tests the claim word under it
+         * before it waits, cannot miss this; and under c's, so that it does not leave (and
+         * free both) before this is done. */
+        pthread_mutex_lock(&w->sel->mu);
+        pthread_cond_signal(&w->sel->cv);
+        pthread_mutex_unlock(&w->sel->mu);
+    } else if (!w->t) {
         pthread_cond_signal(&w->cv);
     } else if (w->s == weft_sched_tls) {
         weft_sched_wake(w->s, w->t, 0);
@@ -74,7 +44,7 @@ static void complete(struct xchan *c, struct xwait *w, int err, struct xwait **p
 }
 
 /* After the unlock: the record may be gone once pushed, so read it first. */
-static void post_all(struct xwait *w)
+void weft_xchan_post(struct xwait *w)
 {
     while (w) {
         struct xwait *next = w->post;
@@ -91,12 +61,28 @@ static struct xwait *first(struct list *q)
     return list_entry(q->next, struct xwait, link);
 }
 
+/* The first waiter on q that may be completed, dropping before it the records of selects
+ * that another clause (or a timeout, or a cancel) has claimed; NULL when there is none. The
+ * one returned is claimed already when it is a select's. */
+static struct xwait *first_live(struct xchan *c, struct list *q)
+{
+    while (!list_empty(q)) {
+        struct xwait *w = first(q);
+        int want = SEL_WAITING;
+        if (!w->sel || atomic_compare_exchange_strong(&w->sel->claim, &want, w->idx))
+            return w;
+        list_remove(&w->link);
+        atomic_fetch_sub(&c->nwait, 1);
+    }
+    return NULL;
+}
+
 static int try_send(struct xchan *c, const void *e, struct xwait **posts)
 {
     if (c->closed)
         return EPIPE;
-    if (!list_empty(&c->recvq)) {
-        struct xwait *w = first(&c->recvq);
+    struct xwait *w = first_live(c, &c->recvq);
+    if (w) {
         if (w->elem)
             memcpy(w->elem, e, c->elem);
         complete(c, w, 0, posts);
@@ -119,8 +105,8 @@ static int try_recv(struct xchan *c, void *e, struct xwait **posts)
             memcpy(e, p, c->elem);
         if (++c->head == c->cap)
             c->head = 0;
-        if (!list_empty(&c->sendq)) {      /* full: its tail is the place just read */
-            struct xwait *w = first(&c->sendq);
+        struct xwait *w = first_live(c, &c->sendq);
+        if (w) {                            /* full: its tail is the place just read */
             memcpy(p, w->elem, c->elem);
             complete(c, w, 0, posts);
         } else {
@@ -128,8 +114,8 @@ static int try_recv(struct xchan *c, void *e, struct xwait **posts)
         }
         return 0;
     }
-    if (!list_empty(&c->sendq)) {
-        struct xwait *w = first(&c->sendq);
+    struct xwait *w = first_live(c, &c->sendq);
+    if (w) {
         if (e)
             memcpy(e, w->elem, c->elem);
         complete(c, w, 0, posts);
@@ -140,8 +126,13 @@ static int try_recv(struct xchan *c, void *e, struct xwait **posts)
 
 /* ---- waiting ------------------------------------------------------------------------------ */
 
+int weft_xchan_try(struct xchan *c, weft_chan_clause *cl, struct xwait **posts)
+{
+    return cl->op == WEFT_CHAN_SEND ? try_send(c, cl->elem, posts) : try_recv(c, cl->elem, posts);
+}
+
 /* The port told this loop the record is done: wake its task if it still waits for that. */
-static void reaped(struct job *j)
+void weft_xchan_reaped(struct job *j)
 {
     struct xwait *w = (struct xwait *)(void *)((char *)j - offsetof(struct xwait, msg));
     weft_sched_wake(w->s, w->t, 0);     /* no-op unless parked (woken already, say) */
@@ -233,6 +224,7 @@ static int wait_on(struct xchan *c, struct list *q, void *elem, const char *op,
     struct sched *s = weft_sched_tls;
     struct xwait w;
     w.elem = elem;
+    w.sel = NULL;
     w.done = w.err = w.sent = 0;
     w.t = s ? s->cur : NULL;
     w.s = s;
@@ -249,7 +241,7 @@ static int wait_on(struct xchan *c, struct list *q, void *elem, const char *op,
         atomic_fetch_add(&p->refs, 1);     /* a daemon cancelled as weft_run ends may wake
                                              * after the reaper has left and dropped its own */
         w.port = p;
-        w.msg.reap = reaped;
+        w.msg.reap = weft_xchan_reaped;
         w.msg.waiter = w.t;
         w.msg.reaped = 0;
         pthread_mutex_lock(&c->mu);
@@ -258,7 +250,7 @@ static int wait_on(struct xchan *c, struct list *q, void *elem, const char *op,
         int e = q == &c->sendq ? try_send(c, elem, &posts) : try_recv(c, elem, &posts);
         if (e != EAGAIN) {
             pthread_mutex_unlock(&c->mu);
-            post_all(posts);
+            weft_xchan_post(posts);
             weft_port_release(p);
             port_unref(p);
             return e;
@@ -288,7 +280,7 @@ static int x_send(weft_chan *ch, const void *elem, int64_t deadline)
     int e = try_send(c, elem, &posts);
     if (e != EAGAIN) {
         pthread_mutex_unlock(&c->mu);
-        post_all(posts);
+        weft_xchan_post(posts);
     } else {
         e = wait_on(c, &c->sendq, (void *)(uintptr_t)elem, "send", deadline);
     }
@@ -303,7 +295,7 @@ static int x_recv(weft_chan *ch, void *elem, int64_t deadline)
     int e = try_recv(c, elem, &posts);
     if (e != EAGAIN) {
         pthread_mutex_unlock(&c->mu);
-        post_all(posts);
+        weft_xchan_post(posts);
     } else {
         e = wait_on(c, &c->recvq, elem, "recv", deadline);
     }
@@ -320,12 +312,13 @@ static int x_close(weft_chan *ch)
         return fail(EPIPE);
     }
     c->closed = 1;
-    while (!list_empty(&c->recvq))
-        complete(c, first(&c->recvq), EPIPE, &posts);
-    while (!list_empty(&c->sendq))
-        complete(c, first(&c->sendq), EPIPE, &posts);
+    struct xwait *w;
+    while ((w = first_live(c, &c->recvq)) != NULL)
+        complete(c, w, EPIPE, &posts);
+    while ((w = first_live(c, &c->sendq)) != NULL)
+        complete(c, w, EPIPE, &posts);
     pthread_mutex_unlock(&c->mu);
-    post_all(posts);
+    weft_xchan_post(posts);
     return 0;
 }
 
@@ -360,7 +353,8 @@ static int x_set_name(weft_chan *ch, const char *name)
     return 0;
 }
 
-static const struct chan_ops xops = { x_send, x_recv, x_close, x_free, x_set_name };
+static const struct chan_ops xops = { x_send, x_recv, x_close, x_free, x_set_name,
+                                       weft_xchan_select };
 
 weft_chan *weft_chan_make_shared(size_t elem_size, size_t capacity)
 {

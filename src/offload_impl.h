@@ -5,10 +5,12 @@
 #define WEFT_OFFLOAD_IMPL_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "chan.h"
 #include "sched.h"
 #include "sys.h"
 
@@ -102,5 +104,65 @@ int weft_pool_submit(struct job *j);
 /* offload_pool.c: after a fork, start threads for the jobs the child kept (the reaper's
  * call, on the scheduler's thread); cheap when there is nothing to do. */
 void weft_pool_kick(void);
+
+/* ---- shared channels (offload_chan.c; their select, offload_select.c) ---------------------- */
+
+#define XNAME_MAX 32
+
+/* A select's own record when it waits on shared channels: its claim word (chan.h), and for a
+ * thread outside any task what it blocks on (wakers signal cv under mu and under the
+ * channel's mutex). */
+struct xsel {
+    _Atomic int claim;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+/* A waiter parked on a shared channel, on its own stack: a lone send or receive, or one
+ * clause of a select (sel, idx: its record and the clause's index). */
+struct xwait {
+    struct job msg;             /* the port's message; msg.waiter is the parked task */
+    struct list link;           /* on the channel's sendq or recvq */
+    struct xwait *post;         /* the waker's list of messages to post after unlocking */
+    void *elem;                 /* send: the element; receive: where it goes (NULL: drop) */
+    struct weft_task *t;        /* NULL: a thread outside any task, blocked on cv */
+    struct sched *s;
+    struct port *port;
+    struct xsel *sel;           /* NULL: a lone send or receive */
+    int idx;
+    pthread_cond_t cv;          /* a lone wait's; a select's is in sel */
+    int done, err, sent;        /* under the channel's mutex */
+};
+
+struct xchan {
+    const struct chan_ops *ops; /* first: see chan.h */
+    pthread_mutex_t mu;
+    struct list sendq, recvq;
+    size_t elem, cap, head, count;
+    int closed;
+    _Atomic long nwait;         /* for the dump, which takes no lock */
+    char name[XNAME_MAX + 10];  /* "NAME [shared]", for the dump */
+    unsigned char ring[];
+};
+
+static inline struct xchan *X(weft_chan *c)
+{
+    return (struct xchan *)(void *)c;
+}
+
+static inline int fail(int e)
+{
+    errno = e;
+    return -1;
+}
+
+/* Complete clause cl on c now if it can (c's mutex held): 0, EPIPE or EAGAIN; the waiters it
+ * completed on other threads go on *posts, for weft_xchan_post once the mutex is released. */
+int weft_xchan_try(struct xchan *c, weft_chan_clause *cl, struct xwait **posts);
+void weft_xchan_post(struct xwait *posts);
+/* A waiter's message reached its loop: wake its task (the message's reap). */
+void weft_xchan_reaped(struct job *j);
+/* weft_chan_select with a clause on a shared channel (offload_select.c). */
+int weft_xchan_select(weft_chan_clause *cl, int n, int64_t deadline);
 
 #endif
