@@ -147,6 +147,26 @@ static void xwait_info(const struct weft_task *t, struct wait_info *out)
 }
 
 /* A task waits with w linked on q (the mutex held, released here). */
+void weft_xwait_await(struct sched *s, struct weft_task *t, struct xwait *w, const void *obj,
+                      wait_info_fn *info)
+{
+    unsigned char had = 0;
+    int64_t scope = t->deadline;
+    t->deadline = -1;
+    while (!w->msg.reaped) {
+        /* A cancel may come while this waits, and a park of a cancelled task fails at once:
+         * the flag is set aside before every park, or this would spin and the loop, which
+         * brings the message, would never run again. */
+        had |= t->flags & TF_CANCELLED;
+        t->flags &= (unsigned char)~TF_CANCELLED;
+        t->wait_obj = obj;
+        t->wait_info = info;
+        weft_sched_park(s, NULL, 0, WAIT_XCHAN, -1);
+    }
+    t->flags |= had;
+    t->deadline = scope;
+}
+
 static int task_wait(struct xchan *c, struct xwait *w, struct sched *s, const char *op,
                      int64_t deadline)
 {
@@ -173,15 +193,7 @@ static int task_wait(struct xchan *c, struct xwait *w, struct sched *s, const ch
     }
     pthread_mutex_unlock(&c->mu);
     if (sent) {
-        /* The message names w: wait for it, uncancellably (it is on its way). */
-        unsigned char had = t->flags & TF_CANCELLED;
-        int64_t scope = t->deadline;
-        t->flags &= (unsigned char)~TF_CANCELLED;
-        t->deadline = -1;
-        while (!w->msg.reaped)
-            weft_sched_park(s, NULL, 0, WAIT_XCHAN, -1);
-        t->flags |= had;
-        t->deadline = scope;
+        weft_xwait_await(s, t, w, c, xwait_info);   /* the message names w: it is on its way */
     } else {
         weft_port_release(p);
     }

@@ -162,6 +162,11 @@ int weft_xchan_try(struct xchan *c, weft_chan_clause *cl, struct xwait **posts);
 void weft_xchan_post(struct xwait *posts);
 /* A waiter's message reached its loop: wake its task (the message's reap). */
 void weft_xchan_reaped(struct job *j);
+/* The message naming w, a record of the running task t, is on its way to this loop's port:
+ * wait for it, uncancellably, shown in the dump as waiting on obj (info); a cancel or the
+ * deadline scope is kept for the task's next call. */
+void weft_xwait_await(struct sched *s, struct weft_task *t, struct xwait *w, const void *obj,
+                      wait_info_fn *info);
 /* weft_chan_select with a clause on a shared channel (offload_select.c). */
 int weft_xchan_select(weft_chan_clause *cl, int n, int64_t deadline);
 

@@ -159,25 +159,6 @@ static int thread_park(struct xsel *sel, int64_t deadline)
     return e;
 }
 
-/* The message naming rec is on its way to this loop's port: wait for it, uncancellably. */
-static void await_message(struct sched *s, struct weft_task *t, struct xwait *rec,
-                          struct xchan *shown)
-{
-    unsigned char had = t->flags & TF_CANCELLED;
-    int64_t scope = t->deadline;
-    t->flags &= (unsigned char)~TF_CANCELLED;
-    t->deadline = -1;
-    while (!rec->msg.reaped) {
-        t->wait_obj = shown;
-        t->wait_info = xsel_info;
-        weft_sched_park(s, NULL, 0, WAIT_XCHAN, -1);
-    }
-    t->flags |= had;
-    t->deadline = scope;
-    t->wait_obj = NULL;
-    t->wait_info = NULL;
-}
-
 int weft_xchan_select(weft_chan_clause *cl, int n, int64_t deadline)
 {
     struct sched *s = weft_sched_tls;
@@ -287,10 +268,13 @@ int weft_xchan_select(weft_chan_clause *cl, int n, int64_t deadline)
         pthread_cond_destroy(&sel.cv);
         pthread_mutex_destroy(&sel.mu);
     } else {
-        if (sent)
-            await_message(s, t, &rec[pick], shown);
-        else
+        if (sent) {
+            weft_xwait_await(s, t, &rec[pick], shown, xsel_info);
+            t->wait_obj = NULL;
+            t->wait_info = NULL;
+        } else {
             weft_port_release(p);
+        }
         port_unref(p);      /* the reaper may have left with the run */
     }
 out:

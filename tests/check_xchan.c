@@ -457,6 +457,66 @@ static void *leave_a_daemon_parked(void *p)
     return NULL;
 }
 
+/* A receiver completed by another thread whose message has not reached its loop yet, and
+ * cancelled while it waits for that message: it must wait on (not spin: the loop that brings
+ * the message would never run again), return the element, and keep the cancel for its next
+ * call. The loop is held (a task spinning without yielding) until the other thread has
+ * handed the element over, so the message is still on its way at both cancels. */
+struct late_cancel {
+    weft_chan *c;
+    weft_task *rx;
+    atomic_int handed;
+    int r, err, v, next_err;
+};
+
+static void *late_cancel_rx(void *p)
+{
+    struct late_cancel *lc = p;
+    errno = 0;
+    lc->r = weft_chan_recv(lc->c, &lc->v, -1);
+    lc->err = errno;
+    lc->next_err = weft_sleep(1000) == 0 ? 0 : errno;   /* the cancel, kept */
+    return NULL;
+}
+
+static void *late_cancel_tx(void *p)
+{
+    struct late_cancel *lc = p;
+    int v = 4242;
+    ck_assert_ok(weft_chan_send(lc->c, &v, -1));    /* a plain thread: the receiver waits */
+    atomic_store(&lc->handed, 1);
+    return NULL;
+}
+
+static void *late_cancel_main(void *p)
+{
+    struct late_cancel *lc = p;
+    ck_assert_ptr_nonnull(lc->rx = weft_go(late_cancel_rx, lc));
+    settle();                       /* the receiver is parked */
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, late_cancel_tx, lc), 0);
+    while (!atomic_load(&lc->handed))
+        ;                           /* no yield: the loop does not poll, the message waits */
+    ck_assert_ok(weft_cancel(lc->rx));
+    weft_yield();                   /* it learns it was completed, and waits for the message */
+    ck_assert_ok(weft_cancel(lc->rx));
+    ck_assert_ok(weft_join(lc->rx, NULL));
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    return NULL;
+}
+
+START_TEST(a_receiver_cancelled_while_its_message_is_on_its_way_gets_the_element)
+{
+    struct late_cancel lc = { .c = mks(sizeof(int), 0) };
+    ck_assert_ptr_nonnull(weft_go(late_cancel_main, &lc));
+    ck_assert_int_eq(weft_run(), 0);
+    ck_assert_int_eq(lc.r, 0);
+    ck_assert_int_eq(lc.v, 4242);
+    ck_assert_int_eq(lc.next_err, ECANCELED);
+    ck_assert_ok(weft_chan_free(lc.c));
+}
+END_TEST
+
 static void *parked_select_daemon(void *p)
 {
     int v;
@@ -1104,6 +1164,7 @@ int main(void)
     ADD_TEST(s, cancel_of_a_parked_receive_is_ecanceled, 10);
     ADD_TEST(s, a_daemon_parked_on_a_shared_channel_ends_cleanly_with_the_run, 10);
     ADD_TEST(s, a_daemon_parked_in_a_shared_select_ends_cleanly_with_the_run, 10);
+    ADD_TEST(s, a_receiver_cancelled_while_its_message_is_on_its_way_gets_the_element, 20);
     ADD_TEST(s, select_over_two_shared_channels_fed_by_two_loops, 240);
     ADD_TEST(s, a_plain_thread_selects_over_shared_channels, 240);
     ADD_TEST(s, select_mixes_a_local_and_a_shared_channel, 240);
