@@ -983,17 +983,7 @@ static weft_task *dl_spawn(const char *name, void *(*fn)(void *), intptr_t i)
 
 static char *dump_string(int flags)
 {
-    int m = memfd_create("dump", MFD_CLOEXEC);
-    ck_assert_int_ge(m, 0);
-    ck_assert_int_eq(weft_dump(m, flags), 0);
-    off_t len = lseek(m, 0, SEEK_END);
-    ck_assert_int_ge(len, 0);
-    char *s = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(pread(m, s, (size_t)len, 0), len);
-    s[len] = '\0';
-    close(m);
-    return s;
+    return test_dump(flags);
 }
 
 static const char json_checker[] =

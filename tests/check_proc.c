@@ -707,16 +707,7 @@ TASK_TEST(reading_task_woken_by_close_pipe)
 
 static char *dump_string(int flags)
 {
-    int m = memfd_create("dump", MFD_CLOEXEC);
-    ck_assert_int_ge(m, 0);
-    ck_assert_int_eq(weft_dump(m, flags | WEFT_DUMP_NO_BACKTRACE), 0);
-    off_t len = lseek(m, 0, SEEK_END);
-    char *s = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(pread(m, s, (size_t)len, 0), len);
-    s[len] = '\0';
-    close(m);
-    return s;
+    return test_dump(flags | WEFT_DUMP_NO_BACKTRACE);
 }
 
 static void *named_waiter(void *arg)

@@ -4,6 +4,7 @@
  * cancelled, shown in the dump, seen by the deadlock detector, and the spawn's errors.
  * Ordinary spawns and the run queue are check_sched's. */
 #include "config.h"
+#include "eventlog.h"
 #include "testutil.h"
 
 #include <stdint.h>
@@ -15,29 +16,6 @@
 #define V(i) ((void *)(intptr_t)(i))
 #define I(p) ((int)(intptr_t)(p))
 
-/* Events appended by tasks in the order they happen. */
-#define LOG_MAX 256
-static int log_v[LOG_MAX];
-static int log_n;
-
-static void log_add(int v)
-{
-    test_require(log_n < LOG_MAX, "log full");
-    log_v[log_n++] = v;
-}
-
-static void log_expect(const int *want, int n)
-{
-    ck_assert_int_eq(log_n, n);
-    for (int i = 0; i < n; i++)
-        ck_assert_msg(log_v[i] == want[i], "log[%d] = %d, expected %d", i, log_v[i], want[i]);
-}
-
-static void run_ok(void)
-{
-    int r = weft_run();
-    ck_assert_msg(r == 0, "weft_run: %d (%s)", r, strerror(errno));
-}
 
 static const weft_attr now_joined = { .run_now = 1 };
 static const weft_attr now_detached = { .run_now = 1, .detached = 1 };

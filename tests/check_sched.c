@@ -3,6 +3,7 @@
  * scale, and one scheduler per thread. The timers alone are check_timer's; stacks are
  * check_stack's; register and FP state across switches is check_ctx's. */
 #include "config.h"
+#include "eventlog.h"
 #include "testutil.h"
 
 #include <pthread.h>
@@ -23,32 +24,6 @@ static int64_t now_ns(void)
 #define V(i) ((void *)(intptr_t)(i))
 #define I(p) ((int)(intptr_t)(p))
 
-/* Events appended by tasks in the order they happen. */
-#define LOG_MAX 4096
-static int log_v[LOG_MAX];
-static int log_n;
-
-static void log_reset(void) { log_n = 0; }
-
-static void log_add(int v)
-{
-    test_require(log_n < LOG_MAX, "log full");
-    log_v[log_n++] = v;
-}
-
-/* The log is exactly the 'n' values given. */
-static void log_expect(const int *want, int n)
-{
-    ck_assert_int_eq(log_n, n);
-    for (int i = 0; i < n; i++)
-        ck_assert_msg(log_v[i] == want[i], "log[%d] = %d, expected %d", i, log_v[i], want[i]);
-}
-
-static void run_ok(void)
-{
-    int r = weft_run();
-    ck_assert_msg(r == 0, "weft_run: %d (%s)", r, strerror(errno));
-}
 
 /* The errno of a blocking call's failure, 0 on success: what a task hands back to its joiner. */
 static int err_of(int r) { return r == 0 ? 0 : errno; }

@@ -1107,17 +1107,7 @@ TASK_TEST(a_parked_select_on_shared_channels_is_cancelled_and_times_out)
 
 static char *dump_string(void)
 {
-    int m = memfd_create("dump", MFD_CLOEXEC);
-    ck_assert_int_ge(m, 0);
-    ck_assert_int_eq(weft_dump(m, WEFT_DUMP_NO_BACKTRACE), 0);
-    off_t len = lseek(m, 0, SEEK_END);
-    ck_assert_int_ge(len, 0);
-    char *s = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(pread(m, s, (size_t)len, 0), len);
-    s[len] = '\0';
-    close(m);
-    return s;
+    return test_dump(WEFT_DUMP_NO_BACKTRACE);
 }
 
 static void *select_until_closed(void *p)

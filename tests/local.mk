@@ -15,11 +15,11 @@ CHECK_SUITES += tests/check_sched tests/check_timer tests/check_stack tests/chec
 check_PROGRAMS += tests/check_runnow
 TESTS += tests/check_runnow
 CHECK_SUITES += tests/check_runnow
-tests_check_runnow_SOURCES = tests/check_runnow.c tests/testutil.h
+tests_check_runnow_SOURCES = tests/check_runnow.c tests/eventlog.h tests/testutil.h
 tests_check_runnow_CFLAGS = $(TEST_CFLAGS)
 tests_check_runnow_LDADD = $(TEST_LIBS)
 
-tests_check_sched_SOURCES = tests/check_sched.c tests/testutil.h
+tests_check_sched_SOURCES = tests/check_sched.c tests/eventlog.h tests/testutil.h
 tests_check_sched_CFLAGS = $(TEST_CFLAGS)
 tests_check_sched_LDADD = $(TEST_LIBS) -lpthread
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <weft.h>
 
 #if __has_include(<valgrind/valgrind.h>)
@@ -59,6 +60,23 @@
         if (!(cond))                                                                        \
             ck_abort_msg(__VA_ARGS__);                                                      \
     } while (0)
+
+/* What weft_dump(fd, flags) writes, as a string (free it). */
+static inline char *test_dump(int flags)
+{
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    int m = fileno(f);
+    ck_assert_int_eq(weft_dump(m, flags), 0);
+    off_t len = lseek(m, 0, SEEK_END);
+    ck_assert_int_ge(len, 0);
+    char *s = malloc((size_t)len + 1);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(pread(m, s, (size_t)len, 0), len);
+    s[len] = '\0';
+    fclose(f);
+    return s;
+}
 
 /* Run suite s in fork mode, unless the environment says CK_FORK=no (for valgrind); exit
  * status is EXIT_SUCCESS when every test passed. */
