@@ -38,6 +38,11 @@ static void port_reap(struct port *p)
     weft_pool_kick();
 }
 
+void weft_port_drain(struct port *p)
+{
+    port_reap(p);
+}
+
 static void reaper_info(const struct weft_task *t, struct wait_info *out)
 {
     (void)t;

@@ -161,7 +161,17 @@ void weft_xwait_await(struct sched *s, struct weft_task *t, struct xwait *w, con
         t->flags &= (unsigned char)~TF_CANCELLED;
         t->wait_obj = obj;
         t->wait_info = info;
-        weft_sched_park(s, NULL, 0, WAIT_XCHAN, -1);
+        int64_t until = -1;
+        if (slow(weft_offload_port != w->port)) {
+            /* The run is ending and the port's reaper has left (a daemon cancelled with it):
+             * nobody else will deliver the message, so take it here, looking again each
+             * millisecond until its sender has pushed it. */
+            weft_port_drain(w->port);
+            if (w->msg.reaped)
+                break;
+            until = weft_now() + 1;
+        }
+        weft_sched_park(s, NULL, 0, WAIT_XCHAN, until);
     }
     t->flags |= had;
     t->deadline = scope;

@@ -98,6 +98,9 @@ struct port *weft_port_get(struct sched *s);
  * weft_port_release (or the message's reap, which releases it). Loop thread only. */
 void weft_port_hold(struct port *p);
 void weft_port_release(struct port *p);
+/* offload.c: deliver what is on p's stack now, as its reaper does. For a waiter whose port's
+ * reaper has left with the end of a run. Loop thread only. */
+void weft_port_drain(struct port *p);
 
 /* offload_pool.c: queue j; 0, or EAGAIN when no thread could be started and none runs. */
 int weft_pool_submit(struct job *j);

@@ -517,6 +517,76 @@ START_TEST(a_receiver_cancelled_while_its_message_is_on_its_way_gets_the_element
 }
 END_TEST
 
+/* The run ends with a daemon parked on a shared channel; a plain thread completes its record
+ * after the port's reaper has left, before the daemon runs (a second daemon, between the two in
+ * the order weft_run cancels them, holds the loop until then). The daemon must still get the
+ * element and the run end: nobody but the daemon itself can deliver the message now. */
+struct after_reaper {
+    weft_chan *c, *hold;
+    atomic_int go, handed;
+    int r, v;
+};
+
+static void *after_reaper_tx(void *p)
+{
+    struct after_reaper *ar = p;
+    while (!atomic_load(&ar->go))
+        usleep(1000);
+    int v = 777;
+    ck_assert_ok(weft_chan_send(ar->c, &v, -1));
+    atomic_store(&ar->handed, 1);
+    return NULL;
+}
+
+static void *after_reaper_holder(void *p)
+{
+    struct after_reaper *ar = p;
+    int v;
+    weft_chan_recv(ar->hold, &v, -1);   /* cancelled as the run ends, after the reaper */
+    atomic_store(&ar->go, 1);
+    while (!atomic_load(&ar->handed))
+        ;                               /* no yield: the daemon below runs only after this */
+    return NULL;
+}
+
+static void *after_reaper_rx(void *p)
+{
+    struct after_reaper *ar = p;
+    ar->r = weft_chan_recv(ar->c, &ar->v, -1);
+    return NULL;
+}
+
+static void *after_reaper_main(void *p)
+{
+    struct after_reaper *ar = p;
+    int v;
+    /* a wait that times out: the port and its reaper exist from here, before both daemons */
+    ck_assert_int_eq(weft_chan_recv(ar->c, &v, weft_now() + 10), -1);
+    weft_attr a = { .daemon = 1, .detached = 1 };
+    a.name = "holder";
+    ck_assert_ptr_nonnull(weft_spawn(&a, after_reaper_holder, ar));
+    a.name = "receiver";
+    ck_assert_ptr_nonnull(weft_spawn(&a, after_reaper_rx, ar));
+    settle();
+    return NULL;
+}
+
+START_TEST(a_daemon_completed_after_the_reaper_left_gets_the_element_and_the_run_ends)
+{
+    struct after_reaper ar = { .c = mks(sizeof(int), 0), .r = -2 };
+    ck_assert_ptr_nonnull(ar.hold = weft_chan_make(sizeof(int), 0));
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, after_reaper_tx, &ar), 0);
+    ck_assert_ptr_nonnull(weft_go(after_reaper_main, &ar));
+    ck_assert_int_eq(weft_run(), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(ar.r, 0);
+    ck_assert_int_eq(ar.v, 777);
+    ck_assert_ok(weft_chan_free(ar.c));
+    ck_assert_ok(weft_chan_free(ar.hold));
+}
+END_TEST
+
 static void *parked_select_daemon(void *p)
 {
     int v;
@@ -1155,6 +1225,7 @@ int main(void)
     ADD_TEST(s, a_daemon_parked_on_a_shared_channel_ends_cleanly_with_the_run, 10);
     ADD_TEST(s, a_daemon_parked_in_a_shared_select_ends_cleanly_with_the_run, 10);
     ADD_TEST(s, a_receiver_cancelled_while_its_message_is_on_its_way_gets_the_element, 20);
+    ADD_TEST(s, a_daemon_completed_after_the_reaper_left_gets_the_element_and_the_run_ends, 20);
     ADD_TEST(s, select_over_two_shared_channels_fed_by_two_loops, 240);
     ADD_TEST(s, a_plain_thread_selects_over_shared_channels, 240);
     ADD_TEST(s, select_mixes_a_local_and_a_shared_channel, 240);
