@@ -430,7 +430,7 @@ uint32_t chan_rand_below(uint32_t n)
     return rand_below(n);
 }
 
-static int clause_bad(const weft_chan_clause *cl)
+static inline int clause_bad(const weft_chan_clause *cl)
 {
     return !cl->chan || (cl->op != WEFT_CHAN_SEND && cl->op != WEFT_CHAN_RECV) ||
            (cl->op == WEFT_CHAN_SEND && !cl->elem);
@@ -456,8 +456,7 @@ static __attribute__((noinline)) int select_shared(weft_chan_clause *cl, int n,
 static int clauses_local(const weft_chan_clause *cl, int n)
 {
     for (int i = 0; i < n; i++) {
-        if (!cl[i].chan || cl[i].chan->ops || (cl[i].op != WEFT_CHAN_SEND && cl[i].op != WEFT_CHAN_RECV) ||
-            (cl[i].op == WEFT_CHAN_SEND && !cl[i].elem))
+        if (clause_bad(&cl[i]) || cl[i].chan->ops)
             return 0;
     }
     return 1;
